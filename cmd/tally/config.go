@@ -1,0 +1,327 @@
+package main
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+
+	"tally/runner"
+)
+
+//go:embed defaults.yaml
+var defaultsYAML []byte
+
+// Config is tally.yaml. Every key can be overridden by an environment variable:
+// TALLY_ + the key path in upper case with "." and "-" as "_"
+// (source.bad_row_rate → TALLY_SOURCE_BAD_ROW_RATE).
+type Config struct {
+	Storage StorageConfig `yaml:"storage"`
+	Source  SourceConfig  `yaml:"source"`
+	Runner  RunnerConfig  `yaml:"runner"`
+	License LicenseConfig `yaml:"license"`
+	Jobs    JobsConfig    `yaml:"jobs"`
+	Log     LogConfig     `yaml:"log"`
+}
+
+// StorageConfig chooses where everything is kept.
+type StorageConfig struct {
+	Type string `yaml:"type"` // local
+	Path string `yaml:"path"` // for local
+}
+
+// SourceConfig chooses where sync-clusters reads from.
+type SourceConfig struct {
+	Type       string   `yaml:"type"` // demo
+	Seed       uint64   `yaml:"seed"`
+	Scale      int      `yaml:"scale"`
+	BadRowRate float64  `yaml:"bad_row_rate"`
+	Grace      Duration `yaml:"grace"`
+	EmptyGuard bool     `yaml:"empty_guard"`
+}
+
+// RunnerConfig is §3's leases, retries and timeouts.
+type RunnerConfig struct {
+	LeaseTTL       Duration `yaml:"lease_ttl"`
+	LeaseRenew     Duration `yaml:"lease_renew"`
+	MaxAttempts    int      `yaml:"max_attempts"`
+	Backoff        Duration `yaml:"backoff"`
+	BackoffMax     Duration `yaml:"backoff_max"`
+	AttemptTimeout Duration `yaml:"attempt_timeout"`
+	UpstreamWait   Duration `yaml:"upstream_wait"`
+}
+
+// LicenseConfig tunes §6.
+type LicenseConfig struct {
+	UnderThreshold float64 `yaml:"under_threshold"`
+}
+
+// JobConfig overrides a job's schedule.
+type JobConfig struct {
+	Schedule string `yaml:"schedule"`
+}
+
+// JobsConfig has one entry per job.
+type JobsConfig struct {
+	SyncClusters JobConfig `yaml:"sync-clusters"`
+	LicenseUsage JobConfig `yaml:"license-usage"`
+}
+
+// LogConfig sets the log level and format (auto: console on a terminal, else JSON).
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Duration is a time.Duration written as "60s", "10m", "1h".
+type Duration time.Duration
+
+// UnmarshalYAML reads a duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (like 30s, 10m, 1h)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes a duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D is the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type main\.(\w+)`)
+
+// loadConfig reads the embedded defaults, then the file (if any), then TALLY_*
+// environment variables. Unknown keys anywhere are errors.
+func loadConfig(path string, env []string) (*Config, error) {
+	var cfg Config
+	if err := decodeStrict(defaultsYAML, &cfg, "embedded defaults"); err != nil {
+		return nil, err
+	}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, runner.Usagef("config: %v", err)
+		}
+		if err := decodeStrict(b, &cfg, path); err != nil {
+			return nil, err
+		}
+	}
+	if err := applyEnv(&cfg, env); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func decodeStrict(b []byte, cfg *Config, name string) error {
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && err.Error() != "EOF" {
+		msg := err.Error()
+		if m := unknownField.FindAllStringSubmatch(msg, -1); m != nil {
+			var parts []string
+			for _, x := range m {
+				parts = append(parts, fmt.Sprintf("line %s: unknown key %q in %s", x[1], x[2], sectionName(x[3])))
+			}
+			msg = strings.Join(parts, "; ")
+		}
+		msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n  ")
+		return runner.Usagef("config %s: %s (tally config check lists the valid keys)", name, msg)
+	}
+	return nil
+}
+
+func sectionName(typ string) string {
+	name := strings.TrimSuffix(typ, "Config")
+	if name == "" {
+		return "the top level"
+	}
+	return strings.ToLower(name[:1]) + name[1:]
+}
+
+// envKeys maps every TALLY_* variable to its field.
+func envKeys(v reflect.Value, prefix string, out map[string]reflect.Value) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		key := prefix + "_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
+		f := v.Field(i)
+		if f.Kind() == reflect.Struct {
+			envKeys(f, key, out)
+			continue
+		}
+		out[key] = f
+	}
+}
+
+// notConfig are TALLY_ variables that are not config keys.
+var notConfig = map[string]bool{"TALLY_CONFIG": true}
+
+func applyEnv(cfg *Config, env []string) error {
+	fields := map[string]reflect.Value{}
+	envKeys(reflect.ValueOf(cfg).Elem(), "TALLY", fields)
+	for _, kv := range env {
+		k, val, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "TALLY_") || notConfig[k] {
+			continue
+		}
+		f, ok := fields[k]
+		if !ok {
+			return runner.Usagef("environment: %s is not a tally setting (the settings are %s)", k, strings.Join(sortedKeys(fields), ", "))
+		}
+		if err := setField(f, val); err != nil {
+			return runner.Usagef("environment: %s=%q: %v", k, val, err)
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]reflect.Value) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func setField(f reflect.Value, s string) error {
+	if f.Type() == reflect.TypeOf(Duration(0)) {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("not a duration (like 30s, 10m, 1h)")
+		}
+		f.SetInt(int64(d))
+		return nil
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(s)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("not an integer")
+		}
+		f.SetInt(n)
+	case reflect.Uint64:
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("not a non-negative integer")
+		}
+		f.SetUint(n)
+	case reflect.Float64:
+		n, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("not a number")
+		}
+		f.SetFloat(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("not true or false")
+		}
+		f.SetBool(b)
+	default:
+		return fmt.Errorf("cannot be set from the environment")
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	switch c.Storage.Type {
+	case "local":
+		if c.Storage.Path == "" {
+			bad("storage.path: empty (where local storage keeps its files)")
+		}
+	default:
+		bad("storage.type: %q is not a storage type (local)", c.Storage.Type)
+	}
+	switch c.Source.Type {
+	case "demo":
+		if c.Source.Scale < 1 {
+			bad("source.scale: %d: must be at least 1", c.Source.Scale)
+		}
+		if c.Source.BadRowRate < 0 || c.Source.BadRowRate > 1 {
+			bad("source.bad_row_rate: %g: must be between 0 and 1", c.Source.BadRowRate)
+		}
+	default:
+		bad("source.type: %q is not a source (demo)", c.Source.Type)
+	}
+	r := c.Runner
+	if r.LeaseTTL <= 0 || r.LeaseRenew <= 0 || r.LeaseRenew >= r.LeaseTTL {
+		bad("runner.lease_renew (%s) must be positive and shorter than runner.lease_ttl (%s)", r.LeaseRenew.D(), r.LeaseTTL.D())
+	}
+	if r.MaxAttempts < 1 {
+		bad("runner.max_attempts: %d: must be at least 1", r.MaxAttempts)
+	}
+	if r.Backoff <= 0 || r.BackoffMax < r.Backoff {
+		bad("runner.backoff (%s) must be positive and at most runner.backoff_max (%s)", r.Backoff.D(), r.BackoffMax.D())
+	}
+	if r.AttemptTimeout <= 0 {
+		bad("runner.attempt_timeout: must be positive")
+	}
+	if t := c.License.UnderThreshold; t < 0 || t > 1 {
+		bad("license.under_threshold: %g: must be between 0 and 1", t)
+	}
+	for name, spec := range c.schedules() {
+		if _, err := cron.ParseStandard(spec); err != nil {
+			bad("jobs.%s.schedule: %q: %v", name, spec, err)
+		}
+	}
+	switch c.Log.Format {
+	case "auto", "json", "console":
+	default:
+		bad("log.format: %q: want auto, json or console", c.Log.Format)
+	}
+	if len(errs) > 0 {
+		return runner.Usagef("config: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// schedules are the configured schedule overrides by job name.
+func (c *Config) schedules() map[string]string {
+	out := map[string]string{}
+	if s := c.Jobs.SyncClusters.Schedule; s != "" {
+		out["sync-clusters"] = s
+	}
+	if s := c.Jobs.LicenseUsage.Schedule; s != "" {
+		out["license-usage"] = s
+	}
+	return out
+}
+
+func (c *Config) runnerConfig() runner.Config {
+	r := c.Runner
+	wait := r.UpstreamWait.D()
+	if wait <= 0 {
+		wait = 3 * r.LeaseTTL.D()
+	}
+	return runner.Config{LeaseTTL: r.LeaseTTL.D(), LeaseRenew: r.LeaseRenew.D(), MaxAttempts: r.MaxAttempts,
+		Backoff: r.Backoff.D(), BackoffMax: r.BackoffMax.D(), AttemptTimeout: r.AttemptTimeout.D(), UpstreamWait: wait}
+}
+
+// redacted renders the effective config with secrets hidden.
+func (c *Config) redacted() string {
+	b, _ := yaml.Marshal(c)
+	return string(b)
+}

@@ -1,0 +1,182 @@
+// Command tally runs tally's jobs: once (tally run), over a range (tally backfill),
+// and shows the ledger and plan. It is wiring only: config, flags, logging and
+// exit codes; the work is in runner/ and jobs/.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"tally/clock"
+	"tally/jobs"
+	"tally/model"
+	"tally/runner"
+	"tally/source/demo"
+	"tally/storage"
+	"tally/storage/local"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+// Exit codes (SPEC §3).
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+	exitHeld   = 3
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := newRoot(os.Stdout, os.Stderr, clock.Real{}).ExecuteContext(ctx)
+	os.Exit(exitCode(err))
+}
+
+func exitCode(err error) int {
+	var code exitError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &code):
+		return int(code)
+	case runner.IsUsage(err):
+		return exitUsage
+	case errors.Is(err, runner.ErrLeaseHeld):
+		return exitHeld
+	}
+	return exitFailed
+}
+
+// exitError is an exit code chosen by a command that already said why.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+// app is what every command shares.
+type app struct {
+	stdout, stderr io.Writer
+	clock          clock.Clock
+	configPath     string
+	asOf           string
+	logLevel       string
+	cfg            *Config
+	log            zerolog.Logger
+}
+
+func newRoot(stdout, stderr io.Writer, clk clock.Clock) *cobra.Command {
+	a := &app{stdout: stdout, stderr: stderr, clock: clk}
+	root := &cobra.Command{
+		Use:   "tally",
+		Short: "Scheduled batch jobs for partner license usage, analytics and reports",
+		Long: `tally syncs a partner's customer clusters, recomputes license usage against what
+was ordered, and writes Hive-partitioned Parquet to local disk or S3 — for a day,
+week or month at a time, with a ledger, leases and retries so a period is never
+run twice at once and never silently missed.
+
+With no config file it runs on the embedded defaults: local storage in
+./tally-data and the deterministic demo source.
+
+Exit codes: 0 done (or already complete), 1 failed, 2 usage or config error,
+3 another runner holds the lease.`,
+		Example: `  tally run license-usage                 # the latest day, running sync-clusters first if needed
+  tally backfill license-usage --from 2026-10-01 --to 2026-10-31 --parallel 2
+  tally runs license-usage
+  tally plan --check`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return a.setup()
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return runner.Usage(err) })
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.configPath, "config", os.Getenv("TALLY_CONFIG"), "config file (default: $TALLY_CONFIG, else the embedded defaults)")
+	pf.StringVar(&a.asOf, "as-of", "", `the time "latest" is computed from (RFC 3339 or a date; default: now)`)
+	pf.StringVar(&a.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
+
+	root.AddCommand(a.runCmd(), a.backfillCmd(), a.jobsCmd(), a.runsCmd(), a.planCmd(), a.configCmd(), a.versionCmd())
+	return root
+}
+
+func (a *app) setup() error {
+	cfg, err := loadConfig(a.configPath, os.Environ())
+	if err != nil {
+		return err
+	}
+	if a.logLevel != "" {
+		cfg.Log.Level = a.logLevel
+	}
+	a.cfg = cfg
+	level, err := zerolog.ParseLevel(cfg.Log.Level)
+	if err != nil {
+		return runner.Usagef("log level %q: want debug, info, warn or error", cfg.Log.Level)
+	}
+	var w io.Writer = a.stderr
+	if cfg.Log.Format == "console" || (cfg.Log.Format == "auto" && isTerminal(a.stderr)) {
+		w = zerolog.ConsoleWriter{Out: a.stderr, TimeFormat: time.TimeOnly}
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	a.log = zerolog.New(w).Level(level).With().Timestamp().Logger()
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// now is --as-of, or the clock.
+func (a *app) now() (time.Time, error) {
+	if a.asOf == "" {
+		return a.clock.Now(), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, a.asOf); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, runner.Usagef("--as-of %q: want a time like 2026-11-22T00:05:00Z or a date", a.asOf)
+}
+
+// build wires storage, the source, the jobs and the runner from the config.
+func (a *app) build() (*runner.Runner, *jobs.Registry, error) {
+	var store storage.Store
+	switch a.cfg.Storage.Type {
+	case "local":
+		s, err := local.New(a.cfg.Storage.Path)
+		if err != nil {
+			return nil, nil, err
+		}
+		store = s
+	default:
+		return nil, nil, runner.Usagef("storage.type %q is not supported", a.cfg.Storage.Type)
+	}
+	stores := storage.Single(store, model.Regions)
+
+	src, err := demo.New(demo.Options{Seed: a.cfg.Source.Seed, Scale: a.cfg.Source.Scale, BadRowRate: a.cfg.Source.BadRowRate})
+	if err != nil {
+		return nil, nil, runner.Usage(err)
+	}
+	ledger := &runner.Ledger{Store: stores.Control}
+	reg := jobs.NewRegistry(a.cfg.schedules(),
+		&jobs.Sync{Source: src, EmptyGuard: a.cfg.Source.EmptyGuard, Ledger: ledger, Grace: a.cfg.Source.Grace.D()},
+		&jobs.Usage{UnderThreshold: a.cfg.License.UnderThreshold},
+	)
+	host, _ := os.Hostname()
+	r := runner.New(reg.Jobs(), stores, a.clock, a.cfg.runnerConfig(), runner.Holder{Host: host, PID: os.Getpid()}, a.log)
+	return r, reg, nil
+}

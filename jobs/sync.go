@@ -1,0 +1,337 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"tally/model"
+	"tally/periods"
+	"tally/runner"
+	"tally/source"
+	"tally/storage"
+)
+
+// Sync is the sync-clusters job: it snapshots the day's inventory and call legs
+// from the source into Parquet, per entity and per region.
+type Sync struct {
+	Source source.Source
+	// EmptyGuard fails a day where an entity has no rows but had some the day before.
+	EmptyGuard bool
+	// Ledger reads the previous day's row counts for the guard.
+	Ledger *runner.Ledger
+	// Live sources serve a day only until Grace after it ends (0: backfillable).
+	Grace time.Duration
+	Live  bool
+}
+
+func (s *Sync) Name() string                      { return SyncClusters }
+func (s *Sync) Cadence() periods.Cadence          { return periods.Daily }
+func (s *Sync) Schedule() string                  { return "0 0 * * *" }
+func (s *Sync) Needs(periods.Period) []runner.Dep { return nil }
+
+// Writes lists the snapshot's keys.
+func (s *Sync) Writes(p periods.Period, regions []string) []string {
+	var out []string
+	for _, r := range regions {
+		for _, e := range Entities {
+			out = append(out, InventoryKey(e, r, p))
+		}
+		out = append(out, CallsKey(r, p), fmt.Sprintf("quarantine/<entity>/region=%s/day=%s/part-0.jsonl (only if rows are malformed)", r, p.ID()))
+	}
+	return out
+}
+
+// regionSnapshot is the open outputs of one region.
+type regionSnapshot struct {
+	region        string
+	partners      map[string]bool
+	customers     *table[model.Customer]
+	subscriptions *table[model.Subscription]
+	orders        *table[model.Order]
+	clusters      *table[model.Cluster]
+	servers       *table[model.Server]
+	users         *table[model.User]
+	devices       *table[model.Device]
+	numbers       *table[model.Number]
+	calls         *table[model.CallLeg]
+	q             *quarantine
+	prevClusters  map[string]bool // nil: no previous snapshot
+	prevServers   map[string]bool
+	newClusters   []string
+	newPublishers []string
+}
+
+func (r *regionSnapshot) tables() []committer {
+	return []committer{r.customers, r.subscriptions, r.orders, r.clusters, r.servers, r.users, r.devices, r.numbers, r.calls}
+}
+
+// Run pulls the day from the source, one customer at a time, and streams each
+// region's rows into its own storage; malformed rows go to quarantine.
+func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
+	day := rc.Period
+	if s.Live && rc.Clock.Now().After(day.End().Add(s.Grace)) {
+		return runner.Permanent(fmt.Errorf("%w: source %s serves only the present: day %s ended more than %s ago", source.ErrNotBackfillable, s.Source.Name(), day.ID(), s.Grace))
+	}
+	partners, err := s.Source.Partners(ctx, day)
+	if err != nil {
+		return fmt.Errorf("source %s: partners: %w", s.Source.Name(), err)
+	}
+
+	snaps := map[string]*regionSnapshot{}
+	var all []committer
+	var quarantines []*quarantine
+	fail := func(err error) error {
+		abortAll(all, err)
+		for _, q := range quarantines {
+			q.abort(err)
+		}
+		return err
+	}
+	for _, region := range rc.Regions {
+		snap, err := s.openRegion(ctx, rc, region, day)
+		if err != nil {
+			return fail(err)
+		}
+		snaps[region] = snap
+		all = append(all, snap.tables()...)
+		quarantines = append(quarantines, snap.q)
+	}
+
+	err = s.Source.Customers(ctx, day, func(cd *source.CustomerDay) error {
+		snap, ok := snaps[cd.Region]
+		if !ok {
+			if !model.ValidRegion(cd.Region) {
+				return runner.Permanent(fmt.Errorf("source %s: customer %s has unknown region %q", s.Source.Name(), cd.Customer.CustomerID, cd.Region))
+			}
+			return nil // a region outside --region
+		}
+		return snap.add(ctx, cd)
+	})
+	if err != nil {
+		return fail(err)
+	}
+
+	if err := s.guard(ctx, rc, snaps); err != nil {
+		return fail(err)
+	}
+
+	// Partners: a partner row goes to every region where it has customers.
+	for _, region := range rc.Regions {
+		snap := snaps[region]
+		var rows []model.Partner
+		for _, p := range partners {
+			if snap.partners[p.PartnerID] {
+				rows = append(rows, p)
+			}
+		}
+		partnersOut, err := openTable[model.Partner](ctx, rc, region, InventoryKey("partners", region, day))
+		if err != nil {
+			return fail(err)
+		}
+		all = append(all, partnersOut)
+		if rows, err = keepValid(ctx, snap.q, "partners", rows, (*model.Partner).Validate); err != nil {
+			return fail(err)
+		}
+		if err := partnersOut.add(rows...); err != nil {
+			return fail(err)
+		}
+	}
+
+	for _, q := range quarantines {
+		if err := q.commit(); err != nil {
+			return fail(err)
+		}
+	}
+	if err := commitAll(all); err != nil {
+		return err
+	}
+	s.noteNew(rc, snaps)
+	return nil
+}
+
+func (s *Sync) openRegion(ctx context.Context, rc *runner.RunContext, region string, day periods.Period) (*regionSnapshot, error) {
+	snap := &regionSnapshot{region: region, partners: map[string]bool{}, q: newQuarantine(rc, region, day)}
+	var err error
+	cleanup := func(err error) (*regionSnapshot, error) { abortAll(snap.tables(), err); return nil, err }
+	open := func(entity string) string { return InventoryKey(entity, region, day) }
+	if snap.customers, err = openTable[model.Customer](ctx, rc, region, open("customers")); err != nil {
+		return cleanup(err)
+	}
+	if snap.subscriptions, err = openTable[model.Subscription](ctx, rc, region, open("subscriptions")); err != nil {
+		return cleanup(err)
+	}
+	if snap.orders, err = openTable[model.Order](ctx, rc, region, open("orders")); err != nil {
+		return cleanup(err)
+	}
+	if snap.clusters, err = openTable[model.Cluster](ctx, rc, region, open("clusters")); err != nil {
+		return cleanup(err)
+	}
+	if snap.servers, err = openTable[model.Server](ctx, rc, region, open("servers")); err != nil {
+		return cleanup(err)
+	}
+	if snap.users, err = openTable[model.User](ctx, rc, region, open("users")); err != nil {
+		return cleanup(err)
+	}
+	if snap.devices, err = openTable[model.Device](ctx, rc, region, open("devices")); err != nil {
+		return cleanup(err)
+	}
+	if snap.numbers, err = openTable[model.Number](ctx, rc, region, open("numbers")); err != nil {
+		return cleanup(err)
+	}
+	if snap.calls, err = openTable[model.CallLeg](ctx, rc, region, CallsKey(region, day)); err != nil {
+		return cleanup(err)
+	}
+
+	// The previous snapshot, to note clusters and publisher nodes that are new.
+	store, err := rc.Stores.For(region)
+	if err != nil {
+		return cleanup(err)
+	}
+	prev := day.Prev()
+	if cls, err := readAll[model.Cluster](ctx, store, InventoryKey("clusters", region, prev)); err == nil {
+		snap.prevClusters = map[string]bool{}
+		for _, c := range cls {
+			snap.prevClusters[c.ClusterID] = true
+		}
+		srvs, err := readAll[model.Server](ctx, store, InventoryKey("servers", region, prev))
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return cleanup(err)
+		}
+		snap.prevServers = map[string]bool{}
+		for _, s := range srvs {
+			snap.prevServers[s.ServerID] = true
+		}
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return cleanup(err)
+	}
+	return snap, nil
+}
+
+// add validates one customer's rows and streams the good ones to the region's tables.
+func (r *regionSnapshot) add(ctx context.Context, cd *source.CustomerDay) error {
+	q := r.q
+	custs, err := keepValid(ctx, q, "customers", []model.Customer{cd.Customer}, (*model.Customer).Validate)
+	if err != nil {
+		return err
+	}
+	if len(custs) == 1 {
+		r.partners[cd.Customer.PartnerID] = true
+		if err := r.customers.add(custs...); err != nil {
+			return err
+		}
+	}
+	if err := validAdd(ctx, q, "subscriptions", r.subscriptions, cd.Subscriptions, (*model.Subscription).Validate); err != nil {
+		return err
+	}
+	if err := validAdd(ctx, q, "orders", r.orders, cd.Orders, (*model.Order).Validate); err != nil {
+		return err
+	}
+	clusters, err := keepValid(ctx, q, "clusters", cd.Clusters, (*model.Cluster).Validate)
+	if err != nil {
+		return err
+	}
+	if err := r.clusters.add(clusters...); err != nil {
+		return err
+	}
+	servers, err := keepValid(ctx, q, "servers", cd.Servers, (*model.Server).Validate)
+	if err != nil {
+		return err
+	}
+	if err := r.servers.add(servers...); err != nil {
+		return err
+	}
+	if r.prevClusters != nil {
+		for _, c := range clusters {
+			if !r.prevClusters[c.ClusterID] {
+				r.newClusters = append(r.newClusters, c.ClusterID)
+			}
+		}
+		for _, s := range servers {
+			if s.Role == "publisher" && !r.prevServers[s.ServerID] {
+				r.newPublishers = append(r.newPublishers, s.ServerID)
+			}
+		}
+	}
+	if err := validAdd(ctx, q, "users", r.users, cd.Users, (*model.User).Validate); err != nil {
+		return err
+	}
+	if err := validAdd(ctx, q, "devices", r.devices, cd.Devices, (*model.Device).Validate); err != nil {
+		return err
+	}
+	if err := validAdd(ctx, q, "numbers", r.numbers, cd.Numbers, (*model.Number).Validate); err != nil {
+		return err
+	}
+	return validAdd(ctx, q, "calls", r.calls, cd.Calls, (*model.CallLeg).Validate)
+}
+
+func validAdd[T any](ctx context.Context, q *quarantine, entity string, t *table[T], rows []T, validate func(*T) error) error {
+	good, err := keepValid(ctx, q, entity, rows, validate)
+	if err != nil {
+		return err
+	}
+	return t.add(good...)
+}
+
+// guard refuses a day where an entity has no rows at all but had some the day
+// before: a broken export, not an empty estate.
+func (s *Sync) guard(ctx context.Context, rc *runner.RunContext, snaps map[string]*regionSnapshot) error {
+	if !s.EmptyGuard || s.Ledger == nil || len(rc.Regions) != len(model.Regions) {
+		return nil
+	}
+	prev, done, err := s.Ledger.Complete(ctx, SyncClusters, rc.Period.Prev().ID())
+	if err != nil || !done {
+		return err
+	}
+	now := map[string]int64{}
+	for _, snap := range snaps {
+		now["inventory/customers"] += snap.customers.w.Rows()
+		now["inventory/users"] += snap.users.w.Rows()
+		now["inventory/devices"] += snap.devices.w.Rows()
+		now["inventory/numbers"] += snap.numbers.w.Rows()
+		now["inventory/subscriptions"] += snap.subscriptions.w.Rows()
+		now["calls"] += snap.calls.w.Rows()
+	}
+	tables := make([]string, 0, len(now))
+	for t := range now {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	for _, t := range tables {
+		if now[t] == 0 && prev.Rows[t] > 0 {
+			return runner.Permanent(fmt.Errorf("source %s returned no %s rows for %s, but %s had %d: refusing an empty snapshot (source.empty_guard)", s.Source.Name(), t, rc.Period.ID(), prev.Period, prev.Rows[t]))
+		}
+	}
+	return nil
+}
+
+func (s *Sync) noteNew(rc *runner.RunContext, snaps map[string]*regionSnapshot) {
+	var newClusters, newPublishers []string
+	compared := false
+	for _, region := range rc.Regions {
+		snap := snaps[region]
+		if snap.prevClusters != nil {
+			compared = true
+		}
+		newClusters = append(newClusters, snap.newClusters...)
+		newPublishers = append(newPublishers, snap.newPublishers...)
+	}
+	if !compared {
+		rc.Note("new_since_previous", "no previous snapshot to compare with")
+		return
+	}
+	rc.Note("new_clusters", nonNil(newClusters))
+	rc.Note("new_publishers", nonNil(newPublishers))
+	if len(newClusters)+len(newPublishers) > 0 {
+		rc.Log.Info().Strs("clusters", newClusters).Strs("publishers", newPublishers).Msg("new clusters and publisher nodes since the previous snapshot")
+	}
+}
+
+func nonNil(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
+}

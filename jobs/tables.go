@@ -1,0 +1,242 @@
+// Package jobs owns tally's jobs (sync-clusters, license-usage, …): what each
+// computes for a period and the keys it writes. The runner wraps them with leases,
+// retries and the ledger.
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"tally/periods"
+	"tally/pq"
+	"tally/runner"
+	"tally/storage"
+)
+
+// Job names: a public contract (they are in storage keys).
+const (
+	SyncClusters = "sync-clusters"
+	LicenseUsage = "license-usage"
+)
+
+// Inventory entities, in the order they are written.
+var Entities = []string{"partners", "customers", "subscriptions", "orders", "clusters", "servers", "users", "devices", "numbers"}
+
+// UsageGrains are the usage/ tables.
+var UsageGrains = []string{"license", "cluster", "subscription", "customer"}
+
+// InventoryKey is where an entity's day snapshot for a region lives.
+func InventoryKey(entity, region string, day periods.Period) string {
+	return fmt.Sprintf("inventory/%s/region=%s/day=%s/part-0.parquet", entity, region, day.ID())
+}
+
+// CallsKey is where a region's call legs of a day live.
+func CallsKey(region string, day periods.Period) string {
+	return fmt.Sprintf("calls/region=%s/day=%s/part-0.parquet", region, day.ID())
+}
+
+// UsageKey is where a usage grain for a region and day lives.
+func UsageKey(grain, region string, day periods.Period) string {
+	return fmt.Sprintf("usage/%s/region=%s/day=%s/part-0.parquet", grain, region, day.ID())
+}
+
+// QuarantineKey is where malformed source rows of an entity go, with their reasons.
+func QuarantineKey(entity, region string, day periods.Period) string {
+	return fmt.Sprintf("quarantine/%s/region=%s/day=%s/part-0.jsonl", entity, region, day.ID())
+}
+
+// table streams rows of T as one Parquet output.
+type table[T any] struct {
+	out *runner.OutputWriter
+	w   *pq.Writer[T]
+}
+
+func openTable[T any](ctx context.Context, rc *runner.RunContext, region, key string) (*table[T], error) {
+	out, err := rc.Open(ctx, region, key)
+	if err != nil {
+		return nil, err
+	}
+	return &table[T]{out: out, w: pq.NewWriter[T](out)}, nil
+}
+
+func (t *table[T]) add(rows ...T) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	return t.w.Write(rows...)
+}
+
+// commit and abort do nothing on a table that was never opened, so a partly
+// opened set can be aborted as a whole.
+func (t *table[T]) commit() error {
+	if t == nil {
+		return nil
+	}
+	if err := t.w.Close(); err != nil {
+		t.out.Abort(err)
+		return err
+	}
+	return t.out.Commit(t.w.Rows())
+}
+
+func (t *table[T]) abort(err error) {
+	if t != nil {
+		t.out.Abort(err)
+	}
+}
+
+// committer is a table of any row type.
+type committer interface {
+	commit() error
+	abort(error)
+}
+
+// commitAll publishes every table, or none if one fails to close (the rest are aborted).
+func commitAll(ts []committer) error {
+	for i, t := range ts {
+		if err := t.commit(); err != nil {
+			for _, rest := range ts[i+1:] {
+				rest.abort(err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func abortAll(ts []committer, err error) {
+	for _, t := range ts {
+		t.abort(err)
+	}
+}
+
+// openFile opens a Parquet input; inputs missing from storage name their key.
+func openInput[T any](ctx context.Context, s storage.Store, key string) (*pq.Reader[T], storage.File, error) {
+	f, err := storage.OpenFile(ctx, s, key)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, nil, fmt.Errorf("input %s is missing: %w", key, err)
+		}
+		return nil, nil, err
+	}
+	r, err := pq.NewReader[T](f, f.Size())
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("input %s: %w", key, err)
+	}
+	return r, f, nil
+}
+
+// readAll reads a small Parquet input whole.
+func readAll[T any](ctx context.Context, s storage.Store, key string) ([]T, error) {
+	f, err := storage.OpenFile(ctx, s, key)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rows, err := pq.ReadAll[T](f, f.Size())
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", key, err)
+	}
+	return rows, nil
+}
+
+// rowMap turns a row into its column names and values (for quarantine lines).
+func rowMap(row any) map[string]any {
+	v := reflect.Indirect(reflect.ValueOf(row))
+	m := map[string]any{}
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Type().Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("parquet"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Pointer {
+			if fv.IsNil() {
+				m[name] = nil
+				continue
+			}
+			fv = fv.Elem()
+		}
+		if t, ok := fv.Interface().(time.Time); ok {
+			m[name] = t.UTC().Format(time.RFC3339Nano)
+			continue
+		}
+		m[name] = fv.Interface()
+	}
+	return m
+}
+
+// quarantine collects malformed source rows per entity and writes them, with
+// their reasons, as JSON lines next to the data (never dropped).
+type quarantine struct {
+	rc     *runner.RunContext
+	region string
+	day    periods.Period
+	outs   map[string]*runner.OutputWriter
+	rows   map[string]int64
+	order  []string
+}
+
+func newQuarantine(rc *runner.RunContext, region string, day periods.Period) *quarantine {
+	return &quarantine{rc: rc, region: region, day: day, outs: map[string]*runner.OutputWriter{}, rows: map[string]int64{}}
+}
+
+func (q *quarantine) add(ctx context.Context, entity string, row any, reason error) error {
+	out, ok := q.outs[entity]
+	if !ok {
+		var err error
+		if out, err = q.rc.Open(ctx, q.region, QuarantineKey(entity, q.region, q.day)); err != nil {
+			return err
+		}
+		q.outs[entity] = out
+		q.order = append(q.order, entity)
+	}
+	line, err := json.Marshal(map[string]any{"entity": entity, "day": q.day.ID(), "region": q.region, "reason": reason.Error(), "row": rowMap(row)})
+	if err != nil {
+		return err
+	}
+	if _, err := out.Write(append(line, '\n')); err != nil {
+		return err
+	}
+	q.rows[entity]++
+	q.rc.Count("quarantined", 1)
+	q.rc.Count("quarantined/"+entity, 1)
+	return nil
+}
+
+func (q *quarantine) commit() error {
+	for _, e := range q.order {
+		if err := q.outs[e].Commit(q.rows[e]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (q *quarantine) abort(err error) {
+	for _, e := range q.order {
+		q.outs[e].Abort(err)
+	}
+}
+
+// keepValid returns the rows that pass validate; the others go to quarantine.
+func keepValid[T any](ctx context.Context, q *quarantine, entity string, rows []T, validate func(*T) error) ([]T, error) {
+	out := rows[:0:0]
+	for i := range rows {
+		if err := validate(&rows[i]); err != nil {
+			if qerr := q.add(ctx, entity, &rows[i], err); qerr != nil {
+				return nil, qerr
+			}
+			continue
+		}
+		out = append(out, rows[i])
+	}
+	return out, nil
+}

@@ -1,0 +1,123 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"tally/periods"
+)
+
+// BackfillOptions shape a backfill.
+type BackfillOptions struct {
+	Options
+	Parallel int
+	Shard    int // this worker's index, from 0
+	Shards   int // how many workers share the range (1 = all periods)
+	// Progress is called after each period, from one goroutine at a time.
+	Progress func(done, total int, res *Result, err error)
+}
+
+// BackfillSummary counts what a backfill did.
+type BackfillSummary struct {
+	Periods   []periods.Period
+	Succeeded []string
+	Skipped   []string
+	Failed    map[string]error
+	Planned   []string
+}
+
+// Complete reports whether every period ended complete.
+func (s *BackfillSummary) Complete() bool { return len(s.Failed) == 0 }
+
+// ParseShard reads --shard I/N.
+func ParseShard(s string) (i, n int, err error) {
+	if s == "" {
+		return 0, 1, nil
+	}
+	if _, err := fmt.Sscanf(s, "%d/%d", &i, &n); err != nil || n < 1 || i < 0 || i >= n {
+		return 0, 0, Usagef("bad --shard %q: want I/N with 0 <= I < N, e.g. 0/4", s)
+	}
+	return i, n, nil
+}
+
+// Backfill runs job for every period in [from, to] of this shard, skipping complete
+// ones, at most Parallel at a time. Resuming is running it again: complete periods
+// are skipped. Periods that fail do not stop the others.
+func (r *Runner) Backfill(ctx context.Context, name string, from, to periods.Period, o BackfillOptions) (*BackfillSummary, error) {
+	job, err := r.Job(name)
+	if err != nil {
+		return nil, err
+	}
+	if from.Cadence != job.Cadence() {
+		return nil, Usagef("%s is a %s job: --from %s is not a %s period", name, job.Cadence(), from.ID(), job.Cadence())
+	}
+	all, err := periods.Range(from, to)
+	if err != nil {
+		return nil, Usage(err)
+	}
+	if o.Shards < 1 {
+		o.Shards = 1
+	}
+	if o.Parallel < 1 {
+		o.Parallel = 1
+	}
+	sum := &BackfillSummary{Failed: map[string]error{}}
+	for i, p := range all {
+		if i%o.Shards == o.Shard {
+			sum.Periods = append(sum.Periods, p)
+		}
+	}
+	if o.Trigger == "" {
+		o.Trigger = "backfill"
+	}
+
+	var mu sync.Mutex
+	done := 0
+	work := make(chan periods.Period)
+	var wg sync.WaitGroup
+	for w := 0; w < o.Parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				res, err := r.Run(ctx, name, p, o.Options)
+				mu.Lock()
+				done++
+				switch {
+				case err != nil:
+					sum.Failed[p.ID()] = err
+				case res.Status == StatusSkipped:
+					sum.Skipped = append(sum.Skipped, p.ID())
+				case res.Status == StatusPlanned:
+					sum.Planned = append(sum.Planned, res.Plan...)
+				default:
+					sum.Succeeded = append(sum.Succeeded, p.ID())
+				}
+				if o.Progress != nil {
+					o.Progress(done, len(sum.Periods), res, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, p := range sum.Periods {
+		select {
+		case work <- p:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return sum, fmt.Errorf("backfill interrupted: %w", err)
+	}
+	if len(sum.Failed) > 0 {
+		return sum, errors.New(fmt.Sprintf("%d of %d periods failed", len(sum.Failed), len(sum.Periods)))
+	}
+	return sum, nil
+}

@@ -1,0 +1,176 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"tally/storage"
+)
+
+// Status of an attempt.
+type Status string
+
+// Attempt statuses. Abandoned is never written: it is how a running attempt whose
+// runner died (its lease is gone) reads back.
+const (
+	StatusRunning   Status = "running"
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusAbandoned Status = "abandoned"
+)
+
+// Record is one attempt in the ledger: _runs/<job>/<period>/<attempt>.json.
+type Record struct {
+	RunID      string           `json:"run_id"`
+	Job        string           `json:"job"`
+	Period     string           `json:"period"`
+	Attempt    int              `json:"attempt"`
+	Regions    []string         `json:"regions"`
+	Trigger    string           `json:"trigger"`
+	Forced     bool             `json:"forced,omitempty"`
+	Status     Status           `json:"status"`
+	StartedAt  time.Time        `json:"started_at"`
+	EndedAt    *time.Time       `json:"ended_at,omitempty"`
+	Error      string           `json:"error,omitempty"`
+	Retryable  bool             `json:"retryable,omitempty"`
+	Holder     Holder           `json:"holder"`
+	Inputs     []Input          `json:"inputs,omitempty"`
+	Outputs    []Output         `json:"outputs,omitempty"`
+	Rows       map[string]int64 `json:"rows,omitempty"`
+	Counts     map[string]int64 `json:"counts,omitempty"`
+	Notes      map[string]any   `json:"notes,omitempty"`
+	Emails     []Email          `json:"emails,omitempty"`
+	Checksum   string           `json:"checksum,omitempty"`
+	DurationMS int64            `json:"duration_ms,omitempty"`
+}
+
+// Input is an upstream period a run read, with the checksum of that upstream's
+// outputs at the time.
+type Input struct {
+	Job      string `json:"job"`
+	Period   string `json:"period"`
+	RunID    string `json:"run_id"`
+	Checksum string `json:"checksum"`
+}
+
+// Email is one send (or failed send) of a run.
+type Email struct {
+	Subscription string    `json:"subscription"`
+	To           []string  `json:"to"`
+	Status       string    `json:"status"`
+	At           time.Time `json:"at"`
+	Error        string    `json:"error,omitempty"`
+}
+
+// RunID is <job>/<period>/<attempt>.
+func RunID(job, period string, attempt int) string {
+	return fmt.Sprintf("%s/%s/%04d", job, period, attempt)
+}
+
+func ledgerKey(job, period string, attempt int) string {
+	return fmt.Sprintf("_runs/%s/%s/%04d.json", job, period, attempt)
+}
+
+// Ledger reads and writes attempt records in the control store.
+type Ledger struct {
+	Store storage.Store
+}
+
+// Write stores rec.
+func (l *Ledger) Write(ctx context.Context, rec *Record) error {
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	if _, err := l.Store.Put(ctx, ledgerKey(rec.Job, rec.Period, rec.Attempt), strings.NewReader(string(b)+"\n")); err != nil {
+		return fmt.Errorf("ledger: write %s: %w", rec.RunID, err)
+	}
+	return nil
+}
+
+// Attempts lists the attempts of job+period, oldest first.
+func (l *Ledger) Attempts(ctx context.Context, job, period string) ([]*Record, error) {
+	return l.list(ctx, fmt.Sprintf("_runs/%s/%s/", job, period))
+}
+
+// Jobs lists every attempt of job (all jobs when job is ""), oldest period first.
+func (l *Ledger) All(ctx context.Context, job string) ([]*Record, error) {
+	prefix := "_runs/"
+	if job != "" {
+		prefix += job + "/"
+	}
+	return l.list(ctx, prefix)
+}
+
+func (l *Ledger) list(ctx context.Context, prefix string) ([]*Record, error) {
+	objs, err := l.Store.List(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: list %s: %w", prefix, err)
+	}
+	var recs []*Record
+	for _, o := range objs {
+		if !strings.HasSuffix(o.Key, ".json") {
+			continue
+		}
+		b, _, err := storage.ReadAll(ctx, l.Store, o.Key)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+		var rec Record
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return nil, fmt.Errorf("ledger: %s: %w", o.Key, err)
+		}
+		recs = append(recs, &rec)
+	}
+	sort.SliceStable(recs, func(i, j int) bool {
+		a, b := recs[i], recs[j]
+		if a.Job != b.Job {
+			return a.Job < b.Job
+		}
+		if a.Period != b.Period {
+			return a.Period < b.Period
+		}
+		return a.Attempt < b.Attempt
+	})
+	return recs, nil
+}
+
+// Latest is the latest attempt of job+period, or nil.
+func (l *Ledger) Latest(ctx context.Context, job, period string) (*Record, error) {
+	recs, err := l.Attempts(ctx, job, period)
+	if err != nil || len(recs) == 0 {
+		return nil, err
+	}
+	return recs[len(recs)-1], nil
+}
+
+// Complete reports whether job+period's latest attempt succeeded, and returns it.
+func (l *Ledger) Complete(ctx context.Context, job, period string) (*Record, bool, error) {
+	rec, err := l.Latest(ctx, job, period)
+	if err != nil || rec == nil {
+		return nil, false, err
+	}
+	return rec, rec.Status == StatusSucceeded, nil
+}
+
+// ParseRunID splits <job>/<period>/<attempt>.
+func ParseRunID(id string) (job, period string, attempt int, err error) {
+	parts := strings.Split(id, "/")
+	if len(parts) != 3 {
+		return "", "", 0, Usagef("bad run id %q: want <job>/<period>/<attempt>, e.g. license-usage/2026-11-21/0001", id)
+	}
+	attempt, err = strconv.Atoi(parts[2])
+	if err != nil || attempt < 1 {
+		return "", "", 0, Usagef("bad run id %q: attempt %q is not a number from 1", id, parts[2])
+	}
+	return parts[0], parts[1], attempt, nil
+}

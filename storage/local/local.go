@@ -1,0 +1,315 @@
+// Package local is the storage.Store on a local disk: atomic publish by temporary
+// file, fsync and rename; exclusive create and compare-and-swap under flock.
+package local
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"tally/storage"
+)
+
+var _ storage.Store = (*Store)(nil)
+
+// Store keeps objects as files under a root directory. Temporary files live in
+// <root>/.tmp and lock files in <root>/.locks; no valid key reaches either.
+type Store struct {
+	root string
+}
+
+// New opens (creating if needed) a store rooted at dir.
+func New(dir string) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("local storage %s: %w", dir, err)
+	}
+	for _, d := range []string{abs, filepath.Join(abs, ".tmp"), filepath.Join(abs, ".locks")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("local storage: %w", err)
+		}
+	}
+	return &Store{root: abs}, nil
+}
+
+// Root is the directory the store lives in.
+func (s *Store) Root() string { return s.root }
+
+func (s *Store) path(key string) (string, error) {
+	if err := storage.ValidateKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.root, filepath.FromSlash(key)), nil
+}
+
+func etag(fi os.FileInfo) string {
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	// Every publish is a rename of a new file, so the inode changes with the content.
+	return fmt.Sprintf("%x-%x-%x", ino, fi.ModTime().UnixNano(), fi.Size())
+}
+
+func object(key string, fi os.FileInfo) storage.Object {
+	return storage.Object{Key: key, Size: fi.Size(), ETag: etag(fi), ModTime: fi.ModTime().UTC()}
+}
+
+// writeTemp writes r to a new synced temporary file and returns its path.
+func (s *Store) writeTemp(ctx context.Context, r io.Reader) (string, error) {
+	f, err := os.CreateTemp(filepath.Join(s.root, ".tmp"), "put-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(f, ctxReader{ctx, r})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// Put writes r to a temporary file, syncs it and renames it into place.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader) (storage.Object, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return storage.Object{}, err
+	}
+	tmp, err := s.writeTemp(ctx, r)
+	if err != nil {
+		return storage.Object{}, fmt.Errorf("local: put %s: %w", key, err)
+	}
+	if err := s.publish(tmp, p); err != nil {
+		os.Remove(tmp)
+		return storage.Object{}, fmt.Errorf("local: put %s: %w", key, err)
+	}
+	return s.Stat(ctx, key)
+}
+
+func (s *Store) publish(tmp, p string) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Get opens key. The returned reader is an *os.File, so it is also an io.ReaderAt.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, storage.Object, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return nil, storage.Object{}, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, storage.Object{}, translate("get", key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, storage.Object{}, translate("get", key, err)
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, storage.Object{}, fmt.Errorf("local: get %s: %w", key, storage.ErrNotFound)
+	}
+	return f, object(key, fi), nil
+}
+
+// Stat describes key.
+func (s *Store) Stat(_ context.Context, key string) (storage.Object, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return storage.Object{}, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return storage.Object{}, translate("stat", key, err)
+	}
+	if fi.IsDir() {
+		return storage.Object{}, fmt.Errorf("local: stat %s: %w", key, storage.ErrNotFound)
+	}
+	return object(key, fi), nil
+}
+
+// List walks the directory of prefix and returns matching files sorted by key.
+func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, error) {
+	if err := storage.ValidatePrefix(prefix); err != nil {
+		return nil, err
+	}
+	dir := s.root
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		dir = filepath.Join(s.root, filepath.FromSlash(prefix[:i]))
+	}
+	var out []storage.Object
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr
+		}
+		rel, _ := filepath.Rel(s.root, p)
+		key := filepath.ToSlash(rel)
+		if d.IsDir() {
+			if p != dir && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			if p != dir && !strings.HasPrefix(key+"/", prefix) && !strings.HasPrefix(prefix, key+"/") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasPrefix(key, prefix) || strings.HasPrefix(d.Name(), ".") {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // deleted while listing
+			}
+			return err
+		}
+		out = append(out, object(key, fi))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("local: list %s: %w", prefix, err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// Delete removes key.
+func (s *Store) Delete(_ context.Context, key string) error {
+	p, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("local: delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// Create writes data to a synced temporary file and hard-links it to key: link(2)
+// fails when key exists, like O_EXCL, and a reader never sees a half-written file.
+func (s *Store) Create(ctx context.Context, key string, data []byte) (storage.Object, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return storage.Object{}, err
+	}
+	tmp, err := s.writeTemp(ctx, strings.NewReader(string(data)))
+	if err != nil {
+		return storage.Object{}, fmt.Errorf("local: create %s: %w", key, err)
+	}
+	defer os.Remove(tmp)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return storage.Object{}, fmt.Errorf("local: create %s: %w", key, err)
+	}
+	if err := os.Link(tmp, p); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return storage.Object{}, fmt.Errorf("local: create %s: %w", key, storage.ErrExists)
+		}
+		return storage.Object{}, fmt.Errorf("local: create %s: %w", key, err)
+	}
+	if err := syncDir(filepath.Dir(p)); err != nil {
+		return storage.Object{}, fmt.Errorf("local: create %s: %w", key, err)
+	}
+	return s.Stat(ctx, key)
+}
+
+// Replace swaps key's content if its ETag is still etag, holding an exclusive
+// flock on the key's lock file so two processes cannot both pass the check.
+func (s *Store) Replace(ctx context.Context, key, etag string, data []byte) (storage.Object, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return storage.Object{}, err
+	}
+	sum := sha256.Sum256([]byte(key))
+	lock, err := os.OpenFile(filepath.Join(s.root, ".locks", hex.EncodeToString(sum[:16])), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return storage.Object{}, fmt.Errorf("local: replace %s: %w", key, err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return storage.Object{}, fmt.Errorf("local: replace %s: flock: %w", key, err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+
+	cur, err := s.Stat(ctx, key)
+	if err != nil {
+		return storage.Object{}, err
+	}
+	if cur.ETag != etag {
+		return storage.Object{}, fmt.Errorf("local: replace %s: %w", key, storage.ErrPreconditionFailed)
+	}
+	tmp, err := s.writeTemp(ctx, strings.NewReader(string(data)))
+	if err != nil {
+		return storage.Object{}, fmt.Errorf("local: replace %s: %w", key, err)
+	}
+	if err := s.publish(tmp, p); err != nil {
+		os.Remove(tmp)
+		return storage.Object{}, fmt.Errorf("local: replace %s: %w", key, err)
+	}
+	return s.Stat(ctx, key)
+}
+
+// URL is a file:// link to key.
+func (s *Store) URL(_ context.Context, key string) (string, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return "", err
+	}
+	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(p)}).String(), nil
+}
+
+func translate(op, key string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("local: %s %s: %w", op, key, storage.ErrNotFound)
+	}
+	return fmt.Errorf("local: %s %s: %w", op, key, err)
+}
+
+// ctxReader stops a copy when its context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

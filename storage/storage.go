@@ -1,0 +1,162 @@
+// Package storage owns the Store interface every backend implements (local disk, S3)
+// and the rules for the keys tally writes: validated, relative, slash-separated.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// Errors every backend translates its own into.
+var (
+	ErrNotFound           = errors.New("not found")
+	ErrExists             = errors.New("already exists")
+	ErrPreconditionFailed = errors.New("precondition failed")
+	ErrInvalidKey         = errors.New("invalid key")
+)
+
+// Object describes a stored object.
+type Object struct {
+	Key     string
+	Size    int64
+	ETag    string // changes whenever the content changes; used for compare-and-swap
+	ModTime time.Time
+}
+
+// Store is where tally keeps everything: data files, the ledger, leases, the outbox.
+type Store interface {
+	// Put stores r's bytes under key, atomically: a reader sees the old object or
+	// the whole new one, never a part.
+	Put(ctx context.Context, key string, r io.Reader) (Object, error)
+	// Get opens key for reading. ErrNotFound when absent.
+	Get(ctx context.Context, key string) (io.ReadCloser, Object, error)
+	// Stat describes key. ErrNotFound when absent.
+	Stat(ctx context.Context, key string) (Object, error)
+	// List returns the objects whose keys start with prefix, sorted by key.
+	List(ctx context.Context, prefix string) ([]Object, error)
+	// Delete removes key; deleting an absent key is not an error.
+	Delete(ctx context.Context, key string) error
+	// Create stores data under key only if key does not exist (ErrExists otherwise).
+	Create(ctx context.Context, key string, data []byte) (Object, error)
+	// Replace stores data under key only if key's current ETag is etag
+	// (ErrPreconditionFailed otherwise, ErrNotFound when absent).
+	Replace(ctx context.Context, key, etag string, data []byte) (Object, error)
+	// URL is a link a person can open to download key.
+	URL(ctx context.Context, key string) (string, error)
+}
+
+// ValidateKey rejects keys that could escape the store or are not tally's own:
+// empty, absolute, with "." or ".." segments, backslashes, empty segments,
+// segments starting with "." (reserved for a backend's temporary files) or
+// control characters.
+func ValidateKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidKey)
+	}
+	if strings.HasPrefix(key, "/") || strings.Contains(key, `\`) {
+		return fmt.Errorf("%w %q: must be relative and use /", ErrInvalidKey, key)
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || strings.HasPrefix(seg, ".") {
+			return fmt.Errorf("%w %q: empty, dot or dot-dot segment", ErrInvalidKey, key)
+		}
+	}
+	for _, r := range key {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%w %q: control character", ErrInvalidKey, key)
+		}
+	}
+	return nil
+}
+
+// ValidatePrefix is ValidateKey for list prefixes, which may be empty or end in "/".
+func ValidatePrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	return ValidateKey(strings.TrimSuffix(prefix, "/"))
+}
+
+// ReadAll reads a whole (small) object.
+func ReadAll(ctx context.Context, s Store, key string) ([]byte, Object, error) {
+	rc, obj, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, obj, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, obj, fmt.Errorf("read %s: %w", key, err)
+	}
+	return b, obj, nil
+}
+
+// File is an object opened for random access (what a Parquet reader needs).
+type File interface {
+	io.ReaderAt
+	io.Closer
+	Size() int64
+}
+
+// OpenFile opens key for random access. Backends whose Get returns an
+// io.ReaderAt (local files) are used directly; others are spooled to a
+// temporary file first.
+func OpenFile(ctx context.Context, s Store, key string) (File, error) {
+	rc, obj, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if ra, ok := rc.(io.ReaderAt); ok {
+		return &file{ReaderAt: ra, Closer: rc, size: obj.Size}, nil
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp("", "tally-spool-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool %s: %w", key, err)
+	}
+	os.Remove(tmp.Name()) // the open descriptor keeps it alive until Close
+	n, err := io.Copy(tmp, rc)
+	if err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("spool %s: %w", key, err)
+	}
+	return &file{ReaderAt: tmp, Closer: tmp, size: n}, nil
+}
+
+type file struct {
+	io.ReaderAt
+	io.Closer
+	size int64
+}
+
+func (f *file) Size() int64 { return f.size }
+
+// Regional routes each region's data to its own store and everything that is not
+// customer data (ledger, leases, subscriptions, outbox) to the control store.
+type Regional struct {
+	Control Store
+	Regions map[string]Store
+}
+
+// Single uses one store for the control plane and every region.
+func Single(s Store, regions []string) Regional {
+	r := Regional{Control: s, Regions: map[string]Store{}}
+	for _, reg := range regions {
+		r.Regions[reg] = s
+	}
+	return r
+}
+
+// For returns region's store. A region without one is an error, never a fallback.
+func (r Regional) For(region string) (Store, error) {
+	s, ok := r.Regions[region]
+	if !ok {
+		return nil, fmt.Errorf("no storage configured for region %s", region)
+	}
+	return s, nil
+}
