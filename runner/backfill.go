@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"tally/periods"
 )
@@ -82,7 +83,7 @@ func (r *Runner) Backfill(ctx context.Context, name string, from, to periods.Per
 		go func() {
 			defer wg.Done()
 			for p := range work {
-				res, err := r.Run(ctx, name, p, o.Options)
+				res, err := r.runWhenFree(ctx, name, p, o.Options)
 				mu.Lock()
 				done++
 				switch {
@@ -120,4 +121,21 @@ func (r *Runner) Backfill(ctx context.Context, name string, from, to periods.Per
 		return sum, errors.New(fmt.Sprintf("%d of %d periods failed", len(sum.Failed), len(sum.Periods)))
 	}
 	return sum, nil
+}
+
+// runWhenFree runs p; if another runner holds its lease (another backfill, or a
+// runner that died and whose lease has not expired yet) it waits up to
+// UpstreamWait for the lease to free up or the period to complete.
+func (r *Runner) runWhenFree(ctx context.Context, name string, p periods.Period, o Options) (*Result, error) {
+	deadline := r.clock.Now().Add(r.cfg.UpstreamWait)
+	poll := max(r.cfg.LeaseTTL/10, 50*time.Millisecond)
+	for {
+		res, err := r.Run(ctx, name, p, o)
+		if !errors.Is(err, ErrLeaseHeld) || !r.clock.Now().Before(deadline) {
+			return res, err
+		}
+		if err := r.clock.Sleep(ctx, poll); err != nil {
+			return res, err
+		}
+	}
 }

@@ -41,6 +41,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := newRoot(os.Stdout, os.Stderr, clock.Real{}).ExecuteContext(ctx)
+	var quiet exitError
+	if err != nil && !errors.As(err, &quiet) {
+		fmt.Fprintln(os.Stderr, "tally:", err)
+	}
 	os.Exit(exitCode(err))
 }
 

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"tally/clock"
+)
+
+// tallyBin is a tally binary built once for the process tests.
+var tallyBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tally-bin-")
+	if err != nil {
+		panic(err)
+	}
+	tallyBin = filepath.Join(dir, "tally")
+	if out, err := exec.Command("go", "build", "-o", tallyBin, ".").CombinedOutput(); err != nil {
+		panic("go build: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// writeConfig writes a tally.yaml for a test: storage in a temp dir, a small
+// demo estate, a short lease TTL so tests never wait a minute.
+func writeConfig(t *testing.T, extra string) (cfgPath, dataDir string) {
+	t.Helper()
+	dir := t.TempDir()
+	dataDir = filepath.Join(dir, "data")
+	cfgPath = filepath.Join(dir, "tally.yaml")
+	cfg := "storage:\n  type: local\n  path: " + dataDir + "\nsource:\n  scale: 20\nrunner:\n  lease_ttl: 2s\n  lease_renew: 500ms\n  backoff: 10ms\n  backoff_max: 50ms\nlog:\n  format: json\n" + extra
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, dataDir
+}
+
+// run runs tally in-process and returns its exit code, stdout and stderr.
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	root := newRoot(&out, &errOut, clock.NewFake(time.Date(2026, 11, 22, 0, 20, 0, 0, time.UTC)))
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	if err != nil {
+		errOut.WriteString(err.Error())
+	}
+	return exitCode(err), out.String(), errOut.String()
+}
+
+func TestBadInputGetsAClearMessageAndExit2(t *testing.T) {
+	cfg, _ := writeConfig(t, "")
+	badKey := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(badKey, []byte("source:\n  scale: 20\n  colour: blue\n"), 0o644)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown job", []string{"--config", cfg, "run", "sync-everything"}, `unknown job "sync-everything": the jobs are sync-clusters, license-usage`},
+		{"bad period", []string{"--config", cfg, "run", "license-usage", "--period", "2026-13-45"}, `bad daily period "2026-13-45"`},
+		{"a month as a day", []string{"--config", cfg, "run", "license-usage", "--period", "2026-10"}, `bad daily period "2026-10"`},
+		{"bad config key", []string{"--config", badKey, "run", "license-usage"}, `line 3: unknown key "colour" in source`},
+		{"--from after --to", []string{"--config", cfg, "backfill", "license-usage", "--from", "2026-10-31", "--to", "2026-10-01"}, "--from 2026-10-31 is after --to 2026-10-01"},
+		{"backfill without --to", []string{"--config", cfg, "backfill", "license-usage", "--from", "2026-10-01"}, "--from and --to are required"},
+		{"bad shard", []string{"--config", cfg, "backfill", "license-usage", "--from", "2026-10-01", "--to", "2026-10-02", "--shard", "4/4"}, `bad --shard "4/4"`},
+		{"unknown region", []string{"--config", cfg, "run", "license-usage", "--region", "MARS"}, `unknown region "MARS"`},
+		{"unknown flag", []string{"--config", cfg, "run", "license-usage", "--frobnicate"}, "unknown flag: --frobnicate"},
+		{"no job", []string{"--config", cfg, "run"}, "want one job name"},
+		{"missing config file", []string{"--config", "/nonexistent/tally.yaml", "jobs"}, "no such file"},
+		{"bad as-of", []string{"--config", cfg, "--as-of", "soon", "run", "license-usage"}, `--as-of "soon"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := run(t, tc.args...)
+			if code != exitUsage || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and %q", code, stderr, tc.want)
+			}
+		})
+	}
+}
+
+func TestUnknownEnvironmentSettingIsAnError(t *testing.T) {
+	cfg, _ := writeConfig(t, "")
+	t.Setenv("TALLY_SOURCE_SCAEL", "10")
+	code, _, stderr := run(t, "--config", cfg, "config", "check")
+	if code != exitUsage || !strings.Contains(stderr, "TALLY_SOURCE_SCAEL is not a tally setting") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
+
+func TestConfigCheckPrintsTheEffectiveConfigWithEnvOverrides(t *testing.T) {
+	cfg, _ := writeConfig(t, "")
+	t.Setenv("TALLY_SOURCE_SCALE", "77")
+	t.Setenv("TALLY_RUNNER_LEASE_TTL", "90s")
+	code, stdout, stderr := run(t, "--config", cfg, "config", "check")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"scale: 77", "lease_ttl: 1m30s", "config ok"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("config check output lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+func TestEveryCommandHasHelpWithAnExample(t *testing.T) {
+	root := newRoot(&bytes.Buffer{}, &bytes.Buffer{}, clock.Real{})
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Runnable() && c.Example == "" {
+			t.Errorf("%s has no example in --help", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			if sub.Name() != "help" && sub.Name() != "completion" {
+				walk(sub)
+			}
+		}
+	}
+	walk(root)
+}
+
+func TestRunPrintsASummaryAndTheLedgerShowsIt(t *testing.T) {
+	cfg, data := writeConfig(t, "")
+	code, stdout, stderr := run(t, "--config", cfg, "run", "license-usage", "--as-of", "2026-11-22T00:20:00Z")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"sync-clusters 2026-11-21: succeeded", "license-usage 2026-11-21: succeeded", "usage/subscription", "compliance", data} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stderr, `"run_id":"license-usage/2026-11-21/0001"`) || !strings.Contains(stderr, `"job":"license-usage"`) || !strings.Contains(stderr, `"period":"2026-11-21"`) {
+		t.Errorf("log lines are not tagged with job, period and run_id:\n%s", stderr)
+	}
+	code, stdout, _ = run(t, "--config", cfg, "runs", "-o", "json")
+	if code != 0 || !strings.Contains(stdout, `"run_id": "sync-clusters/2026-11-21/0001"`) {
+		t.Fatalf("runs -o json: exit %d\n%s", code, stdout)
+	}
+	code, stdout, _ = run(t, "--config", cfg, "plan", "--as-of", "2026-11-22T00:20:00Z", "--check")
+	flat := strings.Join(strings.Fields(stdout), " ")
+	if code != exitFailed || !strings.Contains(flat, "2026-11-21 complete") || !strings.Contains(flat, "2026-11-20 missing") {
+		t.Fatalf("plan --check: exit %d (want 1: earlier days are missing)\n%s", code, stdout)
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	cfg, data := writeConfig(t, "")
+	code, stdout, stderr := run(t, "--config", cfg, "run", "license-usage", "--period", "2026-11-21", "--dry-run")
+	if code != 0 || !strings.Contains(stdout, "run sync-clusters 2026-11-21") || !strings.Contains(stdout, "write usage/subscription/region=EU/day=2026-11-21/part-0.parquet") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if entries, _ := os.ReadDir(data); len(entries) > 2 { // .tmp and .locks only
+		t.Fatalf("dry run wrote %v", entries)
+	}
+}
