@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"tally/model"
 	"tally/periods"
 	"tally/pq"
 	"tally/runner"
@@ -163,6 +164,10 @@ func rowMap(row any) map[string]any {
 				continue
 			}
 			fv = fv.Elem()
+		}
+		if d, ok := fv.Interface().(model.Date); ok {
+			m[name] = d.String()
+			continue
 		}
 		if t, ok := fv.Interface().(time.Time); ok {
 			m[name] = t.UTC().Format(time.RFC3339Nano)

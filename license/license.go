@@ -100,11 +100,12 @@ func IsCalling(product string) bool {
 func Attribute(subs []model.Subscription, day time.Time) *model.Subscription {
 	var best, trial *model.Subscription
 	later := func(a, b *model.Subscription) bool {
-		return b == nil || a.StartDate.After(b.StartDate) || (a.StartDate.Equal(b.StartDate) && a.SubscriberID > b.SubscriberID)
+		return b == nil || a.StartDate > b.StartDate || (a.StartDate == b.StartDate && a.SubscriberID > b.SubscriberID)
 	}
+	today := model.DateOf(day)
 	for i := range subs {
 		s := &subs[i]
-		if !IsCalling(s.Product) || s.EndDate.Before(day) {
+		if !IsCalling(s.Product) || s.EndDate < today {
 			continue
 		}
 		switch {

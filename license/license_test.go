@@ -155,7 +155,7 @@ func TestCompliance(t *testing.T) {
 
 func TestAttribution(t *testing.T) {
 	day := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
-	d := func(s string) time.Time { t, _ := time.Parse("2006-01-02", s); return t }
+	d := func(s string) model.Date { t, _ := time.Parse("2006-01-02", s); return model.DateOf(t) }
 	sub := func(id, product, status string, trial bool, start, end string) model.Subscription {
 		return model.Subscription{SubscriberID: id, Product: product, Status: status, IsTrial: trial, StartDate: d(start), EndDate: d(end)}
 	}

@@ -73,8 +73,8 @@ type Subscription struct {
 	IsTrial              bool      `parquet:"is_trial"`
 	Status               string    `parquet:"status"`
 	CreatedAt            time.Time `parquet:"created_at,timestamp(microsecond:utc)"`
-	StartDate            time.Time `parquet:"start_date,date"`
-	EndDate              time.Time `parquet:"end_date,date"`
+	StartDate            Date      `parquet:"start_date,date"`
+	EndDate              Date      `parquet:"end_date,date"`
 	AutoRenew            bool      `parquet:"auto_renew"`
 	OrderID              string    `parquet:"order_id"`
 	LicensesTotal        int64     `parquet:"licenses_total"`
@@ -234,3 +234,22 @@ func Deref(p *string) string {
 	}
 	return *p
 }
+
+// Date is a calendar date (UTC) stored as days since 1970-01-01: Parquet's DATE.
+// (parquet-go v0.32 mis-encodes time.Time fields tagged "date", so dates are
+// kept in this form.)
+type Date int32
+
+// DateOf is the UTC date of t.
+func DateOf(t time.Time) Date {
+	t = t.UTC()
+	return Date(time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+// Time is midnight UTC of d.
+func (d Date) Time() time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
+
+func (d Date) String() string { return d.Time().Format("2006-01-02") }
+
+// MarshalJSON writes the date as "2006-01-02".
+func (d Date) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }

@@ -74,8 +74,8 @@ func (s *Subscription) Validate() error {
 	if !slices.Contains(statuses, s.Status) {
 		return fmt.Errorf("status %q is not one of %v", s.Status, statuses)
 	}
-	if s.EndDate.Before(s.StartDate) {
-		return fmt.Errorf("end_date %s is before start_date %s", s.EndDate.Format("2006-01-02"), s.StartDate.Format("2006-01-02"))
+	if s.EndDate < s.StartDate {
+		return fmt.Errorf("end_date %s is before start_date %s", s.EndDate, s.StartDate)
 	}
 	if s.LicensesTotal < 0 || s.LicensesAssigned < 0 || s.LicensesUsed7d < 0 {
 		return fmt.Errorf("negative license count")

@@ -27,7 +27,7 @@ type sub struct {
 	created    time.Time
 	months     int // term length
 	autoRenew  bool
-	renewOnce  bool // a non-auto-renewing subscription renewed by hand once
+	renewSeed  uint64 // decides, term by term, whether a non-auto-renewing one is renewed by hand
 	assignRate float64
 	useRate    float64
 }
@@ -35,19 +35,21 @@ type sub struct {
 func dateOf(t time.Time) time.Time { return periods.Day(t).Start }
 
 // term returns the subscription's current term on day: auto-renewing ones roll
-// over, others end (and stay ended).
+// over; others are renewed by hand at 80% of term ends, and otherwise end.
 func (s *sub) term(day periods.Period) (start, end time.Time) {
 	start = dateOf(s.created)
 	end = start.AddDate(0, s.months, 0)
-	terms := 1
-	if s.renewOnce {
-		terms = 2
-	}
-	for k := 1; end.Before(day.End()) && (s.autoRenew || k < terms); k++ {
+	for k := uint64(1); end.Before(day.End()); k++ {
+		if !s.autoRenew && (s.trial || mix(s.renewSeed+k)%100 >= 80) {
+			break
+		}
 		start, end = end, end.AddDate(0, s.months, 0)
 	}
 	return start, end
 }
+
+// keepEnded is how long an ended subscription stays in the snapshot.
+const keepEnded = 90 * 24 * time.Hour
 
 func (g *Generator) subscriptions(c *cust, day periods.Period) ([]model.Subscription, []model.Order) {
 	var subs []sub
@@ -62,7 +64,7 @@ func (g *Generator) subscriptions(c *cust, day periods.Period) ([]model.Subscrip
 	paid := func(key, product string, created time.Time) sub {
 		sr := g.rng("sub", c.i, key)
 		s := sub{key: key, product: product, created: created, months: pick(sr, []int{12, 24, 36}, []float64{60, 10, 30}),
-			autoRenew: sr.Float64() < 0.65, renewOnce: sr.Float64() < 0.5,
+			autoRenew: sr.Float64() < 0.65, renewSeed: g.h("renew", c.i, key),
 			assignRate: 0.45 + sr.Float64()*0.6, useRate: 0.3 + sr.Float64()*0.7}
 		if sr.Float64() < 0.15 {
 			s.assignRate = 0.1 + sr.Float64()*0.35
@@ -103,6 +105,9 @@ func (g *Generator) subscriptions(c *cust, day periods.Period) ([]model.Subscrip
 		if !s.created.Before(day.End()) {
 			continue
 		}
+		if _, end := s.term(day); end.Add(keepEnded).Before(day.Start) {
+			continue
+		}
 		row, ord := g.subscriptionRow(c, s, day)
 		rows = append(rows, row)
 		orders = append(orders, ord...)
@@ -121,8 +126,8 @@ func (g *Generator) subscriptionRow(c *cust, s sub, day periods.Period) (model.S
 		IsTrial:        s.trial,
 		Status:         "active",
 		CreatedAt:      s.created.Truncate(time.Second),
-		StartDate:      start,
-		EndDate:        end,
+		StartDate:      model.DateOf(start),
+		EndDate:        model.DateOf(end),
 		AutoRenew:      s.autoRenew,
 		OrderID:        fmt.Sprintf("ORD-%09d", g.h("order", c.i, s.key)%1000000000),
 	}
@@ -140,9 +145,10 @@ func (g *Generator) subscriptionRow(c *cust, s sub, day periods.Period) (model.S
 	qty := map[string]int64{}
 	switch s.product {
 	case "calling", "dedicated-instance", "ucm-cloud":
-		qty[model.KnowledgeWorker] = int64(math.Round(float64(c.size) * (0.75 + sr.Float64()*0.6)))
-		qty[model.CommonArea] = int64(math.Round(float64(c.sharedDevs) * (0.4 + sr.Float64()*1.3)))
-		qty[model.TelePresence] = int64(math.Round(float64(c.tpRooms) * (0.5 + sr.Float64()*1.5)))
+		qty[model.KnowledgeWorker] = int64(math.Round(float64(c.size) * (0.85 + sr.Float64()*0.5)))
+		qty[model.CommonArea] = int64(math.Round(float64(c.sharedDevs) * (0.85 + sr.Float64()*0.8)))
+		// TelePresence rooms, plus the ~3% of users with a TelePresence device of their own.
+		qty[model.TelePresence] = int64(math.Round((float64(c.tpRooms) + 0.03*float64(c.size)) * (0.85 + sr.Float64()*0.8)))
 	default:
 		qty[model.KnowledgeWorker] = int64(math.Round(float64(c.size) * (1 + sr.Float64()*0.3)))
 	}
