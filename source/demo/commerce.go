@@ -91,11 +91,18 @@ func (g *Generator) subscriptions(c *cust, day periods.Period) ([]model.Subscrip
 			subs = append(subs, paid("meetings", "meetings", c.created.Add(days(r.IntN(20)))))
 		}
 		if c.hasTrial {
+			// A yearly trial of another product, at a customer-specific time of year,
+			// so on any day some trials are running, some expiring, some expired.
 			p := "meetings"
 			if callingProduct == "" {
 				p = "calling"
 			}
-			subs = append(subs, sub{key: "trial", product: p, trial: true, created: c.created.Add(days(30 + r.IntN(500))), months: 2, assignRate: 0.4, useRate: 0.5})
+			base := Epoch.Add(days(int(g.h("trial-base", c.i) % 365)))
+			k := int(math.Floor(day.Start.Sub(base).Hours() / 24 / 365))
+			if start := base.Add(days(365 * k)); start.After(c.created.Add(days(30))) {
+				subs = append(subs, sub{key: fmt.Sprintf("trial-%d", k), product: p, trial: true, created: start,
+					months: 1 + int(g.h("trial-len", c.i)%2), assignRate: 0.4, useRate: 0.5})
+			}
 		}
 	}
 

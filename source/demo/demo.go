@@ -155,7 +155,7 @@ func (g *Generator) cust(i int) *cust {
 		})
 	}
 	c.trialOnly = r.Float64() < 0.08
-	c.hasTrial = c.trialOnly || r.Float64() < 0.06
+	c.hasTrial = c.trialOnly || r.Float64() < 0.3
 	if c.has("dedicated-instance") || c.has("ucm-cloud") {
 		c.nClusters = min(4, 1+c.size/150)
 	}

@@ -1,0 +1,2 @@
+// Package templates owns tally's embedded email and report templates.
+package templates
