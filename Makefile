@@ -15,6 +15,7 @@ build:
 demo: build
 	@$(BIN) run sync-clusters --log-level warn
 	@$(BIN) run license-usage --log-level warn
+	@$(BIN) run analytics --log-level error
 	@echo
 	@echo "Query it: duckdb -c \"SELECT region, compliance, count(*) FROM read_parquet('tally-data/usage/subscription/**/*.parquet', hive_partitioning=true) GROUP BY ALL ORDER BY ALL\""
 

@@ -83,7 +83,7 @@ func Parse(c Cadence, id string) (Period, error) {
 			return Period{}, fmt.Errorf("bad weekly period %q: want the Sunday it starts, like 2026-11-15 or week:2026-11-15", id)
 		}
 		if t.Weekday() != time.Sunday {
-			return Period{}, fmt.Errorf("%s is a %s: a weekly period starts on a Sunday (that week's is %s)", s, t.Weekday(), Week(t).ID())
+			return Period{}, fmt.Errorf("%s is a %s: a weekly period starts on a Sunday, and %s is not a Sunday (that week starts %s)", s, t.Weekday(), s, Week(t).ID())
 		}
 		return Period{Weekly, t}, nil
 	case Monthly:

@@ -101,9 +101,14 @@ func (a *app) printResult(ctx context.Context, r *runner.Runner, res *runner.Res
 	if rec == nil {
 		return
 	}
+	// Upstream periods this run had to run first: one line each.
 	for _, in := range rec.Inputs {
 		if up, err := r.Ledger().Latest(ctx, in.Job, in.Period); err == nil && up != nil && up.Trigger == "upstream" && up.RunID == in.RunID && res.Status != runner.StatusSkipped {
-			a.printRecord(up, "")
+			var rows int64
+			for _, o := range up.Outputs {
+				rows += o.Rows
+			}
+			fmt.Fprintf(a.stdout, "ran upstream %s %s: %s (%d rows) [%s, %s]\n", up.Job, up.Period, up.Status, rows, up.RunID, duration(up))
 		}
 	}
 	note := ""
@@ -116,11 +121,7 @@ func (a *app) printResult(ctx context.Context, r *runner.Runner, res *runner.Res
 func (a *app) printRecord(rec *runner.Record, note string) {
 	w := a.stdout
 	rec = asStored(rec)
-	dur := ""
-	if rec.EndedAt != nil {
-		dur = rec.EndedAt.Sub(rec.StartedAt).Round(time.Millisecond).String()
-	}
-	fmt.Fprintf(w, "%s %s: %s%s  [%s, %s]\n", rec.Job, rec.Period, rec.Status, note, rec.RunID, dur)
+	fmt.Fprintf(w, "%s %s: %s%s  [%s, %s]\n", rec.Job, rec.Period, rec.Status, note, rec.RunID, duration(rec))
 	if rec.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", rec.Error)
 	}
@@ -154,6 +155,19 @@ func (a *app) printRecord(rec *runner.Record, note string) {
 	if c, ok := rec.Notes["compliance"].(map[string]any); ok {
 		fmt.Fprintf(w, "  compliance (subscription × license type): over %v, under %v, ok %v\n", num(c["over"]), num(c["under"]), num(c["ok"]))
 	}
+	if kpis, ok := rec.Notes["kpis"].([]any); ok && len(kpis) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "  %-8s\t%-8s\tcustomers\texpiring\trenewing\tlow assignment\tover limit\tcalling users\t\n", "region", "partner")
+		for _, k := range kpis {
+			m, _ := k.(map[string]any)
+			fmt.Fprintf(tw, "  %-8v\t%-8v\t%v\t%v\t%v\t%v\t%v\t%v\t\n", m["region"], m["partner_id"], m["total_customers"], m["approaching_expiration"],
+				m["approaching_renewal"], m["low_assignment"], m["over_license_limit"], m["calling_users"])
+		}
+		tw.Flush()
+	}
+	if weeks, ok := rec.Notes["missing_trend_weeks"].([]any); ok && len(weeks) > 0 {
+		fmt.Fprintf(w, "  trends: %d earlier weeks not published (null in the trends): %v — tally backfill analytics fills them\n", len(weeks), weeks)
+	}
 	if n := rec.Counts["quarantined"]; n > 0 {
 		fmt.Fprintf(w, "  quarantined: %d malformed source rows (see quarantine/)\n", n)
 	}
@@ -175,6 +189,14 @@ func (a *app) printRecord(rec *runner.Record, note string) {
 		sort.Strings(list)
 		fmt.Fprintf(w, "  files: %s/{%s}\n", root, strings.Join(list, ","))
 	}
+}
+
+// duration is how long an attempt took ("-" while it runs).
+func duration(rec *runner.Record) string {
+	if rec.EndedAt == nil {
+		return "-"
+	}
+	return rec.EndedAt.Sub(rec.StartedAt).Round(time.Millisecond).String()
 }
 
 // asStored is rec as the ledger stores it (notes decoded from JSON), so records
@@ -438,10 +460,7 @@ runner that died, whose lease is gone, shows as abandoned.`,
 				for _, o := range rec.Outputs {
 					rows += o.Rows
 				}
-				dur := "-"
-				if rec.EndedAt != nil {
-					dur = rec.EndedAt.Sub(rec.StartedAt).Round(time.Millisecond).String()
-				}
+				dur := duration(rec)
 				errText := rec.Error
 				if len(errText) > 80 {
 					errText = errText[:77] + "..."

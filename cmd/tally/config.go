@@ -24,12 +24,13 @@ var defaultsYAML []byte
 // TALLY_ + the key path in upper case with "." and "-" as "_"
 // (source.bad_row_rate → TALLY_SOURCE_BAD_ROW_RATE).
 type Config struct {
-	Storage StorageConfig `yaml:"storage"`
-	Source  SourceConfig  `yaml:"source"`
-	Runner  RunnerConfig  `yaml:"runner"`
-	License LicenseConfig `yaml:"license"`
-	Jobs    JobsConfig    `yaml:"jobs"`
-	Log     LogConfig     `yaml:"log"`
+	Storage   StorageConfig   `yaml:"storage"`
+	Source    SourceConfig    `yaml:"source"`
+	Runner    RunnerConfig    `yaml:"runner"`
+	License   LicenseConfig   `yaml:"license"`
+	Analytics AnalyticsConfig `yaml:"analytics"`
+	Jobs      JobsConfig      `yaml:"jobs"`
+	Log       LogConfig       `yaml:"log"`
 }
 
 // StorageConfig chooses where everything is kept.
@@ -64,6 +65,14 @@ type LicenseConfig struct {
 	UnderThreshold float64 `yaml:"under_threshold"`
 }
 
+// AnalyticsConfig tunes §7.
+type AnalyticsConfig struct {
+	PoorJitterMs       float64 `yaml:"poor_jitter_ms"`
+	PoorLatencyMs      float64 `yaml:"poor_latency_ms"`
+	PoorLossPct        float64 `yaml:"poor_loss_pct"`
+	LowAssignmentBelow float64 `yaml:"low_assignment_below"`
+}
+
 // JobConfig overrides a job's schedule.
 type JobConfig struct {
 	Schedule string `yaml:"schedule"`
@@ -73,6 +82,7 @@ type JobConfig struct {
 type JobsConfig struct {
 	SyncClusters JobConfig `yaml:"sync-clusters"`
 	LicenseUsage JobConfig `yaml:"license-usage"`
+	Analytics    JobConfig `yaml:"analytics"`
 }
 
 // LogConfig sets the log level and format (auto: console on a terminal, else JSON).
@@ -282,6 +292,12 @@ func (c *Config) validate() error {
 	if t := c.License.UnderThreshold; t < 0 || t > 1 {
 		bad("license.under_threshold: %g: must be between 0 and 1", t)
 	}
+	if an := c.Analytics; an.PoorJitterMs <= 0 || an.PoorLatencyMs <= 0 || an.PoorLossPct <= 0 {
+		bad("analytics.poor_jitter_ms, poor_latency_ms and poor_loss_pct must be positive")
+	}
+	if b := c.Analytics.LowAssignmentBelow; b <= 0 || b > 1 {
+		bad("analytics.low_assignment_below: %g: must be in (0, 1]", b)
+	}
 	for name, spec := range c.schedules() {
 		if _, err := cron.ParseStandard(spec); err != nil {
 			bad("jobs.%s.schedule: %q: %v", name, spec, err)
@@ -306,6 +322,9 @@ func (c *Config) schedules() map[string]string {
 	}
 	if s := c.Jobs.LicenseUsage.Schedule; s != "" {
 		out["license-usage"] = s
+	}
+	if s := c.Jobs.Analytics.Schedule; s != "" {
+		out["analytics"] = s
 	}
 	return out
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"tally/analytics"
 	"tally/clock"
 	"tally/jobs"
 	"tally/model"
@@ -179,6 +180,8 @@ func (a *app) build() (*runner.Runner, *jobs.Registry, error) {
 	reg := jobs.NewRegistry(a.cfg.schedules(),
 		&jobs.Sync{Source: src, EmptyGuard: a.cfg.Source.EmptyGuard, Ledger: ledger, Grace: a.cfg.Source.Grace.D()},
 		&jobs.Usage{UnderThreshold: a.cfg.License.UnderThreshold},
+		&jobs.WeeklyAnalytics{Ledger: ledger, LowBelow: a.cfg.Analytics.LowAssignmentBelow, Thresholds: analytics.Thresholds{
+			JitterMs: a.cfg.Analytics.PoorJitterMs, LatencyMs: a.cfg.Analytics.PoorLatencyMs, LossPct: a.cfg.Analytics.PoorLossPct}},
 	)
 	host, _ := os.Hostname()
 	r := runner.New(reg.Jobs(), stores, a.clock, a.cfg.runnerConfig(), runner.Holder{Host: host, PID: os.Getpid()}, a.log)

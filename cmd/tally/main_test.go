@@ -68,7 +68,7 @@ func TestBadInputGetsAClearMessageAndExit2(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown job", []string{"--config", cfg, "run", "sync-everything"}, `unknown job "sync-everything": the jobs are sync-clusters, license-usage`},
+		{"unknown job", []string{"--config", cfg, "run", "sync-everything"}, `unknown job "sync-everything": the jobs are sync-clusters, license-usage, analytics`},
 		{"bad period", []string{"--config", cfg, "run", "license-usage", "--period", "2026-13-45"}, `bad daily period "2026-13-45"`},
 		{"a month as a day", []string{"--config", cfg, "run", "license-usage", "--period", "2026-10"}, `bad daily period "2026-10"`},
 		{"bad config key", []string{"--config", badKey, "run", "license-usage"}, `line 3: unknown key "colour" in source`},
@@ -137,7 +137,7 @@ func TestRunPrintsASummaryAndTheLedgerShowsIt(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"sync-clusters 2026-11-21: succeeded", "license-usage 2026-11-21: succeeded", "usage/subscription", "compliance", data} {
+	for _, want := range []string{"ran upstream sync-clusters 2026-11-21: succeeded", "license-usage 2026-11-21: succeeded", "usage/subscription", "compliance", data} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout)
 		}
@@ -164,5 +164,35 @@ func TestDryRunWritesNothing(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(data); len(entries) > 2 { // .tmp and .locks only
 		t.Fatalf("dry run wrote %v", entries)
+	}
+}
+
+func TestAnalyticsLatestAsOfSundayRunsTheWeekThatJustEndedAndItsUpstreamDays(t *testing.T) {
+	cfg, data := writeConfig(t, "")
+	code, stdout, stderr := run(t, "--config", cfg, "run", "analytics", "--period", "latest", "--as-of", "2026-11-22T00:05:00Z")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "analytics 2026-11-15: succeeded") {
+		t.Fatalf("did not run the week 2026-11-15:\n%s", stdout)
+	}
+	for _, day := range []string{"2026-11-15", "2026-11-21"} {
+		if !strings.Contains(stdout, "ran upstream license-usage "+day) {
+			t.Errorf("upstream license-usage %s not run:\n%s", day, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "ran upstream sync-clusters 2026-11-14") {
+		t.Errorf("the Saturday before (weekly change) was not synced:\n%s", stdout)
+	}
+	if !exists(filepath.Join(data, "analytics/kpis/region=EU/week=2026-11-15/part-0.parquet")) {
+		t.Fatal("no analytics/kpis for EU")
+	}
+}
+
+func TestAnalyticsForATuesdayIsNotASundayExit2(t *testing.T) {
+	cfg, _ := writeConfig(t, "")
+	code, _, stderr := run(t, "--config", cfg, "run", "analytics", "--period", "2026-11-17")
+	if code != exitUsage || !strings.Contains(stderr, "2026-11-17 is a Tuesday: a weekly period starts on a Sunday") || !strings.Contains(stderr, "not a Sunday") {
+		t.Fatalf("exit %d: %s", code, stderr)
 	}
 }

@@ -133,7 +133,7 @@ func (a *app) plan(ctx context.Context, r *runner.Runner, reg *jobs.Registry, no
 		}
 		first := last
 		if from.IsZero() {
-			back := map[periods.Cadence]int{periods.Daily: 6, periods.Weekly: 3, periods.Monthly: 2}[j.Cadence()]
+			back := map[periods.Cadence]int{periods.Daily: 6, periods.Weekly: 7, periods.Monthly: 2}[j.Cadence()]
 			for i := 0; i < back; i++ {
 				first = first.Prev()
 			}
@@ -153,6 +153,9 @@ func (a *app) plan(ctx context.Context, r *runner.Runner, reg *jobs.Registry, no
 				switch rec.Status {
 				case runner.StatusSucceeded:
 					st.State = "complete"
+					if weeks, ok := rec.Notes["missing_trend_weeks"].([]any); ok && len(weeks) > 0 {
+						st.Detail = fmt.Sprintf("trends lack %d earlier weeks: %v", len(weeks), weeks)
+					}
 					for _, in := range rec.Inputs {
 						if up := latest[in.Job+"/"+in.Period]; up != nil && up.Status == runner.StatusSucceeded && up.Checksum != in.Checksum {
 							st.State, st.Detail = "stale", fmt.Sprintf("upstream %s %s was re-run after it (%s)", in.Job, in.Period, up.RunID)

@@ -37,7 +37,7 @@ func (g *Generator) calls(c *cust, day periods.Period, users []model.User, devic
 	target *= 0.8 + 0.4*r.Float64()
 	var legs []model.CallLeg
 	for n := 0; float64(len(legs)) < target; n++ {
-		callID := fmt.Sprintf("call-%s-%06d", c.slug, n)
+		callID := fmt.Sprintf("call-%s-%s-%06d", c.slug, day.Start.Format("20060102"), n)
 		start := day.Start.Add(time.Duration(r.Float64()*86400*1e6) * time.Microsecond)
 		dur := int64(math.Round(lognormal(r, 150, 0.9)))
 		route := pick(r, routes, routeWeights)
