@@ -53,6 +53,10 @@ func setup(t *testing.T, src source.Source) *fixture {
 	return &fixture{dir: dir, store: store, src: src, r: r}
 }
 
+func demoSource(scale int) (*demo.Generator, error) {
+	return demo.New(demo.Options{Seed: 7, Scale: scale})
+}
+
 func newDemo(t *testing.T, badRate float64) *demo.Generator {
 	g, err := demo.New(demo.Options{Seed: 7, Scale: 40, BadRowRate: badRate})
 	if err != nil {

@@ -63,8 +63,10 @@ type Input struct {
 type Email struct {
 	Subscription string    `json:"subscription"`
 	To           []string  `json:"to"`
-	Status       string    `json:"status"`
+	Status       string    `json:"status"` // sent or failed
 	At           time.Time `json:"at"`
+	Via          string    `json:"via,omitempty"` // smtp://host:port or outbox
+	MessageID    string    `json:"message_id,omitempty"`
 	Error        string    `json:"error,omitempty"`
 }
 

@@ -90,6 +90,7 @@ type Options struct {
 	DryRun  bool     // print what would run; write nothing, take no lease
 	Regions []string // limit a forced re-run to these regions' outputs
 	Trigger string   // run, backfill, serve, upstream
+	Email   bool     // send the job's emails (scheduled runs; re-runs only with --email)
 }
 
 // Result is what a run did.
@@ -169,7 +170,7 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 		first = prior[n-1].Attempt + 1
 	}
 
-	// 3–6. Attempts, each: upstream → compute → publish → ledger.
+	// 3–7. Attempts, each: upstream → compute → publish → email → ledger.
 	for attempt := first; ; attempt++ {
 		rec := &Record{
 			RunID: RunID(name, p.ID(), attempt), Job: name, Period: p.ID(), Attempt: attempt,
@@ -186,7 +187,10 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 		}
 		alog.Info().Int("attempt", attempt).Str("trigger", o.Trigger).Msg("run started")
 
-		err := r.attempt(alog.WithContext(ctx), job, p, regions, o, lease, rec, alog)
+		rc, err := r.attempt(alog.WithContext(ctx), job, p, regions, o, lease, rec, alog)
+		if err == nil && o.Email {
+			r.notify(alog.WithContext(ctx), job, rc, rec, lease, prior)
+		}
 
 		end := r.clock.Now()
 		rec.EndedAt, rec.DurationMS = &end, end.Sub(rec.StartedAt).Milliseconds()
@@ -221,14 +225,14 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 }
 
 // attempt is one try: upstream periods, then the job computes and publishes.
-func (r *Runner) attempt(ctx context.Context, job Job, p periods.Period, regions []string, o Options, lease *Lease, rec *Record, log zerolog.Logger) error {
+func (r *Runner) attempt(ctx context.Context, job Job, p periods.Period, regions []string, o Options, lease *Lease, rec *Record, log zerolog.Logger) (*RunContext, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, r.cfg.AttemptTimeout, fmt.Errorf("attempt timed out after %s", r.cfg.AttemptTimeout))
 	defer cancel()
 
 	inputs, err := r.upstream(ctx, job, p, o)
 	rec.Inputs = inputs
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	rc := &RunContext{Job: job.Name(), Period: p, RunID: rec.RunID, Regions: regions, Stores: r.stores,
@@ -245,9 +249,9 @@ func (r *Runner) attempt(ctx context.Context, job Job, p periods.Period, regions
 	}
 	rec.Checksum = outputsChecksum(rec.Outputs)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w", context.Cause(ctx))
+		return rc, fmt.Errorf("%w", context.Cause(ctx))
 	}
-	return err
+	return rc, err
 }
 
 // upstream makes sure every period job needs is complete, running missing ones

@@ -36,6 +36,7 @@ func (a *app) runCmd() *cobra.Command {
 	var period string
 	var regions []string
 	var o runner.Options
+	var email bool
 	cmd := &cobra.Command{
 		Use:   "run JOB",
 		Short: "Run one job for one period (for CronJobs and operators)",
@@ -67,6 +68,8 @@ holds the lease for this job and period.`,
 				return runner.Usage(fmt.Errorf("--period: %w", err))
 			}
 			o.Regions = regions
+			// A run emails its subscribers; a forced re-run only with --email.
+			o.Email = !o.Force || email
 			res, err := r.Run(cmd.Context(), job.Name(), p, o)
 			if res != nil {
 				a.printResult(cmd.Context(), r, res)
@@ -80,6 +83,7 @@ holds the lease for this job and period.`,
 	f.BoolVar(&o.Force, "force", false, "re-run even if the period is complete")
 	f.BoolVar(&o.NoDeps, "no-deps", false, "fail instead of running missing upstream periods")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print what would run and be written; write nothing, take no lease")
+	f.BoolVar(&email, "email", false, "with --force: email the subscribers again (report jobs)")
 	return cmd
 }
 
@@ -152,6 +156,7 @@ func (a *app) printRecord(rec *runner.Record, note string) {
 		}
 		tw.Flush()
 	}
+	a.printReports(rec)
 	if c, ok := rec.Notes["compliance"].(map[string]any); ok {
 		fmt.Fprintf(w, "  compliance (subscription × license type): over %v, under %v, ok %v\n", num(c["over"]), num(c["under"]), num(c["ok"]))
 	}
@@ -229,6 +234,7 @@ func tableOf(key string) string {
 func (a *app) backfillCmd() *cobra.Command {
 	var from, to, shard string
 	var o runner.BackfillOptions
+	var email bool
 	cmd := &cobra.Command{
 		Use:   "backfill JOB --from ID --to ID",
 		Short: "Run a job for every period in a range (resumable, sharded, parallel)",
@@ -249,7 +255,7 @@ complete, 1 when any failed (the others still ran).`,
 			if isTerminal(a.stderr) && a.log.GetLevel() < zerolog.WarnLevel {
 				a.log = a.log.Level(zerolog.WarnLevel) // keep the progress bar readable: warnings and errors only
 			}
-			r, _, err := a.build()
+			r, _, w, err := a.buildAll()
 			if err != nil {
 				return err
 			}
@@ -279,6 +285,11 @@ complete, 1 when any failed (the others still ran).`,
 			if sum != nil {
 				a.printBackfill(job.Name(), sum)
 			}
+			if email && sum != nil && !o.DryRun {
+				if derr := a.digest(cmd.Context(), r, w, job.Name(), sum); derr != nil {
+					a.log.Error().Err(derr).Msg("backfill digest")
+				}
+			}
 			if err != nil && !runner.IsUsage(err) {
 				return exitError(exitFailed)
 			}
@@ -292,6 +303,7 @@ complete, 1 when any failed (the others still ran).`,
 	f.BoolVar(&o.Force, "force", false, "re-run complete periods too")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print what would run; write nothing")
 	f.StringVar(&shard, "shard", "", "I/N: run only the periods at positions I mod N (I from 0)")
+	f.BoolVar(&email, "email", false, "report jobs: email one digest per subscription listing every period's links")
 	return cmd
 }
 

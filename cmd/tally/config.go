@@ -14,7 +14,9 @@ import (
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
+	"tally/report"
 	"tally/runner"
+	"tally/subscriptions"
 )
 
 //go:embed defaults.yaml
@@ -31,6 +33,31 @@ type Config struct {
 	Analytics AnalyticsConfig `yaml:"analytics"`
 	Jobs      JobsConfig      `yaml:"jobs"`
 	Log       LogConfig       `yaml:"log"`
+	SMTP      SMTPConfig      `yaml:"smtp"`
+	Reports   ReportsConfig   `yaml:"reports"`
+}
+
+// SMTPConfig is where emails go; with no host they are written to the outbox.
+// The password is a secret: only from TALLY_SMTP_PASSWORD or smtp.password_file.
+type SMTPConfig struct {
+	Host         string   `yaml:"host"`
+	Port         int      `yaml:"port"`
+	TLS          string   `yaml:"tls"` // starttls, tls, none
+	Username     string   `yaml:"username"`
+	Password     string   `yaml:"password"`
+	PasswordFile string   `yaml:"password_file"`
+	From         string   `yaml:"from"`
+	Timeout      Duration `yaml:"timeout"`
+	Attempts     int      `yaml:"attempts"`
+	Backoff      Duration `yaml:"backoff"`
+}
+
+// ReportsConfig shapes report files and their links.
+type ReportsConfig struct {
+	// BaseURL, if set, makes links <base_url>/<key> (a web server in front of
+	// local storage); otherwise they are file:// links.
+	BaseURL   string          `yaml:"base_url"`
+	Templates []report.Custom `yaml:"templates"`
 }
 
 // StorageConfig chooses where everything is kept.
@@ -80,9 +107,12 @@ type JobConfig struct {
 
 // JobsConfig has one entry per job.
 type JobsConfig struct {
-	SyncClusters JobConfig `yaml:"sync-clusters"`
-	LicenseUsage JobConfig `yaml:"license-usage"`
-	Analytics    JobConfig `yaml:"analytics"`
+	SyncClusters   JobConfig `yaml:"sync-clusters"`
+	LicenseUsage   JobConfig `yaml:"license-usage"`
+	Analytics      JobConfig `yaml:"analytics"`
+	ReportsDaily   JobConfig `yaml:"reports-daily"`
+	ReportsWeekly  JobConfig `yaml:"reports-weekly"`
+	ReportsMonthly JobConfig `yaml:"reports-monthly"`
 }
 
 // LogConfig sets the log level and format (auto: console on a terminal, else JSON).
@@ -138,6 +168,14 @@ func loadConfig(path string, env []string) (*Config, error) {
 }
 
 func decodeStrict(b []byte, cfg *Config, name string) error {
+	var secrets struct {
+		SMTP struct {
+			Password string `yaml:"password"`
+		} `yaml:"smtp"`
+	}
+	if yaml.Unmarshal(b, &secrets) == nil && secrets.SMTP.Password != "" {
+		return runner.Usagef("config %s: smtp.password: secrets are never read from the config file; set TALLY_SMTP_PASSWORD or smtp.password_file", name)
+	}
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && err.Error() != "EOF" {
@@ -303,6 +341,35 @@ func (c *Config) validate() error {
 			bad("jobs.%s.schedule: %q: %v", name, spec, err)
 		}
 	}
+	if c.SMTP.Host != "" {
+		if c.SMTP.Port <= 0 || c.SMTP.Port > 65535 {
+			bad("smtp.port: %d is not a port", c.SMTP.Port)
+		}
+		switch c.SMTP.TLS {
+		case "starttls", "tls", "none":
+		default:
+			bad("smtp.tls: %q: starttls, tls or none", c.SMTP.TLS)
+		}
+		if c.SMTP.PasswordFile != "" && c.SMTP.Password == "" {
+			b, err := os.ReadFile(c.SMTP.PasswordFile)
+			if err != nil {
+				bad("smtp.password_file: %v", err)
+			}
+			c.SMTP.Password = strings.TrimSpace(string(b))
+		}
+	}
+	if err := subscriptions.ValidateAddress(c.SMTP.From); err != nil {
+		bad("smtp.from: %v", err)
+	}
+	if c.SMTP.Attempts < 1 {
+		bad("smtp.attempts: %d: at least 1", c.SMTP.Attempts)
+	}
+	if _, err := subscriptions.NewCatalog(c.Reports.Templates); err != nil {
+		bad("reports.templates: %v", err)
+	}
+	if u := c.Reports.BaseURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		bad("reports.base_url %q: an http:// or https:// URL", u)
+	}
 	switch c.Log.Format {
 	case "auto", "json", "console":
 	default:
@@ -323,8 +390,11 @@ func (c *Config) schedules() map[string]string {
 	if s := c.Jobs.LicenseUsage.Schedule; s != "" {
 		out["license-usage"] = s
 	}
-	if s := c.Jobs.Analytics.Schedule; s != "" {
-		out["analytics"] = s
+	for name, j := range map[string]JobConfig{"analytics": c.Jobs.Analytics, "reports-daily": c.Jobs.ReportsDaily,
+		"reports-weekly": c.Jobs.ReportsWeekly, "reports-monthly": c.Jobs.ReportsMonthly} {
+		if j.Schedule != "" {
+			out[name] = j.Schedule
+		}
 	}
 	return out
 }
@@ -341,6 +411,10 @@ func (c *Config) runnerConfig() runner.Config {
 
 // redacted renders the effective config with secrets hidden.
 func (c *Config) redacted() string {
-	b, _ := yaml.Marshal(c)
+	shown := *c
+	if shown.SMTP.Password != "" {
+		shown.SMTP.Password = "<redacted>"
+	}
+	b, _ := yaml.Marshal(&shown)
 	return string(b)
 }

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,11 +22,14 @@ import (
 	"tally/analytics"
 	"tally/clock"
 	"tally/jobs"
+	"tally/mail"
 	"tally/model"
+	"tally/periods"
 	"tally/runner"
 	"tally/source/demo"
 	"tally/storage"
 	"tally/storage/local"
+	"tally/subscriptions"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -113,7 +118,8 @@ Exit codes: 0 done (or already complete), 1 failed, 2 usage or config error,
 	pf.StringVar(&a.asOf, "as-of", "", `the time "latest" is computed from (RFC 3339 or a date; default: now)`)
 	pf.StringVar(&a.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
 
-	root.AddCommand(a.runCmd(), a.backfillCmd(), a.jobsCmd(), a.runsCmd(), a.planCmd(), a.configCmd(), a.versionCmd())
+	root.AddCommand(a.runCmd(), a.backfillCmd(), a.jobsCmd(), a.runsCmd(), a.planCmd(), a.subscriptionsCmd(), a.resendCmd(),
+		a.configCmd(), a.versionCmd())
 	return root
 }
 
@@ -159,31 +165,83 @@ func (a *app) now() (time.Time, error) {
 
 // build wires storage, the source, the jobs and the runner from the config.
 func (a *app) build() (*runner.Runner, *jobs.Registry, error) {
+	r, reg, _, err := a.buildAll()
+	return r, reg, err
+}
+
+// wiring is what build made, for the commands that need more than the runner.
+type wiring struct {
+	stores  storage.Regional
+	catalog *subscriptions.Catalog
+	reports map[periods.Cadence]*jobs.Reports
+}
+
+func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 	var store storage.Store
 	switch a.cfg.Storage.Type {
 	case "local":
 		s, err := local.New(a.cfg.Storage.Path)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		store = s
 	default:
-		return nil, nil, runner.Usagef("storage.type %q is not supported", a.cfg.Storage.Type)
+		return nil, nil, nil, runner.Usagef("storage.type %q is not supported", a.cfg.Storage.Type)
 	}
 	stores := storage.Single(store, model.Regions)
 
 	src, err := demo.New(demo.Options{Seed: a.cfg.Source.Seed, Scale: a.cfg.Source.Scale, BadRowRate: a.cfg.Source.BadRowRate})
 	if err != nil {
-		return nil, nil, runner.Usage(err)
+		return nil, nil, nil, runner.Usage(err)
+	}
+	catalog, err := subscriptions.NewCatalog(a.cfg.Reports.Templates)
+	if err != nil {
+		return nil, nil, nil, runner.Usage(err)
+	}
+	var sender mail.Sender
+	if a.cfg.SMTP.Host != "" {
+		smtp, err := mail.NewSMTP(mail.SMTPConfig{Host: a.cfg.SMTP.Host, Port: a.cfg.SMTP.Port, TLS: a.cfg.SMTP.TLS,
+			Username: a.cfg.SMTP.Username, Password: a.cfg.SMTP.Password, Timeout: a.cfg.SMTP.Timeout.D()})
+		if err != nil {
+			return nil, nil, nil, runner.Usage(err)
+		}
+		sender = smtp
+	}
+	thresholds := analytics.Thresholds{JitterMs: a.cfg.Analytics.PoorJitterMs, LatencyMs: a.cfg.Analytics.PoorLatencyMs, LossPct: a.cfg.Analytics.PoorLossPct}
+	w := &wiring{stores: stores, catalog: catalog, reports: map[periods.Cadence]*jobs.Reports{}}
+	for _, c := range []periods.Cadence{periods.Daily, periods.Weekly, periods.Monthly} {
+		w.reports[c] = &jobs.Reports{Every: c, Catalog: catalog, Sender: sender, From: a.cfg.SMTP.From,
+			Links: localLinks{stores: stores, baseURL: a.cfg.Reports.BaseURL}, UnderThreshold: a.cfg.License.UnderThreshold,
+			Thresholds: thresholds, SendAttempts: a.cfg.SMTP.Attempts, SendBackoff: a.cfg.SMTP.Backoff.D()}
 	}
 	ledger := &runner.Ledger{Store: stores.Control}
 	reg := jobs.NewRegistry(a.cfg.schedules(),
 		&jobs.Sync{Source: src, EmptyGuard: a.cfg.Source.EmptyGuard, Ledger: ledger, Grace: a.cfg.Source.Grace.D()},
 		&jobs.Usage{UnderThreshold: a.cfg.License.UnderThreshold},
-		&jobs.WeeklyAnalytics{Ledger: ledger, LowBelow: a.cfg.Analytics.LowAssignmentBelow, Thresholds: analytics.Thresholds{
-			JitterMs: a.cfg.Analytics.PoorJitterMs, LatencyMs: a.cfg.Analytics.PoorLatencyMs, LossPct: a.cfg.Analytics.PoorLossPct}},
+		&jobs.WeeklyAnalytics{Ledger: ledger, LowBelow: a.cfg.Analytics.LowAssignmentBelow, Thresholds: thresholds},
+		w.reports[periods.Daily], w.reports[periods.Weekly], w.reports[periods.Monthly],
 	)
 	host, _ := os.Hostname()
 	r := runner.New(reg.Jobs(), stores, a.clock, a.cfg.runnerConfig(), runner.Holder{Host: host, PID: os.Getpid()}, a.log)
-	return r, reg, nil
+	return r, reg, w, nil
 }
+
+// localLinks are links to files on local storage: file:// URLs, or under a base
+// URL when a web server serves the storage directory.
+type localLinks struct {
+	stores  storage.Regional
+	baseURL string
+}
+
+func (l localLinks) Link(ctx context.Context, region, key, _ string) (string, error) {
+	if l.baseURL != "" {
+		return strings.TrimSuffix(l.baseURL, "/") + "/" + (&url.URL{Path: key}).EscapedPath(), nil
+	}
+	s, err := l.stores.For(region)
+	if err != nil {
+		return "", err
+	}
+	return s.URL(ctx, key)
+}
+
+func (l localLinks) Validity() string { return "as long as the files are kept" }

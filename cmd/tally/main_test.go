@@ -68,7 +68,7 @@ func TestBadInputGetsAClearMessageAndExit2(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown job", []string{"--config", cfg, "run", "sync-everything"}, `unknown job "sync-everything": the jobs are sync-clusters, license-usage, analytics`},
+		{"unknown job", []string{"--config", cfg, "run", "sync-everything"}, `unknown job "sync-everything": the jobs are sync-clusters, license-usage, analytics, reports-daily, reports-weekly, reports-monthly`},
 		{"bad period", []string{"--config", cfg, "run", "license-usage", "--period", "2026-13-45"}, `bad daily period "2026-13-45"`},
 		{"a month as a day", []string{"--config", cfg, "run", "license-usage", "--period", "2026-10"}, `bad daily period "2026-10"`},
 		{"bad config key", []string{"--config", badKey, "run", "license-usage"}, `line 3: unknown key "colour" in source`},

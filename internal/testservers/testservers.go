@@ -1,0 +1,132 @@
+// Package testservers gives tests the real servers `make test` started (Mailpit
+// for SMTP): their addresses come from the environment. Without them a test
+// skips on a developer's machine and fails in CI (CI=true), never silently.
+package testservers
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// Environment variables with_servers exports.
+const (
+	EnvSMTP    = "TALLYTEST_SMTP"    // host:port of Mailpit's SMTP
+	EnvMailpit = "TALLYTEST_MAILPIT" // http://host:port of Mailpit's API
+)
+
+func need(t testing.TB, env string) string {
+	t.Helper()
+	v := os.Getenv(env)
+	if v == "" {
+		msg := fmt.Sprintf("%s is not set: run the tests with `make test`, which starts the test servers", env)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return v
+}
+
+// Mailpit is a running Mailpit: its SMTP host and port, and its API.
+type Mailpit struct {
+	Host string
+	Port int
+	API  string
+}
+
+// NeedMailpit returns the Mailpit `make test` started.
+func NeedMailpit(t testing.TB) *Mailpit {
+	smtp := need(t, EnvSMTP)
+	api := need(t, EnvMailpit)
+	host, port, err := net.SplitHostPort(smtp)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", EnvSMTP, smtp, err)
+	}
+	p, _ := strconv.Atoi(port)
+	return &Mailpit{Host: host, Port: p, API: api}
+}
+
+// Message is a message as Mailpit's API lists it.
+type Message struct {
+	ID      string `json:"ID"`
+	Subject string `json:"Subject"`
+	To      []struct {
+		Address string `json:"Address"`
+	} `json:"To"`
+}
+
+// Full is one message with its parts.
+type Full struct {
+	Subject string `json:"Subject"`
+	Text    string `json:"Text"`
+	HTML    string `json:"HTML"`
+}
+
+// Search lists the messages matching a Mailpit search query (e.g. "to:ops@example.com").
+func (m *Mailpit) Search(t testing.TB, query string) []Message {
+	t.Helper()
+	var out struct {
+		Messages []Message `json:"messages"`
+	}
+	m.get(t, "/api/v1/search?query="+urlQuery(query), &out)
+	return out.Messages
+}
+
+// Get reads one message whole.
+func (m *Mailpit) Get(t testing.TB, id string) *Full {
+	t.Helper()
+	var f Full
+	m.get(t, "/api/v1/message/"+id, &f)
+	return &f
+}
+
+// WaitFor polls until query matches n messages (SMTP delivery is asynchronous).
+func (m *Mailpit) WaitFor(t testing.TB, query string, n int) []Message {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		msgs := m.Search(t, query)
+		if len(msgs) >= n || time.Now().After(deadline) {
+			return msgs
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (m *Mailpit) get(t testing.TB, path string, v any) {
+	t.Helper()
+	resp, err := http.Get(m.API + path)
+	if err != nil {
+		t.Fatalf("mailpit %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("mailpit %s: %s: %s", path, resp.Status, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("mailpit %s: %v", path, err)
+	}
+}
+
+func urlQuery(s string) string {
+	out := ""
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '.', r == '_':
+			out += string(r)
+		default:
+			for _, b := range []byte(string(r)) {
+				out += fmt.Sprintf("%%%02X", b)
+			}
+		}
+	}
+	return out
+}

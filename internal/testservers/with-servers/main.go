@@ -1,0 +1,103 @@
+// Command with-servers starts the real servers the tests use (Mailpit) on free
+// 127.0.0.1 ports, exports their addresses, runs a command, and stops them.
+//
+//	go run ./internal/testservers/with-servers -mailpit BIN -- go test ./...
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"time"
+
+	"tally/internal/testservers"
+)
+
+func main() {
+	mailpit := flag.String("mailpit", "", "path to the mailpit binary")
+	flag.Parse()
+	if flag.NArg() == 0 {
+		fmt.Fprintln(os.Stderr, "usage: with-servers -mailpit BIN -- COMMAND...")
+		os.Exit(2)
+	}
+	var procs []*exec.Cmd
+	stop := func() {
+		for _, p := range procs {
+			p.Process.Kill()
+			p.Wait()
+		}
+	}
+	fail := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "with-servers: "+format+"\n", args...)
+		stop()
+		os.Exit(1)
+	}
+	if *mailpit != "" {
+		smtp, web := freePort(), freePort()
+		db, err := os.MkdirTemp("", "tally-mailpit-")
+		if err != nil {
+			fail("%v", err)
+		}
+		defer os.RemoveAll(db)
+		cmd := exec.Command(*mailpit, "--listen", web, "--smtp", smtp, "--database", db+"/mailpit.db",
+			"--disable-version-check", "--smtp-disable-rdns", "--smtp-auth-accept-any", "--smtp-auth-allow-insecure",
+			"--max", "5000", "--quiet")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			fail("start mailpit: %v", err)
+		}
+		procs = append(procs, cmd)
+		api := "http://" + web
+		if err := waitHTTP(api+"/livez", 20*time.Second); err != nil {
+			fail("mailpit did not become ready: %v", err)
+		}
+		os.Setenv(testservers.EnvSMTP, smtp)
+		os.Setenv(testservers.EnvMailpit, api)
+		fmt.Fprintf(os.Stderr, "with-servers: mailpit smtp %s, api %s\n", smtp, api)
+	}
+	cmd := exec.Command(flag.Arg(0), flag.Args()[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	stop()
+	if ee, ok := err.(*exec.ExitError); ok {
+		os.Exit(ee.ExitCode())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "with-servers:", err)
+		os.Exit(1)
+	}
+}
+
+// freePort asks the kernel for a free 127.0.0.1 port.
+func freePort() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitHTTP(url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %v", url, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

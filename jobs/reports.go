@@ -1,0 +1,893 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"tally/analytics"
+	"tally/license"
+	"tally/mail"
+	"tally/model"
+	"tally/periods"
+	"tally/report"
+	"tally/runner"
+	"tally/storage"
+	"tally/subscriptions"
+)
+
+// Linker makes the link a recipient downloads a report file from.
+type Linker interface {
+	Link(ctx context.Context, region, key, downloadName string) (string, error)
+	// Validity says how long links work ("7 days", "as long as the files are kept").
+	Validity() string
+}
+
+// Reports is a report job (reports-daily, reports-weekly, reports-monthly): for
+// each subscription of its cadence and each region with rows, it writes the
+// template's CSV and/or Parquet, then emails the subscribers links.
+type Reports struct {
+	Every          periods.Cadence
+	Catalog        *subscriptions.Catalog
+	Sender         mail.Sender // nil: .eml files in the control store's outbox
+	From           string
+	Links          Linker
+	UnderThreshold float64
+	Thresholds     analytics.Thresholds
+	SendAttempts   int
+	SendBackoff    time.Duration
+	// Only, if set, limits a run to one subscription (tally subscriptions test).
+	Only string
+}
+
+// ReportsJob is the report job name of a cadence.
+func ReportsJob(c periods.Cadence) string { return "reports-" + string(c) }
+
+func (j *Reports) Name() string             { return ReportsJob(j.Every) }
+func (j *Reports) Cadence() periods.Cadence { return j.Every }
+
+// Schedule is 01:00 UTC after the period ends.
+func (j *Reports) Schedule() string {
+	switch j.Every {
+	case periods.Weekly:
+		return "0 1 * * 0"
+	case periods.Monthly:
+		return "0 1 1 * *"
+	}
+	return "0 1 * * *"
+}
+
+// Needs is the facts the templates read: a day's usage (and so its snapshot and
+// calls); a week's analytics (and so its 7 days); every day of a month.
+func (j *Reports) Needs(p periods.Period) []runner.Dep {
+	if p.Cadence == periods.Weekly {
+		return []runner.Dep{{Job: Analytics, Period: p}}
+	}
+	var deps []runner.Dep
+	for _, d := range p.Days() {
+		deps = append(deps, runner.Dep{Job: LicenseUsage, Period: d})
+	}
+	return deps
+}
+
+// Writes describes the report files.
+func (j *Reports) Writes(p periods.Period, regions []string) []string {
+	return []string{fmt.Sprintf("reports/region={%s}/<template-slug>/%s/%s/<Template Name>_<8 alnum>_%s.{csv,parquet} for each %s subscription and region with rows",
+		strings.Join(regions, ","), p.Cadence, p.ID(), p.End().Format("2006-01-02"), p.Cadence)}
+}
+
+// ReportFile is one published report file, as the run's "reports" note lists it.
+type ReportFile struct {
+	Region string `json:"region"`
+	Name   string `json:"name"`
+	Key    string `json:"key"`
+	Format string `json:"format"`
+	Rows   int64  `json:"rows"`
+}
+
+// SubscriptionReport is what a run produced for one subscription.
+type SubscriptionReport struct {
+	Template  string       `json:"template"`
+	PartnerID string       `json:"partner_id"`
+	Files     []ReportFile `json:"files"`
+	Summary   []string     `json:"summary,omitempty"`
+	Error     string       `json:"error,omitempty"`
+}
+
+// Run writes every active subscription's reports.
+func (j *Reports) Run(ctx context.Context, rc *runner.RunContext) error {
+	subs, err := (&subscriptions.Store{S: rc.Stores.Control}).List(ctx)
+	if err != nil {
+		return fmt.Errorf("subscriptions: %w", err)
+	}
+	out := map[string]*SubscriptionReport{}
+	data := map[string]*regionData{}
+	for _, sub := range subs {
+		if sub.Cadence != j.Every || (j.Only == "" && sub.Paused) || (j.Only != "" && sub.ID != j.Only) {
+			continue
+		}
+		tpl, err := j.Catalog.Template(sub)
+		if err == nil {
+			err = j.Catalog.Validate(sub)
+		}
+		if err != nil {
+			// One broken subscription must not stop everyone else's reports.
+			rc.Log.Error().Err(err).Str("subscription", sub.ID).Msg("subscription skipped")
+			out[sub.ID] = &SubscriptionReport{PartnerID: sub.PartnerID, Error: err.Error()}
+			continue
+		}
+		sr := &SubscriptionReport{Template: tpl.Name, PartnerID: sub.PartnerID}
+		counts := map[string]int64{}
+		for _, region := range rc.Regions {
+			if !sub.InRegion(region) {
+				continue
+			}
+			rd, err := j.regionData(ctx, rc, region, data)
+			if err != nil {
+				return err
+			}
+			for part := range tpl.Parts {
+				files, err := j.writePart(ctx, rc, rd, sub, tpl, part, counts)
+				if err != nil {
+					return fmt.Errorf("subscription %s, %s, region %s: %w", sub.ID, tpl.Name, region, err)
+				}
+				sr.Files = append(sr.Files, files...)
+			}
+		}
+		sr.Summary = summary(sr.Files, counts, j.UnderThreshold)
+		out[sub.ID] = sr
+	}
+	rc.Note("reports", out)
+	return nil
+}
+
+// regionData is what every template of a region needs to filter and label rows.
+type regionData struct {
+	region    string
+	store     storage.Store
+	customers map[string]model.Customer
+	partners  map[string]string
+}
+
+func (j *Reports) regionData(ctx context.Context, rc *runner.RunContext, region string, cache map[string]*regionData) (*regionData, error) {
+	if rd, ok := cache[region]; ok {
+		return rd, nil
+	}
+	store, err := rc.Stores.For(region)
+	if err != nil {
+		return nil, runner.Permanent(err)
+	}
+	last := rc.Period.LastDay()
+	rd := &regionData{region: region, store: store, customers: map[string]model.Customer{}, partners: map[string]string{}}
+	custs, err := readAll[model.Customer](ctx, store, InventoryKey("customers", region, last))
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range custs {
+		rd.customers[c.CustomerID] = c
+	}
+	parts, err := readAll[model.Partner](ctx, store, InventoryKey("partners", region, last))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range parts {
+		rd.partners[p.PartnerID] = p.PartnerName
+	}
+	cache[region] = rd
+	return rd, nil
+}
+
+// visible reports whether a customer's rows go into sub's report: the
+// subscription's partner, a customer its role may see, and an organisation created
+// at least 24 hours before the period's end.
+func visible(rd *regionData, sub *subscriptions.Subscription, p periods.Period, customerID string) (model.Customer, bool) {
+	c, ok := rd.customers[customerID]
+	if !ok || c.PartnerID != sub.PartnerID || !sub.Sees(customerID) {
+		return c, false
+	}
+	return c, !c.CreatedAt.After(p.End().Add(-24 * time.Hour))
+}
+
+// partWriter opens a report's files on its first row, so a region without rows
+// gets no files.
+type partWriter struct {
+	rc       *runner.RunContext
+	rd       *regionData
+	sub      *subscriptions.Subscription
+	tpl      *report.Template
+	part     int
+	csv, pq  *runner.OutputWriter
+	w        *report.Writer
+	name     string
+	baseCols []report.Column
+}
+
+func (pw *partWriter) write(ctx context.Context, row []report.Value) error {
+	row, ok := pw.tpl.Project(pw.part, pw.baseCols, row)
+	if !ok {
+		return nil
+	}
+	if pw.w == nil {
+		p := pw.rc.Period
+		pw.name = report.FileName(pw.tpl, pw.part, pw.sub.ID, p)
+		var err error
+		if pw.sub.Wants("csv") {
+			if pw.csv, err = pw.rc.Open(ctx, pw.rd.region, report.Key(pw.rd.region, pw.tpl, p, pw.name, "csv")); err != nil {
+				return err
+			}
+		}
+		if pw.sub.Wants("parquet") {
+			if pw.pq, err = pw.rc.Open(ctx, pw.rd.region, report.Key(pw.rd.region, pw.tpl, p, pw.name, "parquet")); err != nil {
+				pw.abort(err)
+				return err
+			}
+		}
+		if pw.w, err = report.NewWriter(pw.tpl.Parts[pw.part].Columns, orNil(pw.csv), orNil(pw.pq)); err != nil {
+			pw.abort(err)
+			return err
+		}
+	}
+	return pw.w.Write(row)
+}
+
+// orNil keeps a nil *OutputWriter a nil io.Writer.
+func orNil(w *runner.OutputWriter) interface{ Write([]byte) (int, error) } {
+	if w == nil {
+		return nil
+	}
+	return w
+}
+
+func (pw *partWriter) abort(err error) {
+	if pw.csv != nil {
+		pw.csv.Abort(err)
+	}
+	if pw.pq != nil {
+		pw.pq.Abort(err)
+	}
+}
+
+// finish runs the CSV/Parquet check and publishes both, or neither.
+func (pw *partWriter) finish() ([]ReportFile, error) {
+	if pw.w == nil {
+		return nil, nil
+	}
+	if err := pw.w.Close(); err != nil {
+		pw.abort(err)
+		return nil, err
+	}
+	var files []ReportFile
+	p := pw.rc.Period
+	for _, f := range []struct {
+		out *runner.OutputWriter
+		ext string
+	}{{pw.csv, "csv"}, {pw.pq, "parquet"}} {
+		if f.out == nil {
+			continue
+		}
+		if err := f.out.Commit(pw.w.Rows()); err != nil {
+			pw.abort(err)
+			return nil, err
+		}
+		files = append(files, ReportFile{Region: pw.rd.region, Name: pw.name + "." + f.ext, Key: report.Key(pw.rd.region, pw.tpl, p, pw.name, f.ext), Format: f.ext, Rows: pw.w.Rows()})
+	}
+	return files, nil
+}
+
+func (j *Reports) writePart(ctx context.Context, rc *runner.RunContext, rd *regionData, sub *subscriptions.Subscription, tpl *report.Template, part int, counts map[string]int64) ([]ReportFile, error) {
+	base := tpl.Base()
+	pw := &partWriter{rc: rc, rd: rd, sub: sub, tpl: tpl, part: part, baseCols: base.Parts[part].Columns}
+	emit := func(row []report.Value) error { return pw.write(ctx, row) }
+	var err error
+	switch base.Parts[part].Table {
+	case "flex":
+		err = j.flexRows(ctx, rc.Period, rd, sub, emit, counts)
+	case "clusters":
+		err = clusterRows(ctx, rc.Period, rd, sub, emit)
+	case "calling":
+		err = j.callingRows(ctx, rc.Period, rd, sub, emit)
+	case "devices":
+		err = deviceRows(ctx, rc.Period, rd, sub, emit)
+	case "numbers":
+		err = numberRows(ctx, rc.Period, rd, sub, emit)
+	default:
+		err = subscriptionTableRows(ctx, rc.Period, rd, sub, base.Parts[part].Table, emit)
+	}
+	if err != nil {
+		pw.abort(err)
+		return nil, err
+	}
+	return pw.finish()
+}
+
+var licenseNames = map[string]string{model.KnowledgeWorker: "Knowledge Worker", model.CommonArea: "Common Area", model.TelePresence: "TelePresence"}
+var complianceNames = map[string]string{"over": "Over", "under": "Under", "ok": "OK"}
+
+// flexRows: subscription × license type. Over several days consumed is the peak
+// daily value and entitled the value on the range's last day.
+func (j *Reports) flexRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, emit func([]report.Value) error, counts map[string]int64) error {
+	type key struct{ subID, subscriber, lt string }
+	peak := map[key]*model.SubscriptionUsage{}
+	var keys []key
+	for _, d := range p.Days() {
+		rows, err := readAll[model.SubscriptionUsage](ctx, rd.store, UsageKey("subscription", rd.region, d))
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			k := key{r.SubscriptionID, r.SubscriberID, r.LicenseType}
+			cur, ok := peak[k]
+			if !ok {
+				r := r
+				peak[k] = &r
+				keys = append(keys, k)
+				continue
+			}
+			cur.Consumed = max(cur.Consumed, r.Consumed)
+			cur.Entitled = r.Entitled // the latest day's
+		}
+	}
+	type row struct {
+		customer string
+		u        *model.SubscriptionUsage
+	}
+	var rows []row
+	for _, k := range keys {
+		u := peak[k]
+		c, ok := visible(rd, sub, p, u.CustomerID)
+		if !ok {
+			continue
+		}
+		rows = append(rows, row{c.CustomerName, u})
+	}
+	sort.SliceStable(rows, func(a, b int) bool {
+		x, y := rows[a], rows[b]
+		if x.customer != y.customer {
+			return x.customer < y.customer
+		}
+		if x.u.CustomerID != y.u.CustomerID {
+			return x.u.CustomerID < y.u.CustomerID
+		}
+		if x.u.SubscriptionID+x.u.SubscriberID != y.u.SubscriptionID+y.u.SubscriberID {
+			return x.u.SubscriptionID+x.u.SubscriberID < y.u.SubscriptionID+y.u.SubscriberID
+		}
+		return slices.Index(model.LicenseTypes, x.u.LicenseType) < slices.Index(model.LicenseTypes, y.u.LicenseType)
+	})
+	for _, r := range rows {
+		state := license.Compliance(r.u.Entitled, r.u.Consumed, j.UnderThreshold)
+		counts[state]++
+		if err := emit([]report.Value{report.S(rd.partners[sub.PartnerID]), report.S(r.customer), report.S(r.u.SubscriptionID),
+			report.S(r.u.SubscriberID), report.S(licenseNames[r.u.LicenseType]), report.I(r.u.Entitled), report.I(r.u.Consumed),
+			report.S(complianceNames[state])}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clusterRows: the Dedicated Instance view, peak daily usage per cluster.
+func clusterRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, emit func([]report.Value) error) error {
+	peak := map[string]*model.ClusterUsage{}
+	for _, d := range p.Days() {
+		rows, err := readAll[model.ClusterUsage](ctx, rd.store, UsageKey("cluster", rd.region, d))
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if _, ok := visible(rd, sub, p, r.CustomerID); !ok {
+				continue
+			}
+			cur, ok := peak[r.ClusterID]
+			if !ok {
+				r := r
+				peak[r.ClusterID] = &r
+				continue
+			}
+			cur.KnowledgeWorker, cur.CommonArea, cur.TelePresence = max(cur.KnowledgeWorker, r.KnowledgeWorker), max(cur.CommonArea, r.CommonArea), max(cur.TelePresence, r.TelePresence)
+			cur.FQDN, cur.Publisher = r.FQDN, r.Publisher
+		}
+	}
+	ids := make([]string, 0, len(peak))
+	for id := range peak {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(a, b int) bool {
+		return peak[ids[a]].FQDN+"\x00"+ids[a] < peak[ids[b]].FQDN+"\x00"+ids[b]
+	})
+	for _, id := range ids {
+		c := peak[id]
+		if err := emit([]report.Value{report.S(rd.region), report.S(c.FQDN), report.S(c.Publisher), report.I(c.KnowledgeWorker),
+			report.I(c.CommonArea), report.I(c.TelePresence)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func pct(r *float64) report.Value {
+	if r == nil {
+		return report.Null()
+	}
+	return report.F(math.Round(*r*1000) / 10)
+}
+
+func trendText(t []*float64) report.Value {
+	parts := make([]string, len(t))
+	for i, v := range t {
+		if v != nil {
+			parts[i] = fmt.Sprintf("%.1f%%", *v*100)
+		}
+	}
+	return report.S(strings.Join(parts, ";"))
+}
+
+// subscriptionTableRows: one of the §7 tables of the week, for Customer Subscriptions.
+func subscriptionTableRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, table string, emit func([]report.Value) error) error {
+	key := AnalyticsKey(table, rd.region, p)
+	see := func(id string) bool { _, ok := visible(rd, sub, p, id); return ok }
+	switch table {
+	case "recently_added":
+		rows, err := readAll[model.RecentlyAdded](ctx, rd.store, key)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if see(r.CustomerID) {
+				if err := emit([]report.Value{report.S(r.CustomerName), report.S(r.SubscriptionID), report.I(r.DaysSinceAdded), report.I(r.TotalLicenses),
+					report.I(r.Used), report.I(r.Assigned), report.I(r.Available), report.OptI(r.WeeklyAssignmentChange), report.OptI(r.WeeklyUsageChange)}); err != nil {
+					return err
+				}
+			}
+		}
+	case "expiring", "renewing":
+		rows, err := readAll[model.Expiring](ctx, rd.store, key)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if see(r.CustomerID) {
+				if err := emit([]report.Value{report.S(r.CustomerName), report.S(r.SubscriptionID), report.I(r.DaysTo), report.I(r.TotalLicenses),
+					report.I(r.Used), report.I(r.Assigned), report.I(r.Available), trendText(r.Usage3Months)}); err != nil {
+					return err
+				}
+			}
+		}
+	case "low_assignment":
+		rows, err := readAll[model.LowAssignment](ctx, rd.store, key)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if see(r.CustomerID) {
+				if err := emit([]report.Value{report.S(r.CustomerName), report.S(r.SubscriptionID), report.I(r.MonthsSinceAdded), report.I(r.Assigned),
+					pct(r.AssignedPct), report.I(r.TotalLicenses), report.I(r.Used), report.I(r.Available), report.OptI(r.WeeklyAssignmentChange)}); err != nil {
+					return err
+				}
+			}
+		}
+	case "overage":
+		rows, err := readAll[model.Overage](ctx, rd.store, key)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if see(r.CustomerID) {
+				if err := emit([]report.Value{report.S(r.CustomerName), report.S(r.SubscriptionID), report.I(r.MonthsRemaining), report.B(r.AutoRenew),
+					report.I(r.TotalLicenses), report.I(r.Assigned), pct(r.AssignedPct), report.I(r.Used), pct(r.UsedPct), report.I(r.Overage)}); err != nil {
+					return err
+				}
+			}
+		}
+	default:
+		return runner.Permanent(fmt.Errorf("no report rows for table %q", table))
+	}
+	return nil
+}
+
+// callingRows: customer × location, from the period's call legs.
+func (j *Reports) callingRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, emit func([]report.Value) error) error {
+	locations := map[string]string{}
+	nums, err := readAll[model.Number](ctx, rd.store, InventoryKey("numbers", rd.region, p.LastDay()))
+	if err != nil {
+		return err
+	}
+	for _, n := range nums {
+		locations[n.LocationID] = n.LocationName
+	}
+	type acc struct {
+		customer, location                             string
+		calls, legs, poor, seconds, videoSeconds       int64
+		audio, video, desk, room, other, hunt, aa      int64
+		queue, timedOut, overflowed, forwarded, abandn int64
+		call                                           string
+		callMax                                        int64
+		callVideo, callPoor                            bool
+	}
+	flush := func(a *acc) {
+		if a.call == "" {
+			return
+		}
+		a.calls++
+		a.seconds += a.callMax
+		if a.callVideo {
+			a.videoSeconds += a.callMax
+		}
+		if a.callPoor {
+			a.poor++
+		}
+	}
+	accs := map[string]*acc{}
+	for _, d := range p.Days() {
+		r, f, err := openInput[model.CallLeg](ctx, rd.store, CallsKey(rd.region, d))
+		if err != nil {
+			return err
+		}
+		for {
+			leg, ok := r.Next()
+			if !ok {
+				break
+			}
+			if _, ok := visible(rd, sub, p, leg.CustomerID); !ok {
+				continue
+			}
+			k := leg.CustomerID + "\x00" + leg.LocationID
+			a := accs[k]
+			if a == nil {
+				a = &acc{customer: leg.CustomerID, location: leg.LocationID}
+				accs[k] = a
+			}
+			if leg.CallID != a.call {
+				flush(a)
+				a.call, a.callMax, a.callVideo, a.callPoor = leg.CallID, 0, false, false
+				switch model.Deref(leg.RoutedVia) {
+				case "hunt-group":
+					a.hunt++
+				case "auto-attendant":
+					a.aa++
+				}
+				if leg.QueueOutcome != nil {
+					a.queue++
+					switch *leg.QueueOutcome {
+					case "timed-out":
+						a.timedOut++
+					case "overflowed":
+						a.overflowed++
+					case "forwarded":
+						a.forwarded++
+					case "abandoned":
+						a.abandn++
+					}
+				}
+			}
+			a.legs++
+			a.callMax = max(a.callMax, leg.DurationSeconds)
+			a.callVideo = a.callVideo || leg.IsVideo
+			a.callPoor = a.callPoor || j.Thresholds.Poor(&leg)
+			if leg.IsVideo {
+				a.video++
+			} else {
+				a.audio++
+			}
+			switch leg.DeviceType {
+			case model.DeskPhone:
+				a.desk++
+			case model.Room, model.TelePresenceType:
+				a.room++
+			default:
+				a.other++
+			}
+		}
+		err = r.Err()
+		r.Close()
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	list := make([]*acc, 0, len(accs))
+	for _, a := range accs {
+		flush(a)
+		list = append(list, a)
+	}
+	name := func(a *acc) string { return rd.customers[a.customer].CustomerName }
+	sort.Slice(list, func(x, y int) bool {
+		a, b := list[x], list[y]
+		if name(a) != name(b) {
+			return name(a) < name(b)
+		}
+		if a.customer != b.customer {
+			return a.customer < b.customer
+		}
+		return locations[a.location]+a.location < locations[b.location]+b.location
+	})
+	for _, a := range list {
+		loc := locations[a.location]
+		if loc == "" {
+			loc = a.location
+		}
+		if err := emit([]report.Value{report.S(name(a)), report.S(a.customer), report.S(loc), report.I(a.calls), report.I(a.legs), report.I(a.poor),
+			report.I(a.seconds / 60), report.I(a.videoSeconds / 60), report.I(a.audio), report.I(a.video), report.I(a.desk), report.I(a.room),
+			report.I(a.other), report.I(a.hunt), report.I(a.aa), report.I(a.queue), report.I(a.timedOut), report.I(a.overflowed),
+			report.I(a.forwarded), report.I(a.abandn)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// userEmails maps user ids to emails (the "User ID" of the point-in-time reports).
+func userEmails(ctx context.Context, rd *regionData, day periods.Period) (map[string]string, error) {
+	users, err := readAll[model.User](ctx, rd.store, InventoryKey("users", rd.region, day))
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, len(users))
+	for _, u := range users {
+		m[u.UserID] = u.Email
+	}
+	return m, nil
+}
+
+// deviceRows: the snapshot of the period's last day, streamed.
+func deviceRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, emit func([]report.Value) error) error {
+	emails, err := userEmails(ctx, rd, p.LastDay())
+	if err != nil {
+		return err
+	}
+	r, f, err := openInput[model.Device](ctx, rd.store, InventoryKey("devices", rd.region, p.LastDay()))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	defer r.Close()
+	for {
+		d, ok := r.Next()
+		if !ok {
+			return r.Err()
+		}
+		c, ok := visible(rd, sub, p, d.CustomerID)
+		if !ok {
+			continue
+		}
+		userID := report.Null()
+		if d.UserID != nil {
+			userID = report.S(emails[*d.UserID])
+		}
+		if err := emit([]report.Value{report.OptS(c.ExternalID), report.S(c.CustomerName), report.S(c.CustomerID), report.S(d.LocationID),
+			report.S(d.LocationName), report.S(d.Product), report.S(d.MAC), report.S(d.Firmware), report.OptS(d.PhoneNumber),
+			report.OptS(d.Extension), userID, report.OptS(d.UserID)}); err != nil {
+			return err
+		}
+	}
+}
+
+// numberRows: the snapshot of the period's last day, streamed.
+func numberRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, emit func([]report.Value) error) error {
+	r, f, err := openInput[model.Number](ctx, rd.store, InventoryKey("numbers", rd.region, p.LastDay()))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	defer r.Close()
+	for {
+		n, ok := r.Next()
+		if !ok {
+			return r.Err()
+		}
+		c, ok := visible(rd, sub, p, n.CustomerID)
+		if !ok {
+			continue
+		}
+		if err := emit([]report.Value{report.OptS(c.ExternalID), report.S(c.CustomerName), report.S(c.CustomerID), report.S(n.LocationID),
+			report.S(n.LocationName), report.S(n.Country), report.S(n.Number), report.OptS(n.Extension), report.S(n.PSTNConnection),
+			report.B(n.IsActive), report.S(n.UserType), report.S(n.NumberType), report.OptS(n.UserID), report.OptS(n.UserUUID)}); err != nil {
+			return err
+		}
+	}
+}
+
+// RowsByRegion sums each region's report rows, counting a report written as both
+// CSV and Parquet once.
+func RowsByRegion(files []ReportFile) (map[string]int64, []string) {
+	rows, regions, seen := map[string]int64{}, []string{}, map[string]bool{}
+	for _, f := range files {
+		if _, ok := rows[f.Region]; !ok {
+			regions = append(regions, f.Region)
+			rows[f.Region] = 0
+		}
+		if k := f.Region + "/" + strings.TrimSuffix(f.Name, "."+f.Format); !seen[k] {
+			seen[k] = true
+			rows[f.Region] += f.Rows
+		}
+	}
+	return rows, regions
+}
+
+// summary is the short summary of an email: rows, regions, compliance reds.
+func summary(files []ReportFile, compliance map[string]int64, under float64) []string {
+	rows, regions := RowsByRegion(files)
+	if len(regions) == 0 {
+		return nil
+	}
+	var total int64
+	for _, n := range rows {
+		total += n
+	}
+	out := []string{fmt.Sprintf("%d rows in %d region(s): %s", total, len(regions), strings.Join(regions, ", "))}
+	if compliance["over"]+compliance["under"] > 0 {
+		out = append(out, fmt.Sprintf("Compliance reds: %d over their entitlement, %d under %.0f%% of it", compliance["over"], compliance["under"], under*100))
+	}
+	return out
+}
+
+// Notify sends one email per subscription of the run: links per region and a
+// summary, or a "no data" email when no region had rows.
+func (j *Reports) Notify(ctx context.Context, rc *runner.RunContext, n runner.Notification) error {
+	var reports map[string]*SubscriptionReport
+	if err := rc.NoteInto("reports", &reports); err != nil {
+		return err
+	}
+	store := &subscriptions.Store{S: rc.Stores.Control}
+	ids := make([]string, 0, len(reports))
+	for id := range reports {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var errs []error
+	for _, id := range ids {
+		sr := reports[id]
+		if sr.Error != "" || n.Sent(id) {
+			continue
+		}
+		sub, err := store.Get(ctx, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		pl, err := j.periodLinks(ctx, rc.Period, sr)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e := &mail.ReportEmail{Subscription: id, PartnerID: sub.PartnerID, Cadence: string(sub.Cadence), LinkValidity: j.Links.Validity(),
+			Periods: []mail.PeriodLinks{pl}}
+		e.Title = fmt.Sprintf("%s — %s report for %s", sr.Template, sub.Cadence, rc.Period.ID())
+		if pl.NoData {
+			e.Title = fmt.Sprintf("%s — no data for %s", sr.Template, rc.Period.ID())
+		}
+		if err := j.send(ctx, rc, n, sub, e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (j *Reports) periodLinks(ctx context.Context, p periods.Period, sr *SubscriptionReport) (mail.PeriodLinks, error) {
+	pl := mail.PeriodLinks{Period: p.ID(), Summary: sr.Summary, NoData: len(sr.Files) == 0}
+	index := map[string]int{} // region → its place in pl.Regions
+	for _, f := range sr.Files {
+		i, ok := index[f.Region]
+		if !ok {
+			i = len(pl.Regions)
+			index[f.Region] = i
+			pl.Regions = append(pl.Regions, mail.RegionLinks{Region: f.Region})
+		}
+		url, err := j.Links.Link(ctx, f.Region, f.Key, f.Name)
+		if err != nil {
+			return pl, fmt.Errorf("link to %s: %w", f.Key, err)
+		}
+		pl.Regions[i].Files = append(pl.Regions[i].Files, mail.FileLink{Name: f.Name, URL: url})
+	}
+	rows, _ := RowsByRegion(sr.Files)
+	for i := range pl.Regions {
+		pl.Regions[i].Rows = rows[pl.Regions[i].Region]
+	}
+	return pl, nil
+}
+
+// send renders and sends one email with retries; every try's outcome goes to the ledger.
+func (j *Reports) send(ctx context.Context, rc *runner.RunContext, n runner.Notification, sub *subscriptions.Subscription, e *mail.ReportEmail) error {
+	text, html, err := mail.Render(e)
+	if err != nil {
+		return err
+	}
+	for _, to := range sub.Recipients {
+		if err := subscriptions.ValidateAddress(to); err != nil {
+			return fmt.Errorf("subscription %s: %w", sub.ID, err)
+		}
+	}
+	sender := j.Sender
+	if sender == nil {
+		sender = &mail.Outbox{Store: rc.Stores.Control}
+	}
+	m := &mail.Message{ID: fmt.Sprintf("%s/%d", rc.RunID, n.Seq()), From: j.From, To: sub.Recipients, Subject: "tally: " + e.Title,
+		Text: text, HTML: html, Date: rc.Clock.Now()}
+	attempts := max(j.SendAttempts, 1)
+	var last error
+	for i := 1; i <= attempts; i++ {
+		last = sender.Send(ctx, m)
+		rec := runner.Email{Subscription: sub.ID, To: sub.Recipients, Status: "sent", At: rc.Clock.Now(), Via: sender.Where(), MessageID: m.ID}
+		if last != nil {
+			rec.Status, rec.Error = "failed", last.Error()
+		}
+		if err := n.Record(rec); err != nil {
+			return err
+		}
+		if last == nil {
+			rc.Log.Info().Str("subscription", sub.ID).Strs("to", sub.Recipients).Str("via", sender.Where()).Msg("email sent")
+			return nil
+		}
+		rc.Log.Warn().Err(last).Str("subscription", sub.ID).Int("try", i).Msg("email failed")
+		if i < attempts {
+			if err := rc.Clock.Sleep(ctx, j.SendBackoff*time.Duration(1<<(i-1))); err != nil {
+				return err
+			}
+		}
+	}
+	return fmt.Errorf("subscription %s: email not delivered after %d tries: %w", sub.ID, attempts, last)
+}
+
+// Digest sends one email per subscription listing every period's links of a
+// backfill (tally backfill --email).
+func (j *Reports) Digest(ctx context.Context, rc *runner.RunContext, n runner.Notification, recs []*runner.Record) error {
+	type entry struct {
+		p  periods.Period
+		sr *SubscriptionReport
+	}
+	bySub := map[string][]entry{}
+	for _, rec := range recs {
+		if rec.Status != runner.StatusSucceeded {
+			continue
+		}
+		p, err := periods.Parse(j.Every, rec.Period)
+		if err != nil {
+			return err
+		}
+		var reports map[string]*SubscriptionReport
+		rcr := &runner.RunContext{RunID: rec.RunID}
+		rcr.Note("reports", rec.Notes["reports"])
+		if err := rcr.NoteInto("reports", &reports); err != nil {
+			continue
+		}
+		for id, sr := range reports {
+			if sr.Error == "" {
+				bySub[id] = append(bySub[id], entry{p, sr})
+			}
+		}
+	}
+	store := &subscriptions.Store{S: rc.Stores.Control}
+	ids := make([]string, 0, len(bySub))
+	for id := range bySub {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var errs []error
+	for _, id := range ids {
+		sub, err := store.Get(ctx, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		entries := bySub[id]
+		sort.Slice(entries, func(a, b int) bool { return entries[a].p.Start.Before(entries[b].p.Start) })
+		e := &mail.ReportEmail{Subscription: id, PartnerID: sub.PartnerID, Cadence: string(sub.Cadence), LinkValidity: j.Links.Validity(), Digest: true}
+		for _, en := range entries {
+			pl, err := j.periodLinks(ctx, en.p, en.sr)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			e.Periods = append(e.Periods, pl)
+		}
+		e.Title = fmt.Sprintf("%s — backfill of %d %s periods, %s to %s", entries[0].sr.Template, len(entries), sub.Cadence, entries[0].p.ID(), entries[len(entries)-1].p.ID())
+		if err := j.send(ctx, rc, n, sub, e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

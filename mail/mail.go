@@ -1,0 +1,209 @@
+// Package mail owns how tally sends email: rendering report emails from the
+// embedded templates, sending them over SMTP (go-mail) or into an outbox of .eml
+// files, and refusing anything that could inject a header.
+package mail
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	htmltemplate "html/template"
+	"strings"
+	texttemplate "text/template"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"tally/storage"
+	"tally/templates"
+)
+
+// Message is one email.
+type Message struct {
+	ID      string // unique per message: <run-id>/<n>; the outbox key and Message-ID
+	From    string
+	To      []string
+	Subject string
+	Text    string
+	HTML    string
+	Date    time.Time
+}
+
+// Sender delivers messages.
+type Sender interface {
+	Send(ctx context.Context, m *Message) error
+	// Where describes the destination, for the ledger ("smtp://host:port", "outbox").
+	Where() string
+}
+
+// checkHeaders refuses header values that could inject headers.
+func checkHeaders(m *Message) error {
+	for _, v := range append([]string{m.From, m.Subject, m.ID}, m.To...) {
+		if strings.ContainsAny(v, "\r\n") {
+			return fmt.Errorf("mail: header value %q contains a line break", v)
+		}
+	}
+	if len(m.To) == 0 {
+		return fmt.Errorf("mail: no recipients")
+	}
+	return nil
+}
+
+func (m *Message) build() (*gomail.Msg, error) {
+	if err := checkHeaders(m); err != nil {
+		return nil, err
+	}
+	msg := gomail.NewMsg()
+	if err := msg.From(m.From); err != nil {
+		return nil, fmt.Errorf("mail: from %q: %w", m.From, err)
+	}
+	if err := msg.To(m.To...); err != nil {
+		return nil, fmt.Errorf("mail: to %v: %w", m.To, err)
+	}
+	msg.Subject(m.Subject)
+	msg.SetMessageIDWithValue(strings.ReplaceAll(m.ID, "/", ".") + "@tally")
+	msg.SetDateWithValue(m.Date)
+	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+	msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	return msg, nil
+}
+
+// EML renders a message as an RFC 5322 .eml file.
+func EML(m *Message) ([]byte, error) {
+	msg, err := m.build()
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if _, err := msg.WriteTo(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// SMTPConfig is how to reach the SMTP server.
+type SMTPConfig struct {
+	Host     string
+	Port     int
+	TLS      string // starttls (required), tls (implicit), none
+	Username string
+	Password string
+	Timeout  time.Duration
+}
+
+// SMTP sends over SMTP.
+type SMTP struct {
+	cfg  SMTPConfig
+	opts []gomail.Option
+}
+
+// NewSMTP checks cfg and prepares a sender.
+func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
+	opts := []gomail.Option{gomail.WithPort(cfg.Port), gomail.WithTimeout(cfg.Timeout)}
+	switch cfg.TLS {
+	case "starttls", "":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	case "tls":
+		opts = append(opts, gomail.WithSSL())
+	case "none":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	default:
+		return nil, fmt.Errorf("smtp.tls %q: starttls, tls or none", cfg.TLS)
+	}
+	if cfg.Username != "" {
+		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthPlain), gomail.WithUsername(cfg.Username), gomail.WithPassword(cfg.Password))
+	}
+	return &SMTP{cfg: cfg, opts: opts}, nil
+}
+
+// Send delivers m.
+func (s *SMTP) Send(ctx context.Context, m *Message) error {
+	msg, err := m.build()
+	if err != nil {
+		return err
+	}
+	c, err := gomail.NewClient(s.cfg.Host, s.opts...)
+	if err != nil {
+		return fmt.Errorf("smtp %s: %w", s.Where(), err)
+	}
+	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
+		return fmt.Errorf("smtp %s: %w", s.Where(), err)
+	}
+	return nil
+}
+
+// Where is smtp://host:port.
+func (s *SMTP) Where() string { return fmt.Sprintf("smtp://%s:%d", s.cfg.Host, s.cfg.Port) }
+
+// Outbox writes messages as outbox/<run-id>/<n>.eml in a store (when no SMTP
+// server is configured).
+type Outbox struct {
+	Store storage.Store
+}
+
+// Send stores m.
+func (o *Outbox) Send(ctx context.Context, m *Message) error {
+	b, err := EML(m)
+	if err != nil {
+		return err
+	}
+	_, err = o.Store.Put(ctx, OutboxKey(m.ID), bytes.NewReader(b))
+	return err
+}
+
+// OutboxKey is where a message goes in the outbox.
+func OutboxKey(id string) string { return "outbox/" + id + ".eml" }
+
+// Where is "outbox".
+func (o *Outbox) Where() string { return "outbox" }
+
+// ReportEmail is what a report email (or a backfill digest) says.
+type ReportEmail struct {
+	Title        string
+	Subscription string
+	PartnerID    string
+	Cadence      string
+	LinkValidity string
+	Digest       bool
+	Periods      []PeriodLinks
+}
+
+// PeriodLinks are one period's files.
+type PeriodLinks struct {
+	Period  string
+	NoData  bool
+	Summary []string
+	Regions []RegionLinks
+}
+
+// RegionLinks are one region's files of a period.
+type RegionLinks struct {
+	Region string
+	Rows   int64
+	Files  []FileLink
+}
+
+// FileLink is one link.
+type FileLink struct {
+	Name, URL string
+}
+
+// Render fills the report templates.
+func Render(e *ReportEmail) (text, html string, err error) {
+	tt, err := texttemplate.ParseFS(templates.FS, "email/report.txt.tmpl")
+	if err != nil {
+		return "", "", err
+	}
+	ht, err := htmltemplate.ParseFS(templates.FS, "email/report.html.tmpl")
+	if err != nil {
+		return "", "", err
+	}
+	var tb, hb bytes.Buffer
+	if err := tt.Execute(&tb, e); err != nil {
+		return "", "", err
+	}
+	if err := ht.Execute(&hb, e); err != nil {
+		return "", "", err
+	}
+	return tb.String(), hb.String(), nil
+}

@@ -1,0 +1,291 @@
+// Package report owns tally's report files: the built-in and custom templates
+// (their CSV headers and snake_case Parquet columns), file names, and the writer
+// that streams one report as CSV and Parquet in a single pass.
+package report
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// Kind is a column's type.
+type Kind int
+
+// Column kinds.
+const (
+	String Kind = iota
+	Int
+	Float
+	Bool
+)
+
+// Column is one report column: its CSV header and type. Its Parquet name is the
+// snake_case of the header.
+type Column struct {
+	Header string
+	Kind   Kind
+}
+
+var nonAlnum = regexp.MustCompile(`[^a-z0-9]+`)
+
+// SnakeCase is the Parquet name of a CSV header: lower case, every run of
+// characters other than letters and digits one "_" ("Call Minutes - Video" →
+// "call_minutes_video").
+func SnakeCase(header string) string {
+	return strings.Trim(nonAlnum.ReplaceAllString(strings.ToLower(header), "_"), "_")
+}
+
+// Name is the column's Parquet name.
+func (c Column) Name() string { return SnakeCase(c.Header) }
+
+// Value is one cell.
+type Value struct {
+	kind Kind
+	null bool
+	s    string
+	i    int64
+	f    float64
+	b    bool
+}
+
+// S, I, F, B and Null make cells.
+func S(s string) Value      { return Value{kind: String, s: s} }
+func I(i int64) Value       { return Value{kind: Int, i: i} }
+func F(f float64) Value     { return Value{kind: Float, f: f} }
+func B(b bool) Value        { return Value{kind: Bool, b: b} }
+func Null() Value           { return Value{null: true} }
+func OptS(s *string) Value  { return opt(s, S) }
+func OptF(f *float64) Value { return opt(f, F) }
+func OptI(i *int64) Value   { return opt(i, I) }
+
+func opt[T any](p *T, f func(T) Value) Value {
+	if p == nil {
+		return Null()
+	}
+	return f(*p)
+}
+
+// Text is the cell as CSV shows it (before formula neutralising).
+func (v Value) Text() string {
+	if v.null {
+		return ""
+	}
+	switch v.kind {
+	case Int:
+		return strconv.FormatInt(v.i, 10)
+	case Float:
+		return strconv.FormatFloat(v.f, 'f', -1, 64)
+	case Bool:
+		return strconv.FormatBool(v.b)
+	}
+	return v.s
+}
+
+// SafeText neutralises a text cell a spreadsheet would run as a formula: a cell
+// starting with =, +, -, @, tab, CR or LF gets a ' prefix. Numbers are never altered.
+func SafeText(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r\n", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// RowGroupRows bounds a report's Parquet row group, so memory does not grow with rows.
+const RowGroupRows = 64 * 1024
+
+// Writer writes one report as CSV and/or Parquet in one pass over its rows.
+type Writer struct {
+	cols    []Column
+	csv     *csv.Writer
+	pq      *parquet.Writer
+	row     parquet.Row
+	record  []string
+	csvRows int64
+	pqRows  int64
+}
+
+// Schema is the Parquet schema of cols, in column order, every column nullable.
+func Schema(name string, cols []Column) *parquet.Schema {
+	g := parquet.Group{}
+	order := make([]string, len(cols))
+	for i, c := range cols {
+		var n parquet.Node
+		switch c.Kind {
+		case Int:
+			n = parquet.Int(64)
+		case Float:
+			n = parquet.Leaf(parquet.DoubleType)
+		case Bool:
+			n = parquet.Leaf(parquet.BooleanType)
+		default:
+			n = parquet.String()
+		}
+		g[c.Name()] = parquet.Compressed(parquet.Optional(n), &parquet.Zstd)
+		order[i] = c.Name()
+	}
+	return parquet.NewSchema(name, orderedGroup{Group: g, order: order})
+}
+
+// orderedGroup keeps the template's column order (parquet.Group sorts by name).
+type orderedGroup struct {
+	parquet.Group
+	order []string
+}
+
+func (g orderedGroup) Fields() []parquet.Field {
+	fields := g.Group.Fields()
+	slices.SortStableFunc(fields, func(a, b parquet.Field) int {
+		return slices.Index(g.order, a.Name()) - slices.Index(g.order, b.Name())
+	})
+	return fields
+}
+
+// NewWriter starts a report; csvOut or pqOut may be nil to skip that format.
+func NewWriter(cols []Column, csvOut, pqOut io.Writer) (*Writer, error) {
+	w := &Writer{cols: cols, row: make(parquet.Row, len(cols)), record: make([]string, len(cols))}
+	if csvOut != nil {
+		w.csv = csv.NewWriter(csvOut)
+		w.csv.UseCRLF = true // RFC 4180
+		for i, c := range cols {
+			w.record[i] = c.Header
+		}
+		if err := w.csv.Write(w.record); err != nil {
+			return nil, err
+		}
+	}
+	if pqOut != nil {
+		w.pq = parquet.NewWriter(pqOut, Schema("report", cols),
+			parquet.MaxRowsPerRowGroup(RowGroupRows), parquet.CreatedBy("tally", "1", "-"))
+	}
+	return w, nil
+}
+
+// Write appends one row (one value per column, in column order).
+func (w *Writer) Write(vals []Value) error {
+	if len(vals) != len(w.cols) {
+		return fmt.Errorf("report row has %d values for %d columns", len(vals), len(w.cols))
+	}
+	if w.csv != nil {
+		for i, v := range vals {
+			t := v.Text()
+			if v.kind == String && !v.null {
+				t = SafeText(t)
+			}
+			w.record[i] = t
+		}
+		if err := w.csv.Write(w.record); err != nil {
+			return err
+		}
+		w.csvRows++
+	}
+	if w.pq != nil {
+		for i, v := range vals {
+			var pv parquet.Value
+			switch {
+			case v.null:
+				w.row[i] = parquet.NullValue().Level(0, 0, i)
+				continue
+			case v.kind == Int:
+				pv = parquet.Int64Value(v.i)
+			case v.kind == Float:
+				pv = parquet.DoubleValue(v.f)
+			case v.kind == Bool:
+				pv = parquet.BooleanValue(v.b)
+			default:
+				pv = parquet.ByteArrayValue([]byte(v.s))
+			}
+			w.row[i] = pv.Level(0, 1, i)
+		}
+		if _, err := w.pq.WriteRows([]parquet.Row{w.row}); err != nil {
+			return err
+		}
+		w.pqRows++
+	}
+	return nil
+}
+
+// Rows is how many data rows were written.
+func (w *Writer) Rows() int64 { return max(w.csvRows, w.pqRows) }
+
+// Close flushes both formats, then checks them against each other: the same row
+// count and the same columns (a check that fails fails the run, before publish).
+func (w *Writer) Close() error {
+	if w.csv != nil {
+		w.csv.Flush()
+		if err := w.csv.Error(); err != nil {
+			return err
+		}
+	}
+	if w.pq != nil {
+		if err := w.pq.Close(); err != nil {
+			return err
+		}
+	}
+	if w.csv != nil && w.pq != nil {
+		if w.csvRows != w.pqRows {
+			return fmt.Errorf("report check: CSV has %d rows, Parquet %d", w.csvRows, w.pqRows)
+		}
+		fields := w.pq.Schema().Fields()
+		if len(fields) != len(w.cols) {
+			return fmt.Errorf("report check: CSV has %d columns, Parquet %d", len(w.cols), len(fields))
+		}
+		for i, f := range fields {
+			if f.Name() != w.cols[i].Name() {
+				return fmt.Errorf("report check: column %d is %q in CSV and %q in Parquet", i+1, w.cols[i].Header, f.Name())
+			}
+		}
+	}
+	return nil
+}
+
+// ReadParquetText reads a report's Parquet file back as the text cells its CSV
+// shows (before formula neutralising), with the column names: for checks and
+// tests that compare the two formats.
+func ReadParquetText(ra io.ReaderAt, size int64) (names []string, rows [][]string, err error) {
+	f, err := parquet.OpenFile(ra, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	leaves := f.Schema().Fields()
+	for _, l := range leaves {
+		names = append(names, l.Name())
+	}
+	r := parquet.NewReader(f)
+	defer r.Close()
+	buf := make([]parquet.Row, 256)
+	for {
+		n, err := r.ReadRows(buf)
+		for _, row := range buf[:n] {
+			cells := make([]string, len(row))
+			for i, v := range row {
+				if v.IsNull() {
+					continue
+				}
+				switch v.Kind() {
+				case parquet.Int64:
+					cells[i] = strconv.FormatInt(v.Int64(), 10)
+				case parquet.Double:
+					cells[i] = strconv.FormatFloat(v.Double(), 'f', -1, 64)
+				case parquet.Boolean:
+					cells[i] = strconv.FormatBool(v.Boolean())
+				default:
+					cells[i] = string(v.ByteArray())
+				}
+			}
+			rows = append(rows, cells)
+		}
+		if err == io.EOF {
+			return names, rows, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+}
