@@ -112,6 +112,7 @@ func analyticsFixture(t *testing.T, src source.Source) (*runner.Runner, storage.
 }
 
 func TestWeeklyAnalyticsOfAKnownEstate(t *testing.T) {
+	t.Parallel()
 	r, store := analyticsFixture(t, tinyEstate{})
 	if _, err := r.Run(context.Background(), Analytics, testWeek, runner.Options{}); err != nil {
 		t.Fatal(err)
@@ -172,6 +173,7 @@ func TestWeeklyAnalyticsOfAKnownEstate(t *testing.T) {
 }
 
 func TestAnAnalyticsRunNeverStartsOtherWeeksAndTrendsReadPublishedWeeks(t *testing.T) {
+	t.Parallel()
 	r, store := analyticsFixture(t, tinyEstate{})
 	ctx := context.Background()
 	prev := testWeek.Prev()
@@ -198,6 +200,7 @@ func TestAnAnalyticsRunNeverStartsOtherWeeksAndTrendsReadPublishedWeeks(t *testi
 }
 
 func TestAWeekWhoseUpstreamDayFailedIsNotPublishedAndTheLedgerSaysWhichDay(t *testing.T) {
+	t.Parallel()
 	r, store := analyticsFixture(t, tinyEstate{failDay: "2026-11-18"})
 	ctx := context.Background()
 	_, err := r.Run(ctx, Analytics, testWeek, runner.Options{})
@@ -214,6 +217,7 @@ func TestAWeekWhoseUpstreamDayFailedIsNotPublishedAndTheLedgerSaysWhichDay(t *te
 }
 
 func TestAnalyticsIsByteIdenticalOnAForcedRerun(t *testing.T) {
+	t.Parallel()
 	f := setup(t, nil)
 	ctx := context.Background()
 	f.r = runner.New([]runner.Job{&Sync{Source: f.src, Ledger: f.r.Ledger()}, &Usage{UnderThreshold: 0.5},

@@ -83,6 +83,7 @@ func checksums(t *testing.T, dir string) map[string]string {
 }
 
 func TestRunningAJobTwiceWithForceGivesByteIdenticalFiles(t *testing.T) {
+	t.Parallel()
 	f := setup(t, nil)
 	ctx := context.Background()
 	if _, err := f.r.Run(ctx, LicenseUsage, testDay, runner.Options{}); err != nil {
@@ -128,6 +129,7 @@ func readRows[T any](t *testing.T, s storage.Store, key string) []T {
 }
 
 func TestDataResidencyARegionsRowsOnlyUnderItsOwnRegionPartition(t *testing.T) {
+	t.Parallel()
 	f := setup(t, nil)
 	if _, err := f.r.Run(context.Background(), LicenseUsage, testDay, runner.Options{}); err != nil {
 		t.Fatal(err)
@@ -202,6 +204,7 @@ var dataContract = map[string]string{
 }
 
 func TestEveryTableHasTheDataContractColumnsInSnakeCaseAndNoPartitionColumns(t *testing.T) {
+	t.Parallel()
 	f := setup(t, nil)
 	if _, err := f.r.Run(context.Background(), LicenseUsage, testDay, runner.Options{}); err != nil {
 		t.Fatal(err)
@@ -226,6 +229,7 @@ func TestEveryTableHasTheDataContractColumnsInSnakeCaseAndNoPartitionColumns(t *
 }
 
 func TestMalformedSourceRowsAreQuarantinedWithTheirReasonNeverDropped(t *testing.T) {
+	t.Parallel()
 	src := newDemo(t, 0.02)
 	f := setup(t, src)
 	res, err := f.r.Run(context.Background(), SyncClusters, testDay, runner.Options{})
@@ -272,6 +276,7 @@ func TestMalformedSourceRowsAreQuarantinedWithTheirReasonNeverDropped(t *testing
 }
 
 func TestUsageTotalsAgreeAcrossGrains(t *testing.T) {
+	t.Parallel()
 	f := setup(t, nil)
 	if _, err := f.r.Run(context.Background(), LicenseUsage, testDay, runner.Options{}); err != nil {
 		t.Fatal(err)
@@ -311,6 +316,7 @@ func (d dropDevices) Customers(ctx context.Context, day periods.Period, fn func(
 }
 
 func TestADayWithZeroRowsForAnEntityThatHadRowsTheDayBeforeIsAnError(t *testing.T) {
+	t.Parallel()
 	f := setup(t, dropDevices{Source: newDemo(t, 0), day: testDay.ID()})
 	ctx := context.Background()
 	if _, err := f.r.Run(ctx, SyncClusters, testDay.Prev(), runner.Options{}); err != nil {
@@ -326,6 +332,7 @@ func TestADayWithZeroRowsForAnEntityThatHadRowsTheDayBeforeIsAnError(t *testing.
 }
 
 func TestSyncNotesClustersAndPublishersNewSinceThePreviousSnapshot(t *testing.T) {
+	t.Parallel()
 	f := setup(t, nil)
 	ctx := context.Background()
 	// Far apart, so the estate has grown new clusters in between.

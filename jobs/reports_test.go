@@ -144,6 +144,7 @@ func allTemplates(e *reportsEnv, t *testing.T) {
 }
 
 func TestGoldenEveryTemplatesCSVHeaderAndFirstRows(t *testing.T) {
+	t.Parallel()
 	// The demo's default estate, so every Customer Subscriptions table has rows.
 	demo, _ := demoSource(200)
 	e := newReportsEnv(t, demo, nil)
@@ -194,6 +195,7 @@ func TestGoldenEveryTemplatesCSVHeaderAndFirstRows(t *testing.T) {
 }
 
 func TestEveryReportsParquetHasTheSameRowsAsItsCSV(t *testing.T) {
+	t.Parallel()
 	e := newReportsEnv(t, nil, nil)
 	allTemplates(e, t)
 	e.run(t, ReportsJob(periods.Daily), testDay, runner.Options{})
@@ -268,6 +270,7 @@ func someCustomers(t *testing.T, src source.Source, partner, region string, n in
 }
 
 func TestAFormulaInACustomerNameIsNeutralisedInCSVAndKeptInParquet(t *testing.T) {
+	t.Parallel()
 	demo := newDemo(t, 0)
 	partners, _ := demo.Partners(context.Background(), testDay)
 	victim := someCustomers(t, demo, partners[0].PartnerID, "US", 1)[0]
@@ -306,6 +309,7 @@ func TestAFormulaInACustomerNameIsNeutralisedInCSVAndKeptInParquet(t *testing.T)
 }
 
 func TestASalesAdminSubscriptionReceivesOnlyItsCustomersAndOnlyTheirRegions(t *testing.T) {
+	t.Parallel()
 	demo := newDemo(t, 0)
 	partners, _ := demo.Partners(context.Background(), testDay)
 	mine := someCustomers(t, demo, partners[0].PartnerID, "EU", 2)
@@ -326,6 +330,7 @@ func TestASalesAdminSubscriptionReceivesOnlyItsCustomersAndOnlyTheirRegions(t *t
 }
 
 func TestANewOrganisationAppearsOnlyWhenCreatedAtLeast24HoursBeforeThePeriodsEnd(t *testing.T) {
+	t.Parallel()
 	demo := newDemo(t, 0)
 	partners, _ := demo.Partners(context.Background(), testDay)
 	cust := someCustomers(t, demo, partners[0].PartnerID, "US", 1)[0]
@@ -354,6 +359,7 @@ func TestANewOrganisationAppearsOnlyWhenCreatedAtLeast24HoursBeforeThePeriodsEnd
 }
 
 func TestAReportHoldsOnlyItsRegionsCustomersAndAReRunReplacesItsFiles(t *testing.T) {
+	t.Parallel()
 	e := newReportsEnv(t, nil, nil)
 	e.add(t, &subscriptions.Subscription{ID: "calls", Template: "calling-usage-detail", Cadence: periods.Daily})
 	e.run(t, ReportsJob(periods.Daily), testDay, runner.Options{})
@@ -377,6 +383,7 @@ func TestAReportHoldsOnlyItsRegionsCustomersAndAReRunReplacesItsFiles(t *testing
 }
 
 func TestEmailsGoToTheOutboxOncePerSubscriptionAndAForcedReRunEmailsNobody(t *testing.T) {
+	t.Parallel()
 	e := newReportsEnv(t, nil, nil)
 	e.add(t, &subscriptions.Subscription{ID: "flex", Template: "flex-license-usage", Cadence: periods.Daily})
 	e.add(t, &subscriptions.Subscription{ID: "nobody", Template: "flex-license-usage", Cadence: periods.Daily, PartnerID: "P-NO-CUSTOMERS"})
@@ -403,6 +410,7 @@ func TestEmailsGoToTheOutboxOncePerSubscriptionAndAForcedReRunEmailsNobody(t *te
 }
 
 func TestReportsAreSentOverRealSMTPWithBothPartsAndOneLinkPerRegionWithRows(t *testing.T) {
+	t.Parallel()
 	mp := testservers.NeedMailpit(t)
 	smtp, err := mail.NewSMTP(mail.SMTPConfig{Host: mp.Host, Port: mp.Port, TLS: "none", Timeout: 5 * time.Second})
 	if err != nil {
@@ -465,6 +473,7 @@ func TestReportsAreSentOverRealSMTPWithBothPartsAndOneLinkPerRegionWithRows(t *t
 }
 
 func TestSMTPDownTheReportIsStillPublishedTheLedgerShowsTheFailureAndResendDelivers(t *testing.T) {
+	t.Parallel()
 	mp := testservers.NeedMailpit(t)
 	down, _ := mail.NewSMTP(mail.SMTPConfig{Host: "127.0.0.1", Port: closedPort(t), TLS: "none", Timeout: time.Second})
 	e := newReportsEnv(t, nil, down)
@@ -512,6 +521,7 @@ func closedPort(t *testing.T) int {
 }
 
 func TestARecipientWithANewlineIsRefusedNeverAHeader(t *testing.T) {
+	t.Parallel()
 	catalog, _ := subscriptions.NewCatalog(nil)
 	s := &subscriptions.Subscription{ID: "x", PartnerID: "P1", Template: "devices", Cadence: periods.Daily, Role: subscriptions.FullAdmin,
 		Formats: []string{"csv"}, Recipients: []string{"ops@example.com\r\nBcc: victim@example.com"}}

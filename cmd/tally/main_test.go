@@ -196,3 +196,73 @@ func TestAnalyticsForATuesdayIsNotASundayExit2(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 }
+
+func TestSubscriptionsLifecycleAndRefusals(t *testing.T) {
+	cfg, _ := writeConfig(t, "")
+	ok := func(args ...string) string {
+		t.Helper()
+		code, stdout, stderr := run(t, append([]string{"--config", cfg}, args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		return stdout
+	}
+	refused := func(want string, args ...string) {
+		t.Helper()
+		code, _, stderr := run(t, append([]string{"--config", cfg}, args...)...)
+		if code != exitUsage || !strings.Contains(stderr, want) {
+			t.Fatalf("%v: exit %d, stderr %q; want exit 2 and %q", args, code, stderr, want)
+		}
+	}
+	ok("subscriptions", "add", "--id", "flex", "--partner", "P1", "--template", "Flex License Usage", "--cadence", "daily", "--to", "ops@example.com")
+	refused("already exists", "subscriptions", "add", "--id", "flex", "--partner", "P1", "--template", "flex-license-usage", "--cadence", "daily", "--to", "ops@example.com")
+	refused("a read-only admin may not subscribe to a custom template", "subscriptions", "add", "--partner", "P1", "--role", "read-only-admin",
+		"--custom-name", "Desk Phones", "--base", "devices", "--column", "Customer", "--cadence", "weekly", "--to", "ro@example.com")
+	refused("contains a line break", "subscriptions", "add", "--partner", "P1", "--template", "devices", "--cadence", "daily", "--to", "a@example.com\nBcc: x@example.com")
+	refused(`unknown template "Sales Funnel"`, "subscriptions", "add", "--partner", "P1", "--template", "Sales Funnel", "--cadence", "daily", "--to", "a@example.com")
+	refused(`has no column "Colour"`, "subscriptions", "add", "--partner", "P1", "--custom-name", "Phones", "--base", "devices", "--column", "Colour", "--cadence", "daily", "--to", "a@example.com")
+	refused("covers a week, so its subscriptions are weekly", "subscriptions", "add", "--partner", "P1", "--template", "customer-subscriptions", "--cadence", "daily", "--to", "a@example.com")
+	refused("a sales admin receives only assigned customers", "subscriptions", "add", "--partner", "P1", "--template", "devices", "--cadence", "daily", "--role", "sales-admin", "--to", "a@example.com")
+	refused("partner: required", "subscriptions", "add", "--template", "devices", "--cadence", "daily", "--to", "a@example.com")
+	refused(`region "MARS"`, "subscriptions", "add", "--partner", "P1", "--template", "devices", "--cadence", "daily", "--to", "a@example.com", "--region", "MARS")
+	refused(`format "xlsx"`, "subscriptions", "add", "--partner", "P1", "--template", "devices", "--cadence", "daily", "--to", "a@example.com", "--format", "xlsx")
+
+	ok("subscriptions", "pause", "flex")
+	if out := ok("subscriptions", "list"); !strings.Contains(out, "paused") {
+		t.Fatalf("list after pause:\n%s", out)
+	}
+	ok("subscriptions", "resume", "flex")
+	ok("subscriptions", "update", "flex", "--to", "ops@example.com", "--to", "cfo@example.com", "--format", "csv")
+	out := ok("subscriptions", "list", "-o", "json")
+	if !strings.Contains(out, "cfo@example.com") || !strings.Contains(out, `"formats": [`+"\n"+`      "csv"`+"\n    ]") || strings.Contains(out, `"paused": true`) {
+		t.Fatalf("list -o json after update:\n%s", out)
+	}
+	ok("subscriptions", "remove", "flex")
+	refused("no such subscription", "subscriptions", "remove", "flex")
+}
+
+func TestResendOfAJobThatSendsNoEmailIsAUsageError(t *testing.T) {
+	cfg, _ := writeConfig(t, "")
+	code, _, stderr := run(t, "--config", cfg, "resend", "license-usage/2026-11-21/0001")
+	if code != exitUsage || !strings.Contains(stderr, "sends no email") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	code, _, stderr = run(t, "--config", cfg, "resend", "reports-daily/2026-11-21/0001")
+	if code != exitUsage || !strings.Contains(stderr, "no run reports-daily/2026-11-21/0001") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
+
+func TestAPasswordInTheConfigFileIsRefused(t *testing.T) {
+	cfg, _ := writeConfig(t, "smtp:\n  host: mail.example.com\n  password: hunter2\n")
+	code, _, stderr := run(t, "--config", cfg, "config", "check")
+	if code != exitUsage || !strings.Contains(stderr, "secrets are never read from the config file") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	cfg, _ = writeConfig(t, "smtp:\n  host: mail.example.com\n")
+	t.Setenv("TALLY_SMTP_PASSWORD", "hunter2")
+	code, stdout, stderr := run(t, "--config", cfg, "config", "check")
+	if code != 0 || strings.Contains(stdout, "hunter2") || !strings.Contains(stdout, "password: <redacted>") {
+		t.Fatalf("exit %d: the password must be redacted:\n%s\n%s", code, stdout, stderr)
+	}
+}

@@ -35,14 +35,29 @@ func (f *subFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.template, "template", "", `built-in template name or slug (e.g. "Flex License Usage", devices), or a custom template from config`)
 	fl.StringVar(&f.cadence, "cadence", "", "daily, weekly or monthly")
 	fl.StringVar(&f.role, "role", subscriptions.FullAdmin, "recipients' role: full-admin, read-only-admin or sales-admin")
-	fl.StringSliceVar(&f.regions, "region", nil, "only these regions (default: every region with data; repeatable)")
-	fl.StringSliceVar(&f.to, "to", nil, "recipient e-mail address (repeatable)")
-	fl.StringSliceVar(&f.customers, "customer", nil, "a sales admin's assigned customer org id (repeatable)")
-	fl.StringSliceVar(&f.formats, "format", []string{"csv", "parquet"}, "csv, parquet or both")
+	fl.StringArrayVar(&f.regions, "region", nil, "only these regions (default: every region with data; repeatable)")
+	fl.StringArrayVar(&f.to, "to", nil, "recipient e-mail address (repeatable)")
+	fl.StringArrayVar(&f.customers, "customer", nil, "a sales admin's assigned customer org id (repeatable)")
+	fl.StringArrayVar(&f.formats, "format", []string{"csv", "parquet"}, "csv, parquet or both")
 	fl.StringVar(&f.customName, "custom-name", "", "make a custom template of its own with this name (with --base)")
 	fl.StringVar(&f.base, "base", "", "the built-in template a custom template starts from")
-	fl.StringSliceVar(&f.columns, "column", nil, "a custom template's columns, by CSV header, in order (repeatable)")
-	fl.StringSliceVar(&f.filter, "filter", nil, `a custom template's filter "Column=value" (repeatable; several values of one column are or-ed)`)
+	fl.StringArrayVar(&f.columns, "column", nil, "a custom template's columns, by CSV header, in order (repeatable)")
+	fl.StringArrayVar(&f.filter, "filter", nil, `a custom template's filter "Column=value" (repeatable; several values of one column are or-ed)`)
+}
+
+// list splits repeated flag values on commas. (pflag's StringSlice parses values
+// as CSV and silently drops what follows a line break; a recipient with a line
+// break must reach validation and be refused instead.)
+func list(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
 }
 
 // apply sets the flags the user gave on s.
@@ -62,24 +77,27 @@ func (f *subFlags) apply(cmd *cobra.Command, s *subscriptions.Subscription) erro
 	}
 	if ch("region") {
 		s.Regions = nil
-		for _, r := range f.regions {
+		for _, r := range list(f.regions) {
 			s.Regions = append(s.Regions, strings.ToUpper(r))
 		}
 	}
 	if ch("to") {
-		s.Recipients = f.to
+		s.Recipients = list(f.to)
 	}
 	if ch("customer") {
-		s.Customers = f.customers
+		s.Customers = list(f.customers)
 	}
 	if ch("format") || len(s.Formats) == 0 {
-		s.Formats = f.formats
+		s.Formats = list(f.formats)
 	}
 	if ch("custom-name") || ch("base") || ch("column") || ch("filter") {
 		if f.customName == "" || f.base == "" {
 			return runner.Usagef("a custom template needs --custom-name and --base")
 		}
 		c := &report.Custom{Name: f.customName, Base: f.base, Columns: f.columns, Filters: map[string][]string{}}
+		if len(c.Columns) == 0 {
+			c.Columns = nil
+		}
 		for _, kv := range f.filter {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok {
@@ -101,7 +119,7 @@ func (a *app) subscriptionsCmd() *cobra.Command {
   tally subscriptions list`,
 	}
 	var output string
-	list := &cobra.Command{
+	listCmd := &cobra.Command{
 		Use:     "list",
 		Short:   "List the subscriptions",
 		Example: "  tally subscriptions list\n  tally subscriptions list -o json",
@@ -144,7 +162,7 @@ func (a *app) subscriptionsCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	listCmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 
 	var add subFlags
 	addCmd := &cobra.Command{
@@ -265,7 +283,7 @@ func (a *app) subscriptionsCmd() *cobra.Command {
 			return err
 		},
 	}
-	cmd.AddCommand(list, addCmd, updCmd, remove, pause, resume, test)
+	cmd.AddCommand(listCmd, addCmd, updCmd, remove, pause, resume, test)
 	return cmd
 }
 
