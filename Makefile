@@ -34,3 +34,9 @@ unit:
 
 clean:
 	rm -rf bin tally-data
+
+## bench: the report writers at 5M and 20M rows: rows per CPU-second and peak RSS
+## beside the §10 targets; figures in bench-results.json.
+bench:
+	$(GO) build -o bin/bench ./internal/bench
+	bin/bench -rows 5000000,20000000 -out bench-results.json

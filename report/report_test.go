@@ -92,7 +92,7 @@ func TestParquetAndCSVOfOneReportAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 150000; i++ {
+	for i := 0; i < RowGroupRows+5000; i++ { // more than one row group
 		name := S(fmt.Sprintf("Customer %d", i))
 		if i%7 == 0 {
 			name = Null()
@@ -201,5 +201,23 @@ func TestCustomTemplates(t *testing.T) {
 		if _, err := b.c.Build(); err == nil || !strings.Contains(err.Error(), b.want) {
 			t.Errorf("%+v: %v, want %q", b.c, err, b.want)
 		}
+	}
+}
+
+func TestOurCSVEncoderQuotesExactlyLikeEncodingCSV(t *testing.T) {
+	cells := []string{"plain", "with,comma", `with "quote"`, "line\nbreak", "cr\rhere", " leading space", "\tleading tab", `\.`, "", "Zürich", "trailing ", "a\r\nb"}
+	var ours, std bytes.Buffer
+	w, _ := NewWriter([]Column{{Header: "x"}}, &ours, nil)
+	sw := csv.NewWriter(&std)
+	sw.UseCRLF = true
+	sw.Write([]string{"x"})
+	for _, c := range cells {
+		w.Write([]Value{S(c)})
+		sw.Write([]string{SafeText(c)})
+	}
+	w.Close()
+	sw.Flush()
+	if ours.String() != std.String() {
+		t.Fatalf("ours:\n%q\nencoding/csv:\n%q", ours.String(), std.String())
 	}
 }

@@ -4,15 +4,16 @@
 package report
 
 import (
-	"encoding/csv"
 	"fmt"
 	"io"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
 )
 
 // Kind is a column's type.
@@ -98,18 +99,21 @@ func SafeText(s string) string {
 }
 
 // RowGroupRows bounds a report's Parquet row group, so memory does not grow with rows.
-const RowGroupRows = 64 * 1024
+const RowGroupRows = 256 * 1024
 
 // Writer writes one report as CSV and/or Parquet in one pass over its rows.
 type Writer struct {
 	cols    []Column
-	csv     *csv.Writer
+	csv     *csvWriter
 	pq      *parquet.Writer
-	row     parquet.Row
-	record  []string
+	batch   []parquet.Row // rows handed to the Parquet writer a batch at a time
+	values  []parquet.Value
 	csvRows int64
 	pqRows  int64
 }
+
+// batchRows is how many rows go to the Parquet writer per call.
+const batchRows = 512
 
 // Schema is the Parquet schema of cols, in column order, every column nullable.
 func Schema(name string, cols []Column) *parquet.Schema {
@@ -127,11 +131,15 @@ func Schema(name string, cols []Column) *parquet.Schema {
 		default:
 			n = parquet.String()
 		}
-		g[c.Name()] = parquet.Compressed(parquet.Optional(n), &parquet.Zstd)
+		g[c.Name()] = parquet.Compressed(parquet.Optional(n), zstdFast)
 		order[i] = c.Name()
 	}
 	return parquet.NewSchema(name, orderedGroup{Group: g, order: order})
 }
+
+// zstdFast is zstd at its fastest level: report files are written once, read
+// many times, and the writer's CPU budget is tight (SPEC §10).
+var zstdFast = &zstd.Codec{Level: zstd.SpeedFastest}
 
 // orderedGroup keeps the template's column order (parquet.Group sorts by name).
 type orderedGroup struct {
@@ -149,14 +157,13 @@ func (g orderedGroup) Fields() []parquet.Field {
 
 // NewWriter starts a report; csvOut or pqOut may be nil to skip that format.
 func NewWriter(cols []Column, csvOut, pqOut io.Writer) (*Writer, error) {
-	w := &Writer{cols: cols, row: make(parquet.Row, len(cols)), record: make([]string, len(cols))}
+	w := &Writer{cols: cols}
 	if csvOut != nil {
-		w.csv = csv.NewWriter(csvOut)
-		w.csv.UseCRLF = true // RFC 4180
+		w.csv = newCSVWriter(csvOut)
 		for i, c := range cols {
-			w.record[i] = c.Header
+			w.csv.text(i, c.Header)
 		}
-		if err := w.csv.Write(w.record); err != nil {
+		if err := w.csv.endRecord(); err != nil {
 			return nil, err
 		}
 	}
@@ -174,23 +181,23 @@ func (w *Writer) Write(vals []Value) error {
 	}
 	if w.csv != nil {
 		for i, v := range vals {
-			t := v.Text()
-			if v.kind == String && !v.null {
-				t = SafeText(t)
-			}
-			w.record[i] = t
+			w.csv.value(i, v)
 		}
-		if err := w.csv.Write(w.record); err != nil {
+		if err := w.csv.endRecord(); err != nil {
 			return err
 		}
 		w.csvRows++
 	}
 	if w.pq != nil {
+		if w.values == nil {
+			w.values = make([]parquet.Value, 0, batchRows*len(w.cols))
+		}
+		start := len(w.values)
 		for i, v := range vals {
 			var pv parquet.Value
 			switch {
 			case v.null:
-				w.row[i] = parquet.NullValue().Level(0, 0, i)
+				w.values = append(w.values, parquet.NullValue().Level(0, 0, i))
 				continue
 			case v.kind == Int:
 				pv = parquet.Int64Value(v.i)
@@ -199,16 +206,27 @@ func (w *Writer) Write(vals []Value) error {
 			case v.kind == Bool:
 				pv = parquet.BooleanValue(v.b)
 			default:
-				pv = parquet.ByteArrayValue([]byte(v.s))
+				// Strings are immutable and the writer only reads the bytes: no copy.
+				pv = parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(v.s), len(v.s)))
 			}
-			w.row[i] = pv.Level(0, 1, i)
+			w.values = append(w.values, pv.Level(0, 1, i))
 		}
-		if _, err := w.pq.WriteRows([]parquet.Row{w.row}); err != nil {
-			return err
-		}
+		w.batch = append(w.batch, w.values[start:len(w.values):len(w.values)])
 		w.pqRows++
+		if len(w.batch) == batchRows {
+			return w.flushBatch()
+		}
 	}
 	return nil
+}
+
+func (w *Writer) flushBatch() error {
+	if len(w.batch) == 0 {
+		return nil
+	}
+	_, err := w.pq.WriteRows(w.batch)
+	w.batch, w.values = w.batch[:0], w.values[:0]
+	return err
 }
 
 // Rows is how many data rows were written.
@@ -218,12 +236,14 @@ func (w *Writer) Rows() int64 { return max(w.csvRows, w.pqRows) }
 // count and the same columns (a check that fails fails the run, before publish).
 func (w *Writer) Close() error {
 	if w.csv != nil {
-		w.csv.Flush()
-		if err := w.csv.Error(); err != nil {
+		if err := w.csv.flush(); err != nil {
 			return err
 		}
 	}
 	if w.pq != nil {
+		if err := w.flushBatch(); err != nil {
+			return err
+		}
 		if err := w.pq.Close(); err != nil {
 			return err
 		}

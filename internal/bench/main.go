@@ -1,0 +1,228 @@
+// Command bench measures the report writers (SPEC §10): rows per CPU-second for
+// CSV, Parquet (zstd) and both in one pass, and peak RSS, on a 15-column table at
+// several sizes. Each case runs in a child process so its CPU time and peak RSS are
+// its own. It prints each figure beside its target and writes them to a JSON file.
+//
+//	go run ./internal/bench -rows 5000000,20000000 -out bench-results.json
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"tally/report"
+)
+
+// Targets from SPEC §10.
+var targets = map[string]float64{"csv": 600_000, "parquet": 500_000, "both": 300_000}
+
+const rssTargetMiB = 100
+
+// Columns of the benchmark table: 15 mixed columns, like a report's.
+var columns = []report.Column{
+	{Header: "Partner Name"}, {Header: "Customer Name"}, {Header: "Org ID"}, {Header: "Location"},
+	{Header: "Subscription ID"}, {Header: "License Type"}, {Header: "Entitled", Kind: report.Int},
+	{Header: "Consumed", Kind: report.Int}, {Header: "Total Calls", Kind: report.Int}, {Header: "Call Minutes", Kind: report.Int},
+	{Header: "Assigned Percent", Kind: report.Float}, {Header: "Jitter Ms", Kind: report.Float},
+	{Header: "Active", Kind: report.Bool}, {Header: "External ID"}, {Header: "Compliance"},
+}
+
+// Result is one case's figures.
+type Result struct {
+	Mode          string  `json:"mode"`
+	Rows          int64   `json:"rows"`
+	CPUSeconds    float64 `json:"cpu_seconds"`
+	WallSeconds   float64 `json:"wall_seconds"`
+	RowsPerCPUSec float64 `json:"rows_per_cpu_second"`
+	Target        float64 `json:"target_rows_per_cpu_second"`
+	MeetsTarget   bool    `json:"meets_target"`
+	PeakRSSMiB    float64 `json:"peak_rss_mib"`
+	OutputBytes   int64   `json:"output_bytes"`
+}
+
+func main() {
+	child := flag.String("child", "", "internal: run one case (csv, parquet, both)")
+	rowsFlag := flag.String("rows", "5000000,20000000", "table sizes, comma-separated")
+	out := flag.String("out", "bench-results.json", "where to write the figures")
+	flag.Parse()
+	if *child != "" {
+		n, _ := strconv.ParseInt(*rowsFlag, 10, 64)
+		written, err := write(*child, n)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(written)
+		return
+	}
+	var results []Result
+	for _, rs := range strings.Split(*rowsFlag, ",") {
+		n, err := strconv.ParseInt(rs, 10, 64)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bad -rows %q\n", rs)
+			os.Exit(2)
+		}
+		for _, mode := range []string{"csv", "parquet", "both"} {
+			fmt.Fprintf(os.Stderr, "bench: %s, %d rows…\n", mode, n)
+			r, err := runChild(mode, n)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				os.Exit(1)
+			}
+			results = append(results, r)
+		}
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "writer\trows\tCPU s\trows/CPU-s\ttarget\tpeak RSS MiB\ttarget\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t≥ %.0f %s\t%.1f\t≤ %d %s\t\n", r.Mode, r.Rows, r.CPUSeconds, r.RowsPerCPUSec, r.Target, mark(r.MeetsTarget),
+			r.PeakRSSMiB, rssTargetMiB, mark(r.PeakRSSMiB <= rssTargetMiB))
+	}
+	tw.Flush()
+	// Flat memory: the largest run's RSS within 10% of the smallest's, per writer.
+	flat := map[string]any{}
+	for _, mode := range []string{"csv", "parquet", "both"} {
+		var small, large *Result
+		for i := range results {
+			r := &results[i]
+			if r.Mode != mode {
+				continue
+			}
+			if small == nil || r.Rows < small.Rows {
+				small = r
+			}
+			if large == nil || r.Rows > large.Rows {
+				large = r
+			}
+		}
+		if small != nil && large != small {
+			growth := large.PeakRSSMiB/small.PeakRSSMiB - 1
+			fmt.Printf("%s: peak RSS at %d rows is %+.1f%% of %d rows (target within 10%%) %s\n", mode, large.Rows, growth*100, small.Rows, mark(growth <= 0.10))
+			flat[mode] = map[string]any{"rss_growth": growth, "meets_target": growth <= 0.10}
+		}
+	}
+	b, _ := json.MarshalIndent(map[string]any{"results": results, "rss_flat": flat, "machine": machine()}, "", "  ")
+	if err := os.WriteFile(*out, b, 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("figures written to %s\n", *out)
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "MISS"
+}
+
+func machine() string {
+	host, _ := os.Hostname()
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	model := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "model name") {
+			model = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+			break
+		}
+	}
+	return fmt.Sprintf("%s (%s)", host, model)
+}
+
+func runChild(mode string, n int64) (Result, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return Result{}, err
+	}
+	cmd := exec.Command(self, "-child", mode, "-rows", strconv.FormatInt(n, 10))
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	outb, err := cmd.Output()
+	wall := time.Since(start)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s %d: %w", mode, n, err)
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	written, _ := strconv.ParseInt(strings.TrimSpace(string(outb)), 10, 64)
+	r := Result{Mode: mode, Rows: n, CPUSeconds: cpu, WallSeconds: wall.Seconds(), RowsPerCPUSec: float64(n) / cpu,
+		Target: targets[mode], PeakRSSMiB: float64(ru.Maxrss) / 1024, OutputBytes: written}
+	r.MeetsTarget = r.RowsPerCPUSec >= r.Target
+	return r, nil
+}
+
+// counter is an io.Writer that counts bytes: the writers' work is measured, not the disk's.
+type counter struct{ n int64 }
+
+func (c *counter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// write streams n generated rows through the chosen writer(s).
+func write(mode string, n int64) (int64, error) {
+	var csvOut, pqOut io.Writer
+	var c1, c2 counter
+	if mode == "csv" || mode == "both" {
+		csvOut = &c1
+	}
+	if mode == "parquet" || mode == "both" {
+		pqOut = &c2
+	}
+	w, err := report.NewWriter(columns, csvOut, pqOut)
+	if err != nil {
+		return 0, err
+	}
+	// Value pools: realistic cardinalities, no allocation per row.
+	pool := func(format string, k int) []report.Value {
+		vs := make([]report.Value, k)
+		for i := range vs {
+			vs[i] = report.S(fmt.Sprintf(format, i))
+		}
+		return vs
+	}
+	partners := pool("Partner %d Communications", 3)
+	customers := pool("Customer %05d Logistics GmbH", 10000)
+	orgs := pool("0f%06d-1c2d-4e5f-8a9b-0c1d2e3f4a5b", 10000)
+	locations := pool("Office %d, Zürich", 40)
+	subs := pool("Sub%08d", 20000)
+	types := []report.Value{report.S("Knowledge Worker"), report.S("Common Area"), report.S("TelePresence")}
+	states := []report.Value{report.S("OK"), report.S("Over"), report.S("Under")}
+	externals := pool("EXT-%07d", 2000)
+	row := make([]report.Value, len(columns))
+	for i := int64(0); i < n; i++ {
+		k := int(i)
+		row[0] = partners[k%3]
+		row[1] = customers[k%10000]
+		row[2] = orgs[k%10000]
+		row[3] = locations[k%40]
+		row[4] = subs[k%20000]
+		row[5] = types[k%3]
+		row[6] = report.I(int64(k % 500))
+		row[7] = report.I(int64(k*7) % 600)
+		row[8] = report.I(int64(k % 1000))
+		row[9] = report.I(int64(k*3) % 50000)
+		row[10] = report.F(float64(k%1000) / 10)
+		row[11] = report.F(float64(k%3000) / 7)
+		row[12] = report.B(k%5 != 0)
+		if k%4 == 0 {
+			row[13] = report.Null()
+		} else {
+			row[13] = externals[k%2000]
+		}
+		row[14] = states[k%3]
+		if err := w.Write(row); err != nil {
+			return 0, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return 0, err
+	}
+	return c1.n + c2.n, nil
+}
