@@ -528,15 +528,32 @@ is reachable and writable and that exclusive create refuses a second writer
 		Example: "  tally config check\n  tally --config tally.yaml config check\n  TALLY_SOURCE_SCALE=1000 tally config check",
 		Args:    usageArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, _, err := a.build()
+			_, _, w, err := a.buildAll()
 			if err != nil {
 				return err
 			}
 			fmt.Fprint(a.stdout, "# effective config (defaults < file < TALLY_* environment)\n"+a.cfg.redacted())
-			if err := checkStore(cmd.Context(), r.Ledger().Store, a.clock.Now()); err != nil {
-				return runner.Usagef("storage: %v", err)
+			checked := map[storage.Store]bool{}
+			check := func(name string, s storage.Store) error {
+				if checked[s] {
+					return nil
+				}
+				checked[s] = true
+				if err := checkStore(cmd.Context(), s, a.clock.Now()); err != nil {
+					return runner.Usagef("%s: %v", name, err)
+				}
+				fmt.Fprintf(a.stdout, "# %s: reachable, writable, refuses a second exclusive create\n", name)
+				return nil
 			}
-			fmt.Fprintln(a.stdout, "# config ok; storage reachable, writable, and refuses a second exclusive create")
+			if err := check("control store", w.stores.Control); err != nil {
+				return err
+			}
+			for _, region := range model.Regions {
+				if err := check("region "+region+" store", w.stores.Regions[region]); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintln(a.stdout, "# config ok")
 			return nil
 		},
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
+	"tally/model"
 	"tally/report"
 	"tally/runner"
 	"tally/subscriptions"
@@ -60,10 +61,34 @@ type ReportsConfig struct {
 	Templates []report.Custom `yaml:"templates"`
 }
 
-// StorageConfig chooses where everything is kept.
+// StoreConfig is one store: a local directory or an S3 bucket and prefix.
+type StoreConfig struct {
+	Type string   `yaml:"type"` // local or s3
+	Path string   `yaml:"path"` // local
+	S3   S3Config `yaml:"s3"`
+}
+
+// S3Config is a bucket on an S3-compatible endpoint. Credentials come from the
+// standard AWS chain (AWS_ACCESS_KEY_ID…, files, IAM) or from key files, never
+// from the YAML.
+type S3Config struct {
+	Endpoint       string   `yaml:"endpoint"` // "" for AWS
+	Region         string   `yaml:"region"`
+	Bucket         string   `yaml:"bucket"`
+	Prefix         string   `yaml:"prefix"`
+	PathStyle      bool     `yaml:"path_style"`
+	PublicEndpoint string   `yaml:"public_endpoint"` // links are signed for this endpoint
+	LinkExpiry     Duration `yaml:"link_expiry"`     // default and maximum 7 days
+	PartSize       int64    `yaml:"part_size"`       // multipart part size in bytes (default 8 MiB)
+	AccessKeyFile  string   `yaml:"access_key_file"`
+	SecretKeyFile  string   `yaml:"secret_key_file"`
+}
+
+// StorageConfig is the control store (ledger, leases, subscriptions, outbox) and,
+// optionally, one store per region: a region's data goes only to its own store.
 type StorageConfig struct {
-	Type string `yaml:"type"` // local
-	Path string `yaml:"path"` // for local
+	StoreConfig `yaml:",inline"`
+	Regions     map[string]StoreConfig `yaml:"regions"`
 }
 
 // SourceConfig chooses where sync-clusters reads from.
@@ -206,11 +231,15 @@ func envKeys(v reflect.Value, prefix string, out map[string]reflect.Value) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if name == "" || name == "-" {
+		if name == "-" || (name == "" && !strings.Contains(t.Field(i).Tag.Get("yaml"), ",inline")) {
+			continue
+		}
+		f := v.Field(i)
+		if strings.Contains(t.Field(i).Tag.Get("yaml"), ",inline") {
+			envKeys(f, prefix, out)
 			continue
 		}
 		key := prefix + "_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
-		f := v.Field(i)
 		if f.Kind() == reflect.Struct {
 			envKeys(f, key, out)
 			continue
@@ -295,13 +324,38 @@ func setField(f reflect.Value, s string) error {
 func (c *Config) validate() error {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	switch c.Storage.Type {
-	case "local":
-		if c.Storage.Path == "" {
-			bad("storage.path: empty (where local storage keeps its files)")
+	checkStore := func(where string, sc StoreConfig) {
+		switch sc.Type {
+		case "local":
+			if sc.Path == "" {
+				bad("%s.path: empty (where local storage keeps its files)", where)
+			}
+		case "s3":
+			if sc.S3.Bucket == "" {
+				bad("%s.s3.bucket: required", where)
+			}
+			if sc.S3.LinkExpiry.D() > 7*24*time.Hour {
+				bad("%s.s3.link_expiry: %s is longer than S3 allows (7 days)", where, sc.S3.LinkExpiry.D())
+			}
+		default:
+			bad("%s.type: %q: local or s3", where, sc.Type)
 		}
-	default:
-		bad("storage.type: %q is not a storage type (local)", c.Storage.Type)
+	}
+	checkStore("storage", c.Storage.StoreConfig)
+	if len(c.Storage.Regions) > 0 {
+		for _, r := range model.Regions {
+			sc, ok := c.Storage.Regions[r]
+			if !ok {
+				bad("storage.regions.%s: not configured: with per-region storage every region needs its own store (never a fallback to another region's)", r)
+				continue
+			}
+			checkStore("storage.regions."+r, sc)
+		}
+		for r := range c.Storage.Regions {
+			if !model.ValidRegion(r) {
+				bad("storage.regions.%s: not a region (%s)", r, strings.Join(model.Regions, ", "))
+			}
+		}
 	}
 	switch c.Source.Type {
 	case "demo":

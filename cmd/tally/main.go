@@ -29,6 +29,7 @@ import (
 	"tally/source/demo"
 	"tally/storage"
 	"tally/storage/local"
+	s3store "tally/storage/s3"
 	"tally/subscriptions"
 )
 
@@ -177,18 +178,10 @@ type wiring struct {
 }
 
 func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
-	var store storage.Store
-	switch a.cfg.Storage.Type {
-	case "local":
-		s, err := local.New(a.cfg.Storage.Path)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		store = s
-	default:
-		return nil, nil, nil, runner.Usagef("storage.type %q is not supported", a.cfg.Storage.Type)
+	stores, err := a.openStores()
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	stores := storage.Single(store, model.Regions)
 
 	src, err := demo.New(demo.Options{Seed: a.cfg.Source.Seed, Scale: a.cfg.Source.Scale, BadRowRate: a.cfg.Source.BadRowRate})
 	if err != nil {
@@ -211,7 +204,7 @@ func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 	w := &wiring{stores: stores, catalog: catalog, reports: map[periods.Cadence]*jobs.Reports{}}
 	for _, c := range []periods.Cadence{periods.Daily, periods.Weekly, periods.Monthly} {
 		w.reports[c] = &jobs.Reports{Every: c, Catalog: catalog, Sender: sender, From: a.cfg.SMTP.From,
-			Links: localLinks{stores: stores, baseURL: a.cfg.Reports.BaseURL}, UnderThreshold: a.cfg.License.UnderThreshold,
+			Links: storeLinks{stores: stores, baseURL: a.cfg.Reports.BaseURL}, UnderThreshold: a.cfg.License.UnderThreshold,
 			Thresholds: thresholds, SendAttempts: a.cfg.SMTP.Attempts, SendBackoff: a.cfg.SMTP.Backoff.D()}
 	}
 	ledger := &runner.Ledger{Store: stores.Control}
@@ -226,22 +219,85 @@ func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 	return r, reg, w, nil
 }
 
-// localLinks are links to files on local storage: file:// URLs, or under a base
-// URL when a web server serves the storage directory.
-type localLinks struct {
+// openStores opens the control store and each region's.
+func (a *app) openStores() (storage.Regional, error) {
+	control, err := openStore(a.cfg.Storage.StoreConfig)
+	if err != nil {
+		return storage.Regional{}, fmt.Errorf("storage: %w", err)
+	}
+	if len(a.cfg.Storage.Regions) == 0 {
+		return storage.Single(control, model.Regions), nil
+	}
+	stores := storage.Regional{Control: control, Regions: map[string]storage.Store{}}
+	for _, r := range model.Regions {
+		s, err := openStore(a.cfg.Storage.Regions[r])
+		if err != nil {
+			return storage.Regional{}, fmt.Errorf("storage.regions.%s: %w", r, err)
+		}
+		stores.Regions[r] = s
+	}
+	return stores, nil
+}
+
+func openStore(sc StoreConfig) (storage.Store, error) {
+	switch sc.Type {
+	case "local":
+		return local.New(sc.Path)
+	case "s3":
+		var key, secret string
+		for _, f := range []struct {
+			path string
+			dst  *string
+		}{{sc.S3.AccessKeyFile, &key}, {sc.S3.SecretKeyFile, &secret}} {
+			if f.path == "" {
+				continue
+			}
+			b, err := os.ReadFile(f.path)
+			if err != nil {
+				return nil, runner.Usagef("s3 credentials: %v", err)
+			}
+			*f.dst = strings.TrimSpace(string(b))
+		}
+		return s3store.New(context.Background(), s3store.Config{Endpoint: sc.S3.Endpoint, Region: sc.S3.Region, Bucket: sc.S3.Bucket,
+			Prefix: sc.S3.Prefix, PathStyle: sc.S3.PathStyle, AccessKey: key, SecretKey: secret, PublicEndpoint: sc.S3.PublicEndpoint,
+			LinkExpiry: sc.S3.LinkExpiry.D(), PartSize: sc.S3.PartSize})
+	}
+	return nil, runner.Usagef("storage type %q: local or s3", sc.Type)
+}
+
+// presigner is a store that signs download links (S3).
+type presigner interface {
+	Link(ctx context.Context, key, name string, expiry time.Duration) (string, error)
+	Expiry() time.Duration
+}
+
+// storeLinks make report links: presigned GETs on S3 (with the file's download
+// name), file:// URLs on local disk, or <base_url>/<key> when a web server serves
+// the storage directory.
+type storeLinks struct {
 	stores  storage.Regional
 	baseURL string
 }
 
-func (l localLinks) Link(ctx context.Context, region, key, _ string) (string, error) {
-	if l.baseURL != "" {
-		return strings.TrimSuffix(l.baseURL, "/") + "/" + (&url.URL{Path: key}).EscapedPath(), nil
-	}
+func (l storeLinks) Link(ctx context.Context, region, key, name string) (string, error) {
 	s, err := l.stores.For(region)
 	if err != nil {
 		return "", err
 	}
+	if p, ok := s.(presigner); ok {
+		return p.Link(ctx, key, name, 0)
+	}
+	if l.baseURL != "" {
+		return strings.TrimSuffix(l.baseURL, "/") + "/" + (&url.URL{Path: key}).EscapedPath(), nil
+	}
 	return s.URL(ctx, key)
 }
 
-func (l localLinks) Validity() string { return "as long as the files are kept" }
+func (l storeLinks) Validity() string {
+	for _, s := range l.stores.Regions {
+		if p, ok := s.(presigner); ok {
+			return fmt.Sprintf("%.0f days", p.Expiry().Hours()/24)
+		}
+	}
+	return "as long as the files are kept"
+}

@@ -17,9 +17,22 @@ import (
 
 // Environment variables with_servers exports.
 const (
-	EnvSMTP    = "TALLYTEST_SMTP"    // host:port of Mailpit's SMTP
-	EnvMailpit = "TALLYTEST_MAILPIT" // http://host:port of Mailpit's API
+	EnvSMTP     = "TALLYTEST_SMTP"      // host:port of Mailpit's SMTP
+	EnvMailpit  = "TALLYTEST_MAILPIT"   // http://host:port of Mailpit's API
+	EnvS3       = "TALLYTEST_S3"        // http://host:port of MinIO
+	EnvS3Key    = "TALLYTEST_S3_KEY"    // its access key
+	EnvS3Secret = "TALLYTEST_S3_SECRET" // its secret key
 )
+
+// S3 is a running S3-compatible server.
+type S3 struct {
+	Endpoint, AccessKey, SecretKey string
+}
+
+// NeedS3 returns the MinIO `make test` started.
+func NeedS3(t testing.TB) *S3 {
+	return &S3{Endpoint: need(t, EnvS3), AccessKey: need(t, EnvS3Key), SecretKey: need(t, EnvS3Secret)}
+}
 
 func need(t testing.TB, env string) string {
 	t.Helper()

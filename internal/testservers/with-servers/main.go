@@ -1,7 +1,7 @@
-// Command with-servers starts the real servers the tests use (Mailpit) on free
-// 127.0.0.1 ports, exports their addresses, runs a command, and stops them.
+// Command with-servers starts the real servers the tests use (Mailpit, MinIO) on
+// free 127.0.0.1 ports, exports their addresses, runs a command, and stops them.
 //
-//	go run ./internal/testservers/with-servers -mailpit BIN -- go test ./...
+//	go run ./internal/testservers/with-servers -mailpit BIN -minio BIN -- go test ./...
 package main
 
 import (
@@ -19,6 +19,7 @@ import (
 
 func main() {
 	mailpit := flag.String("mailpit", "", "path to the mailpit binary")
+	minio := flag.String("minio", "", "path to the minio binary")
 	flag.Parse()
 	if flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: with-servers -mailpit BIN -- COMMAND...")
@@ -58,6 +59,31 @@ func main() {
 		os.Setenv(testservers.EnvSMTP, smtp)
 		os.Setenv(testservers.EnvMailpit, api)
 		fmt.Fprintf(os.Stderr, "with-servers: mailpit smtp %s, api %s\n", smtp, api)
+	}
+	if *minio != "" {
+		addr, console := freePort(), freePort()
+		dir, err := os.MkdirTemp("", "tally-minio-")
+		if err != nil {
+			fail("%v", err)
+		}
+		defer os.RemoveAll(dir)
+		const user, secret = "tallytest", "tallytest-secret"
+		cmd := exec.Command(*minio, "server", dir, "--address", addr, "--console-address", console, "--quiet")
+		// MINIO_UPDATE=off: MinIO must never reach beyond 127.0.0.1.
+		cmd.Env = append(os.Environ(), "MINIO_UPDATE=off", "MINIO_ROOT_USER="+user, "MINIO_ROOT_PASSWORD="+secret, "MINIO_BROWSER=off")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			fail("start minio: %v", err)
+		}
+		procs = append(procs, cmd)
+		endpoint := "http://" + addr
+		if err := waitHTTP(endpoint+"/minio/health/ready", 60*time.Second); err != nil {
+			fail("minio did not become ready: %v", err)
+		}
+		os.Setenv(testservers.EnvS3, endpoint)
+		os.Setenv(testservers.EnvS3Key, user)
+		os.Setenv(testservers.EnvS3Secret, secret)
+		fmt.Fprintf(os.Stderr, "with-servers: minio %s\n", endpoint)
 	}
 	cmd := exec.Command(flag.Arg(0), flag.Args()[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr

@@ -1,0 +1,320 @@
+// Package s3 is the storage.Store on S3-compatible object storage (AWS S3, MinIO,
+// Ceph RGW…) with aws-sdk-go-v2: streamed multipart uploads that appear only when
+// complete, conditional writes for leases, and presigned download links.
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"tally/storage"
+)
+
+var _ storage.Store = (*Store)(nil)
+
+// MaxLinkExpiry is the longest a SigV4 presigned link can live.
+const MaxLinkExpiry = 7 * 24 * time.Hour
+
+// Config is one bucket (and prefix) on an S3-compatible endpoint.
+type Config struct {
+	Endpoint       string // "" for AWS
+	Region         string
+	Bucket         string
+	Prefix         string // keys live under <prefix>/
+	PathStyle      bool   // MinIO and most non-AWS servers
+	AccessKey      string // static credentials; empty: the standard AWS chain (env, files, IAM)
+	SecretKey      string
+	PublicEndpoint string        // signs links for this endpoint (recipients cannot reach an internal one)
+	LinkExpiry     time.Duration // default and maximum 7 days
+	PartSize       int64         // multipart part size (default 8 MiB)
+	MaxAttempts    int           // per request, for throttling and 5xx (default 5)
+}
+
+// Store is a bucket and prefix.
+type Store struct {
+	client   *s3.Client
+	presign  *s3.PresignClient
+	uploader *manager.Uploader
+	bucket   string
+	prefix   string
+	expiry   time.Duration
+}
+
+// New connects to the bucket described by cfg (no request is made yet).
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Bucket == "" {
+		return nil, errors.New("s3: bucket is required")
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.LinkExpiry <= 0 || cfg.LinkExpiry > MaxLinkExpiry {
+		cfg.LinkExpiry = MaxLinkExpiry
+	}
+	if cfg.PartSize <= 0 {
+		cfg.PartSize = 8 << 20
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 5
+	}
+	opts := []func(*config.LoadOptions) error{config.WithRegion(cfg.Region), config.WithRetryMaxAttempts(cfg.MaxAttempts)}
+	if cfg.AccessKey != "" {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, "")))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3: %w", err)
+	}
+	clientFor := func(endpoint string) *s3.Client {
+		return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+			if endpoint != "" {
+				o.BaseEndpoint = aws.String(endpoint)
+			}
+			o.UsePathStyle = cfg.PathStyle
+			// S3-compatible servers differ in checksum support; send them only when required.
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+			o.DisableLogOutputChecksumValidationSkipped = true
+		})
+	}
+	client := clientFor(cfg.Endpoint)
+	public := client
+	if cfg.PublicEndpoint != "" {
+		public = clientFor(cfg.PublicEndpoint)
+	}
+	prefix := strings.Trim(cfg.Prefix, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	return &Store{
+		client:  client,
+		presign: s3.NewPresignClient(public),
+		uploader: manager.NewUploader(client, func(u *manager.Uploader) {
+			u.PartSize = cfg.PartSize
+			u.Concurrency = 2
+			u.LeavePartsOnError = false // a failed upload is aborted: no object, no stray parts
+		}),
+		bucket: cfg.Bucket,
+		prefix: prefix,
+		expiry: cfg.LinkExpiry,
+	}, nil
+}
+
+func (s *Store) key(k string) (string, error) {
+	if err := storage.ValidateKey(k); err != nil {
+		return "", err
+	}
+	return s.prefix + k, nil
+}
+
+// translate maps S3 errors to storage's.
+func translate(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "NoSuchKey", "NotFound":
+			return fmt.Errorf("s3: %s %s: %w", op, key, storage.ErrNotFound)
+		case "PreconditionFailed":
+			return fmt.Errorf("s3: %s %s: %w", op, key, storage.ErrPreconditionFailed)
+		}
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		switch re.HTTPStatusCode() {
+		case http.StatusNotFound:
+			return fmt.Errorf("s3: %s %s: %w", op, key, storage.ErrNotFound)
+		case http.StatusPreconditionFailed:
+			return fmt.Errorf("s3: %s %s: %w", op, key, storage.ErrPreconditionFailed)
+		}
+	}
+	return fmt.Errorf("s3: %s %s: %w", op, key, err)
+}
+
+func object(key string, size *int64, etag *string, mod *time.Time) storage.Object {
+	o := storage.Object{Key: key, ETag: aws.ToString(etag)}
+	if size != nil {
+		o.Size = *size
+	}
+	if mod != nil {
+		o.ModTime = mod.UTC()
+	}
+	return o
+}
+
+// Put streams r as a multipart upload (parts of PartSize, a bounded number in
+// memory); the object appears only when the upload completes, and a failed or
+// cancelled upload is aborted.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader) (storage.Object, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return storage.Object{}, err
+	}
+	if _, err := s.uploader.Upload(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: r}); err != nil {
+		// The uploader aborts a failed multipart upload with the caller's context,
+		// which fails when that context was cancelled: abort it again on our own.
+		var mu manager.MultiUploadFailure
+		if errors.As(err, &mu) {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &k, UploadId: aws.String(mu.UploadID())})
+			cancel()
+		}
+		return storage.Object{}, translate("put", key, err)
+	}
+	return s.Stat(ctx, key)
+}
+
+// Get opens key for reading.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, storage.Object, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return nil, storage.Object{}, err
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &k})
+	if err != nil {
+		return nil, storage.Object{}, translate("get", key, err)
+	}
+	return out.Body, object(key, out.ContentLength, out.ETag, out.LastModified), nil
+}
+
+// Stat describes key.
+func (s *Store) Stat(ctx context.Context, key string) (storage.Object, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return storage.Object{}, err
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &k})
+	if err != nil {
+		return storage.Object{}, translate("stat", key, err)
+	}
+	return object(key, out.ContentLength, out.ETag, out.LastModified), nil
+}
+
+// List returns the objects under prefix, sorted by key (S3 lists in key order).
+func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, error) {
+	if err := storage.ValidatePrefix(prefix); err != nil {
+		return nil, err
+	}
+	full := s.prefix + prefix
+	var out []storage.Object
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &full})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, translate("list", prefix, err)
+		}
+		for _, o := range page.Contents {
+			out = append(out, object(strings.TrimPrefix(aws.ToString(o.Key), s.prefix), o.Size, o.ETag, o.LastModified))
+		}
+	}
+	return out, nil
+}
+
+// Delete removes key.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	k, err := s.key(key)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &k})
+	if err = translate("delete", key, err); errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// Create writes data only if key does not exist: a PUT with If-None-Match: *.
+func (s *Store) Create(ctx context.Context, key string, data []byte) (storage.Object, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return storage.Object{}, err
+	}
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: strings.NewReader(string(data)), IfNoneMatch: aws.String("*")})
+	if err = translate("create", key, err); errors.Is(err, storage.ErrPreconditionFailed) {
+		return storage.Object{}, fmt.Errorf("s3: create %s: %w", key, storage.ErrExists)
+	} else if err != nil {
+		return storage.Object{}, err
+	}
+	return s.Stat(ctx, key)
+}
+
+// Replace writes data only if key's ETag is etag: a PUT with If-Match (never a
+// conditional DELETE, whose conditions some servers ignore).
+func (s *Store) Replace(ctx context.Context, key, etag string, data []byte) (storage.Object, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return storage.Object{}, err
+	}
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: strings.NewReader(string(data)), IfMatch: aws.String(etag)})
+	if err := translate("replace", key, err); err != nil {
+		return storage.Object{}, err
+	}
+	return s.Stat(ctx, key)
+}
+
+// URL is a presigned GET link, valid for the configured time, that downloads
+// the file under its own name.
+func (s *Store) URL(ctx context.Context, key string) (string, error) {
+	return s.Link(ctx, key, path.Base(key), s.expiry)
+}
+
+// Link presigns a GET of key for the public endpoint with
+// Content-Disposition: attachment; filename="<name>".
+func (s *Store) Link(ctx context.Context, key, name string, expiry time.Duration) (string, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return "", err
+	}
+	if expiry <= 0 || expiry > MaxLinkExpiry {
+		expiry = s.expiry
+	}
+	name = strings.NewReplacer(`"`, "", "\r", "", "\n", "").Replace(name)
+	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &k,
+		ResponseContentDisposition: aws.String(fmt.Sprintf(`attachment; filename="%s"`, name))},
+		s3.WithPresignExpires(expiry))
+	if err != nil {
+		return "", fmt.Errorf("s3: presign %s: %w", key, err)
+	}
+	return req.URL, nil
+}
+
+// Expiry is how long links last.
+func (s *Store) Expiry() time.Duration { return s.expiry }
+
+// EnsureBucket creates the bucket if it does not exist (tests, first runs).
+func (s *Store) EnsureBucket(ctx context.Context) error {
+	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); err == nil {
+		return nil
+	}
+	_, err := s.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &s.bucket})
+	if err != nil {
+		return fmt.Errorf("s3: create bucket %s: %w", s.bucket, err)
+	}
+	return nil
+}
+
+// PendingUploads counts multipart uploads not completed nor aborted (tests: a
+// cancelled upload must leave none).
+func (s *Store) PendingUploads(ctx context.Context) (int, error) {
+	out, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.bucket})
+	if err != nil {
+		return 0, err
+	}
+	return len(out.Uploads), nil
+}
