@@ -129,7 +129,8 @@ func (a *app) printRecord(rec *runner.Record, note string) {
 	if rec.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", rec.Error)
 	}
-	if len(rec.Outputs) > 0 {
+	// Report runs list their files per subscription instead (printReports).
+	if _, isReport := rec.Notes["reports"]; len(rec.Outputs) > 0 && !isReport {
 		rows := map[string]map[string]int64{}
 		var tables []string
 		for _, o := range rec.Outputs {
