@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"tally/clock"
+)
+
+// manifests strict-decodes every document in deploy/kubernetes into its typed
+// object: an unknown field anywhere is an error.
+func manifests(t *testing.T) (cronjobs []batchv1.CronJob, jobs []batchv1.Job, configMaps []corev1.ConfigMap, files []string) {
+	t.Helper()
+	paths, _ := filepath.Glob("../../deploy/kubernetes/*.yaml")
+	if len(paths) == 0 {
+		t.Fatal("no manifests in deploy/kubernetes")
+	}
+	for _, p := range paths {
+		files = append(files, filepath.Base(p))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range bytes.Split(b, []byte("\n---")) {
+			if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+				continue
+			}
+			var tm metav1.TypeMeta
+			if err := yaml.Unmarshal(doc, &tm); err != nil {
+				t.Fatalf("%s doc %d: %v", p, i, err)
+			}
+			strict := func(v any) {
+				if err := yaml.UnmarshalStrict(doc, v); err != nil {
+					t.Fatalf("%s doc %d (%s): %v", p, i, tm.Kind, err)
+				}
+			}
+			switch tm.Kind {
+			case "CronJob":
+				var c batchv1.CronJob
+				strict(&c)
+				cronjobs = append(cronjobs, c)
+			case "Job":
+				var j batchv1.Job
+				strict(&j)
+				jobs = append(jobs, j)
+			case "ConfigMap":
+				var c corev1.ConfigMap
+				strict(&c)
+				configMaps = append(configMaps, c)
+			case "Secret":
+				strict(&corev1.Secret{})
+			case "ServiceAccount":
+				strict(&corev1.ServiceAccount{})
+			case "Kustomization":
+				var k struct {
+					APIVersion string           `json:"apiVersion"`
+					Kind       string           `json:"kind"`
+					Labels     []map[string]any `json:"labels"`
+					Resources  []string         `json:"resources"`
+					Images     []map[string]any `json:"images"`
+				}
+				strict(&k)
+				for _, r := range k.Resources {
+					if _, err := os.Stat(filepath.Join("../../deploy/kubernetes", r)); err != nil {
+						t.Errorf("kustomization resource %s: %v", r, err)
+					}
+				}
+			default:
+				t.Fatalf("%s doc %d: unexpected kind %q", p, i, tm.Kind)
+			}
+		}
+	}
+	return
+}
+
+func stripComments(b []byte) []byte {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			out = append(out, l)
+		}
+	}
+	return []byte(strings.Join(out, "\n"))
+}
+
+func checkPod(t *testing.T, name string, spec corev1.PodSpec) corev1.Container {
+	t.Helper()
+	if spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("%s: restartPolicy %s, want Never (the Job retries, under its podFailurePolicy)", name, spec.RestartPolicy)
+	}
+	psc := spec.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
+		t.Errorf("%s: pod must run as non-root", name)
+	}
+	if len(spec.Containers) != 1 {
+		t.Fatalf("%s: %d containers", name, len(spec.Containers))
+	}
+	c := spec.Containers[0]
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+		t.Errorf("%s: container needs a read-only root filesystem, no privilege escalation and all capabilities dropped", name)
+	}
+	if c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Memory().IsZero() {
+		t.Errorf("%s: memory requests and limits are required", name)
+	}
+	return c
+}
+
+func TestEveryManifestStrictDecodesAndEachCronJobRunsItsJobOnItsScheduleInCode(t *testing.T) {
+	cronjobs, jobs, configMaps, _ := manifests(t)
+	_, reg, err := newTestApp(t).build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, cj := range cronjobs {
+		s := cj.Spec
+		c := checkPod(t, cj.Name, s.JobTemplate.Spec.Template.Spec)
+		if len(c.Args) != 4 || c.Args[0] != "run" || c.Args[2] != "--period" || c.Args[3] != "latest" {
+			t.Fatalf("%s: args %v, want run JOB --period latest", cj.Name, c.Args)
+		}
+		job := c.Args[1]
+		seen[job] = true
+		if want := reg.Schedule(job); want == "" || s.Schedule != want {
+			t.Errorf("%s: schedule %q, but job %s's schedule in code is %q", cj.Name, s.Schedule, job, want)
+		}
+		if s.TimeZone == nil || *s.TimeZone != "Etc/UTC" {
+			t.Errorf("%s: timeZone must be Etc/UTC", cj.Name)
+		}
+		if s.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+			t.Errorf("%s: concurrencyPolicy %s, want Forbid", cj.Name, s.ConcurrencyPolicy)
+		}
+		if s.StartingDeadlineSeconds == nil || s.SuccessfulJobsHistoryLimit == nil || s.FailedJobsHistoryLimit == nil || s.JobTemplate.Spec.BackoffLimit == nil {
+			t.Errorf("%s: startingDeadlineSeconds, history limits and backoffLimit are required", cj.Name)
+		}
+		if !failsOnExit2(s.JobTemplate.Spec.PodFailurePolicy) {
+			t.Errorf("%s: its podFailurePolicy must not retry exit 2 (config and usage errors)", cj.Name)
+		}
+	}
+	for _, j := range reg.Jobs() {
+		if !seen[j.Name()] {
+			t.Errorf("job %s has no CronJob", j.Name())
+		}
+	}
+	if len(jobs) != 1 {
+		t.Fatalf("%d Jobs, want the backfill Indexed Job", len(jobs))
+	}
+	bj := jobs[0]
+	c := checkPod(t, bj.Name, bj.Spec.Template.Spec)
+	if bj.Spec.CompletionMode == nil || *bj.Spec.CompletionMode != batchv1.IndexedCompletion || bj.Spec.Completions == nil {
+		t.Fatal("the backfill Job must be Indexed")
+	}
+	if i := slices.Index(c.Args, "--shard"); i < 0 || c.Args[i+1] != "$(JOB_COMPLETION_INDEX)/4" || *bj.Spec.Completions != 4 || c.Args[0] != "backfill" {
+		t.Errorf("backfill args %v: want backfill … --shard $(JOB_COMPLETION_INDEX)/N with N = completions (%d)", c.Args, *bj.Spec.Completions)
+	}
+	if !failsOnExit2(bj.Spec.PodFailurePolicy) {
+		t.Error("the backfill Job must not retry exit 2")
+	}
+	if len(configMaps) != 1 {
+		t.Fatalf("%d ConfigMaps", len(configMaps))
+	}
+	// The ConfigMap's tally.yaml is a valid config.
+	p := filepath.Join(t.TempDir(), "tally.yaml")
+	os.WriteFile(p, []byte(configMaps[0].Data["tally.yaml"]), 0o644)
+	if _, err := loadConfig(p, nil); err != nil {
+		t.Fatalf("the ConfigMap's tally.yaml: %v", err)
+	}
+}
+
+func failsOnExit2(p *batchv1.PodFailurePolicy) bool {
+	if p == nil {
+		return false
+	}
+	for _, r := range p.Rules {
+		if r.Action == batchv1.PodFailurePolicyActionFailJob && r.OnExitCodes != nil && r.OnExitCodes.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn && slices.Contains(r.OnExitCodes.Values, 2) {
+			return true
+		}
+	}
+	return false
+}
+
+// newTestApp is an app on the embedded defaults, storage in a temp dir.
+func newTestApp(t *testing.T) *app {
+	t.Helper()
+	cfg, err := loadConfig("", []string{"TALLY_STORAGE_PATH=" + t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, clock: clock.Real{}, cfg: cfg}
+	return a
+}
