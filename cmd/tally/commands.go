@@ -51,7 +51,7 @@ holds the lease for this job and period.`,
   tally run license-usage --period 2026-11-21 --force --region EU`,
 		Args: usageArgs(1, "one job name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, _, err := a.build()
+			r, _, w, err := a.buildAll()
 			if err != nil {
 				return err
 			}
@@ -73,6 +73,9 @@ holds the lease for this job and period.`,
 			res, err := r.Run(cmd.Context(), job.Name(), p, o)
 			if res != nil {
 				a.printResult(cmd.Context(), r, res)
+			}
+			if !o.DryRun {
+				a.pushMetrics(r, job.Name(), res, err, a.notifier(w))
 			}
 			return err
 		},

@@ -36,6 +36,27 @@ type Config struct {
 	Log       LogConfig       `yaml:"log"`
 	SMTP      SMTPConfig      `yaml:"smtp"`
 	Reports   ReportsConfig   `yaml:"reports"`
+	Serve     ServeConfig     `yaml:"serve"`
+	Metrics   MetricsConfig   `yaml:"metrics"`
+	Alerts    AlertsConfig    `yaml:"alerts"`
+}
+
+// ServeConfig tunes tally serve.
+type ServeConfig struct {
+	Listen  string   `yaml:"listen"`   // /healthz and /metrics
+	CatchUp int      `yaml:"catch_up"` // on start, run missing periods among each job's latest N
+	Grace   Duration `yaml:"grace"`    // on SIGTERM, how long running jobs may finish
+}
+
+// MetricsConfig: one-shot runs push to a Prometheus Pushgateway when set.
+type MetricsConfig struct {
+	Pushgateway string `yaml:"pushgateway"`
+}
+
+// AlertsConfig: who hears about a run that failed after its retries.
+type AlertsConfig struct {
+	Email   []string `yaml:"email"`   // operators' addresses (sent like report emails)
+	Webhook string   `yaml:"webhook"` // POSTed a JSON payload
 }
 
 // SMTPConfig is where emails go; with no host they are written to the outbox.
@@ -291,6 +312,17 @@ func setField(f reflect.Value, s string) error {
 	switch f.Kind() {
 	case reflect.String:
 		f.SetString(s)
+	case reflect.Slice:
+		if f.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("cannot be set from the environment")
+		}
+		var items []string
+		for _, part := range strings.Split(s, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				items = append(items, part)
+			}
+		}
+		f.Set(reflect.ValueOf(items))
 	case reflect.Int, reflect.Int64:
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
@@ -423,6 +455,19 @@ func (c *Config) validate() error {
 	}
 	if u := c.Reports.BaseURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		bad("reports.base_url %q: an http:// or https:// URL", u)
+	}
+	if c.Serve.CatchUp < 0 {
+		bad("serve.catch_up: %d: 0 or more", c.Serve.CatchUp)
+	}
+	for _, a := range c.Alerts.Email {
+		if err := subscriptions.ValidateAddress(a); err != nil {
+			bad("alerts.email: %v", err)
+		}
+	}
+	for _, u := range []struct{ key, v string }{{"alerts.webhook", c.Alerts.Webhook}, {"metrics.pushgateway", c.Metrics.Pushgateway}} {
+		if u.v != "" && !strings.HasPrefix(u.v, "http://") && !strings.HasPrefix(u.v, "https://") {
+			bad("%s %q: an http:// or https:// URL", u.key, u.v)
+		}
 	}
 	switch c.Log.Format {
 	case "auto", "json", "console":

@@ -119,7 +119,7 @@ Exit codes: 0 done (or already complete), 1 failed, 2 usage or config error,
 	pf.StringVar(&a.asOf, "as-of", "", `the time "latest" is computed from (RFC 3339 or a date; default: now)`)
 	pf.StringVar(&a.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
 
-	root.AddCommand(a.runCmd(), a.backfillCmd(), a.jobsCmd(), a.runsCmd(), a.planCmd(), a.subscriptionsCmd(), a.resendCmd(),
+	root.AddCommand(a.runCmd(), a.backfillCmd(), a.serveCmd(), a.jobsCmd(), a.runsCmd(), a.planCmd(), a.subscriptionsCmd(), a.resendCmd(),
 		a.configCmd(), a.versionCmd())
 	return root
 }
@@ -172,6 +172,7 @@ func (a *app) build() (*runner.Runner, *jobs.Registry, error) {
 
 // wiring is what build made, for the commands that need more than the runner.
 type wiring struct {
+	sender  mail.Sender // nil: the outbox
 	stores  storage.Regional
 	catalog *subscriptions.Catalog
 	reports map[periods.Cadence]*jobs.Reports
@@ -201,7 +202,7 @@ func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 		sender = smtp
 	}
 	thresholds := analytics.Thresholds{JitterMs: a.cfg.Analytics.PoorJitterMs, LatencyMs: a.cfg.Analytics.PoorLatencyMs, LossPct: a.cfg.Analytics.PoorLossPct}
-	w := &wiring{stores: stores, catalog: catalog, reports: map[periods.Cadence]*jobs.Reports{}}
+	w := &wiring{sender: sender, stores: stores, catalog: catalog, reports: map[periods.Cadence]*jobs.Reports{}}
 	for _, c := range []periods.Cadence{periods.Daily, periods.Weekly, periods.Monthly} {
 		w.reports[c] = &jobs.Reports{Every: c, Catalog: catalog, Sender: sender, From: a.cfg.SMTP.From,
 			Links: storeLinks{stores: stores, baseURL: a.cfg.Reports.BaseURL}, UnderThreshold: a.cfg.License.UnderThreshold,

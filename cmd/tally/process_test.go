@@ -207,3 +207,44 @@ func TestBackfillOctoberCompletesSkipsOnTheSecondRunAndResumesAfterAnInterruptio
 }
 
 var fmtSscanf = fmt.Sscanf
+
+func TestServeShutsDownGracefullyOnSIGTERMLeavingNoHeldLease(t *testing.T) {
+	cfg, data := writeConfig(t, "serve:\n  catch_up: 1\n  grace: 1s\n")
+	// Enough work that jobs are running when SIGTERM arrives.
+	os.WriteFile(cfg, bytes.Replace(must(os.ReadFile(cfg)), []byte("scale: 20"), []byte("scale: 400"), 1), 0o644)
+	srv := tally(cfg, "serve", "--listen", "127.0.0.1:0")
+	var logs bytes.Buffer
+	srv.Stderr = &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a job to be running (its lease)", 60*time.Second, func() bool {
+		files, _ := filepath.Glob(filepath.Join(data, "_leases", "*", "*.json"))
+		return len(files) > 0
+	})
+	srv.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- srv.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve exited with %v\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		srv.Process.Kill()
+		t.Fatalf("serve did not stop within the grace period\n%s", logs.String())
+	}
+	files, _ := filepath.Glob(filepath.Join(data, "_leases", "*", "*.json"))
+	for _, f := range files {
+		var l struct {
+			Released bool `json:"released"`
+		}
+		json.Unmarshal(must(os.ReadFile(f)), &l)
+		if !l.Released {
+			t.Errorf("%s is still held after shutdown", f)
+		}
+	}
+	if !strings.Contains(logs.String(), "shutting down") || !strings.Contains(logs.String(), "catching up a missed period") {
+		t.Errorf("logs lack the catch-up and shutdown:\n%s", logs.String())
+	}
+}

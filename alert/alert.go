@@ -1,0 +1,84 @@
+// Package alert owns failure notifications: a run that failed after its retries
+// emails the operators and/or posts to a webhook with job, period, error and the
+// ledger entry — never a silent failure.
+package alert
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"net/http"
+	"time"
+
+	"tally/mail"
+	"tally/runner"
+)
+
+// Notifier sends failure notifications.
+type Notifier struct {
+	Sender  mail.Sender // nil: no email
+	From    string
+	To      []string // operators
+	Webhook string   // "": no webhook
+	Client  *http.Client
+	Now     func() time.Time
+}
+
+// Enabled reports whether any notification is configured.
+func (n *Notifier) Enabled() bool {
+	return n != nil && ((n.Sender != nil && len(n.To) > 0) || n.Webhook != "")
+}
+
+// Payload is what the webhook receives.
+type Payload struct {
+	Event  string         `json:"event"` // run_failed
+	Job    string         `json:"job"`
+	Period string         `json:"period"`
+	RunID  string         `json:"run_id"`
+	Error  string         `json:"error"`
+	Record *runner.Record `json:"record"`
+}
+
+// RunFailed notifies about a failed run.
+func (n *Notifier) RunFailed(ctx context.Context, rec *runner.Record) error {
+	if !n.Enabled() || rec == nil {
+		return nil
+	}
+	var errs []error
+	entry, _ := json.MarshalIndent(rec, "", "  ")
+	if n.Sender != nil && len(n.To) > 0 {
+		subject := fmt.Sprintf("tally: %s %s failed", rec.Job, rec.Period)
+		text := fmt.Sprintf("%s for period %s failed after attempt %d.\n\nError: %s\n\nLedger entry (%s):\n%s\n",
+			rec.Job, rec.Period, rec.Attempt, rec.Error, rec.RunID, entry)
+		m := &mail.Message{ID: "alert/" + rec.RunID, From: n.From, To: n.To, Subject: subject, Text: text,
+			HTML: "<pre>" + html.EscapeString(text) + "</pre>", Date: n.Now()}
+		if err := n.Sender.Send(ctx, m); err != nil {
+			errs = append(errs, fmt.Errorf("failure email: %w", err))
+		}
+	}
+	if n.Webhook != "" {
+		body, _ := json.Marshal(Payload{Event: "run_failed", Job: rec.Job, Period: rec.Period, RunID: rec.RunID, Error: rec.Error, Record: rec})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.Webhook, bytes.NewReader(body))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/json")
+			client := n.Client
+			if client == nil {
+				client = &http.Client{Timeout: 10 * time.Second}
+			}
+			var resp *http.Response
+			if resp, err = client.Do(req); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode >= 300 {
+					err = fmt.Errorf("%s answered %s", n.Webhook, resp.Status)
+				}
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("failure webhook: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

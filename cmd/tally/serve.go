@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/push"
+	"github.com/spf13/cobra"
+
+	"tally/alert"
+	"tally/metrics"
+	"tally/periods"
+	"tally/runner"
+	"tally/serve"
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run every job on its schedule (UTC), with catch-up, /healthz and /metrics",
+		Long: `Run each job at its cron schedule (UTC) through the same runner as tally run:
+ledger, lease, upstream periods. On start, missing periods among each job's latest
+serve.catch_up ended periods are run, oldest first. A job never runs twice at once
+for one period. On SIGTERM no new firing starts; running jobs get serve.grace to
+finish, then are cancelled; their leases are released. /healthz answers when the
+scheduler loop and storage are alive; /metrics serves Prometheus metrics, the
+freshness gauge rebuilt from the ledger on start.`,
+		Example: "  tally serve\n  tally serve --listen 127.0.0.1:9090",
+		Args:    usageArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, reg, w, err := a.buildAll()
+			if err != nil {
+				return err
+			}
+			if listen == "" {
+				listen = a.cfg.Serve.Listen
+			}
+			m := metrics.New()
+			recs, err := r.Ledger().All(cmd.Context(), "")
+			if err != nil {
+				return err
+			}
+			m.FromLedger(recs, periodEnd(r))
+			notifier := a.notifier(w)
+			s := &serve.Scheduler{Runner: r, Registry: reg, Clock: a.clock, CatchUp: a.cfg.Serve.CatchUp, Grace: a.cfg.Serve.Grace.D(), Log: a.log,
+				Done: func(job string, res *runner.Result, err error) {
+					a.afterRun(context.Background(), r, m, notifier, job, res, err)
+				}}
+			if err := s.Init(); err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return runner.Usagef("serve.listen %q: %v", listen, err)
+			}
+			srv := &http.Server{Handler: s.Handler(w.stores.Control, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})), ReadHeaderTimeout: 10 * time.Second}
+			go srv.Serve(ln)
+			a.log.Info().Str("listen", ln.Addr().String()).Msg("serving /healthz and /metrics")
+			err = s.Run(cmd.Context())
+			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(shutdown)
+			a.log.Info().Msg("stopped")
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "", "address for /healthz and /metrics (default serve.listen)")
+	return cmd
+}
+
+// periodEnd tells when a record's period ended (for the freshness gauge).
+func periodEnd(r *runner.Runner) func(rec *runner.Record) (time.Time, bool) {
+	return func(rec *runner.Record) (time.Time, bool) {
+		j, err := r.Job(rec.Job)
+		if err != nil {
+			return time.Time{}, false
+		}
+		p, err := periods.Parse(j.Cadence(), rec.Period)
+		if err != nil {
+			return time.Time{}, false
+		}
+		return p.End(), true
+	}
+}
+
+// notifier is the configured failure notifications.
+func (a *app) notifier(w *wiring) *alert.Notifier {
+	n := &alert.Notifier{From: a.cfg.SMTP.From, To: a.cfg.Alerts.Email, Webhook: a.cfg.Alerts.Webhook, Now: a.clock.Now}
+	if len(n.To) > 0 {
+		n.Sender = w.sender
+	}
+	return n
+}
+
+// afterRun records a finished run in the metrics and tells operators when it failed.
+func (a *app) afterRun(ctx context.Context, r *runner.Runner, m *metrics.Metrics, n *alert.Notifier, job string, res *runner.Result, err error) {
+	status := runner.StatusFailed
+	var rec *runner.Record
+	if res != nil {
+		status, rec = res.Status, res.Record
+	}
+	if errors.Is(err, runner.ErrLeaseHeld) {
+		status = runner.StatusHeld
+	}
+	if m != nil {
+		m.Observe(job, status, rec, periodEnd(r))
+	}
+	if status == runner.StatusFailed && rec != nil && n.Enabled() {
+		if nerr := n.RunFailed(ctx, rec); nerr != nil {
+			a.log.Error().Err(nerr).Str(runner.LogRunID, rec.RunID).Msg("failure notification")
+		} else {
+			a.log.Info().Str(runner.LogRunID, rec.RunID).Msg("failure notification sent")
+		}
+	}
+}
+
+// pushMetrics pushes a one-shot run's metrics to the Pushgateway, if configured.
+func (a *app) pushMetrics(r *runner.Runner, job string, res *runner.Result, err error, n *alert.Notifier) {
+	var m *metrics.Metrics
+	if a.cfg.Metrics.Pushgateway != "" {
+		m = metrics.New()
+	}
+	a.afterRun(context.Background(), r, m, n, job, res, err)
+	if m == nil {
+		return
+	}
+	if perr := push.New(a.cfg.Metrics.Pushgateway, "tally").Gatherer(m.Registry).Grouping("tally_job", job).Push(); perr != nil {
+		a.log.Warn().Err(perr).Msg(fmt.Sprintf("pushing metrics to %s", a.cfg.Metrics.Pushgateway))
+	}
+}

@@ -1,0 +1,98 @@
+// Package metrics owns tally's Prometheus metrics: runs by job and status,
+// durations, rows written, emails, and the per-region freshness gauge, which is
+// rebuilt from the ledger so it is right after a restart.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"tally/runner"
+)
+
+// Metrics are tally's collectors, on their own registry.
+type Metrics struct {
+	Registry    *prometheus.Registry
+	runs        *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	rows        *prometheus.CounterVec
+	emails      *prometheus.CounterVec
+	lastSuccess *prometheus.GaugeVec
+}
+
+// New registers the collectors.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_runs_total",
+			Help: "Run attempts by job and final status (succeeded, failed, skipped, held)."}, []string{"job", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tally_run_duration_seconds",
+			Help: "Duration of run attempts.", Buckets: prometheus.ExponentialBuckets(0.1, 2, 14)}, []string{"job"}),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_rows_written_total",
+			Help: "Rows written to published outputs."}, []string{"job"}),
+		emails: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_emails_total",
+			Help: "Emails by status (sent, failed)."}, []string{"job", "status"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tally_period_last_success_timestamp_seconds",
+			Help: "End of the newest period completed, per job and region: alert when now minus this exceeds the period plus its schedule slack."},
+			[]string{"job", "region"}),
+	}
+	m.Registry.MustRegister(m.runs, m.duration, m.rows, m.emails, m.lastSuccess)
+	return m
+}
+
+// periodEnd is when a ledger record's period ended (its data is fresh up to then).
+type periodEnd func(rec *runner.Record) (time.Time, bool)
+
+// Observe counts a finished run.
+func (m *Metrics) Observe(job string, status runner.Status, rec *runner.Record, end periodEnd) {
+	m.runs.WithLabelValues(job, string(status)).Inc()
+	if rec == nil || status == runner.StatusSkipped {
+		return
+	}
+	if rec.EndedAt != nil {
+		m.duration.WithLabelValues(job).Observe(rec.EndedAt.Sub(rec.StartedAt).Seconds())
+	}
+	var rows int64
+	for _, o := range rec.Outputs {
+		rows += o.Rows
+	}
+	m.rows.WithLabelValues(job).Add(float64(rows))
+	for _, e := range rec.Emails {
+		m.emails.WithLabelValues(job, e.Status).Inc()
+	}
+	if rec.Status == runner.StatusSucceeded {
+		m.fresh(rec, end)
+	}
+}
+
+func (m *Metrics) fresh(rec *runner.Record, end periodEnd) {
+	t, ok := end(rec)
+	if !ok {
+		return
+	}
+	for _, region := range rec.Regions {
+		g := m.lastSuccess.WithLabelValues(rec.Job, region)
+		// A gauge only moves forward: an old period re-run (a backfill) is not fresher.
+		if cur := gaugeValue(g); float64(t.Unix()) > cur {
+			g.Set(float64(t.Unix()))
+		}
+	}
+}
+
+// FromLedger sets the freshness gauge from every succeeded attempt in the ledger.
+func (m *Metrics) FromLedger(recs []*runner.Record, end periodEnd) {
+	for _, rec := range recs {
+		if rec.Status == runner.StatusSucceeded {
+			m.fresh(rec, end)
+		}
+	}
+}
+
+func gaugeValue(g prometheus.Gauge) float64 {
+	var out dtoMetric
+	if err := g.Write(&out.m); err != nil || out.m.Gauge == nil {
+		return 0
+	}
+	return out.m.Gauge.GetValue()
+}

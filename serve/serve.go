@@ -1,0 +1,216 @@
+// Package serve owns `tally serve`: the long-running scheduler that fires each job
+// at its UTC cron schedule through the same runner as `tally run`, catches up
+// missed periods on start, shuts down gracefully, and serves /healthz and /metrics.
+package serve
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"github.com/rs/zerolog"
+
+	"tally/clock"
+	"tally/jobs"
+	"tally/periods"
+	"tally/runner"
+	"tally/storage"
+)
+
+// Firing is one job due at one time, for one period.
+type Firing struct {
+	Job    string
+	At     time.Time
+	Period periods.Period
+}
+
+// Scheduler runs jobs on their schedules.
+type Scheduler struct {
+	Runner   *runner.Runner
+	Registry *jobs.Registry
+	Clock    clock.Clock
+	// CatchUp bounds, per job, how many of the latest ended periods are run on
+	// start when missing (0: none).
+	CatchUp int
+	// Grace is how long running jobs may finish after shutdown starts.
+	Grace time.Duration
+	// Done is called after every run (metrics, failure notifications).
+	Done func(job string, res *runner.Result, err error)
+	Log  zerolog.Logger
+
+	schedules map[string]cron.Schedule
+	mu        sync.Mutex
+	running   map[string]bool // job/period in flight in this process
+	wg        sync.WaitGroup
+	alive     atomic.Int64 // unix seconds of the loop's last heartbeat
+}
+
+// Init parses every job's schedule (UTC); a bad spec names its job.
+func (s *Scheduler) Init() error {
+	s.schedules = map[string]cron.Schedule{}
+	s.running = map[string]bool{}
+	for _, j := range s.Runner.Jobs() {
+		spec := s.Registry.Schedule(j.Name())
+		sched, err := cron.ParseStandard(spec)
+		if err != nil {
+			return runner.Usagef("job %s: bad cron schedule %q: %v", j.Name(), spec, err)
+		}
+		s.schedules[j.Name()] = sched
+	}
+	return nil
+}
+
+// Due lists the firings in (after, upTo], oldest first. A firing runs the job's
+// latest ended period as of its time.
+func (s *Scheduler) Due(after, upTo time.Time) []Firing {
+	var out []Firing
+	for _, j := range s.Runner.Jobs() {
+		for t := s.schedules[j.Name()].Next(after.UTC()); !t.After(upTo); t = s.schedules[j.Name()].Next(t) {
+			out = append(out, Firing{Job: j.Name(), At: t, Period: periods.Latest(j.Cadence(), t)})
+		}
+	}
+	sort.SliceStable(out, func(i, k int) bool { return out[i].At.Before(out[k].At) })
+	return out
+}
+
+// Missed lists, per job, the periods among the CatchUp latest ended ones that are
+// not complete, oldest first.
+func (s *Scheduler) Missed(ctx context.Context, now time.Time) ([]Firing, error) {
+	var out []Firing
+	for _, j := range s.Runner.Jobs() {
+		p := periods.Latest(j.Cadence(), now)
+		var missing []Firing
+		for i := 0; i < s.CatchUp; i++ {
+			_, done, err := s.Runner.Ledger().Complete(ctx, j.Name(), p.ID())
+			if err != nil {
+				return nil, err
+			}
+			if !done {
+				missing = append([]Firing{{Job: j.Name(), At: now, Period: p}}, missing...)
+			}
+			p = p.Prev()
+		}
+		out = append(out, missing...)
+	}
+	sort.SliceStable(out, func(i, k int) bool { return out[i].Period.Start.Before(out[k].Period.Start) })
+	return out, nil
+}
+
+// Fire starts a run unless the same job+period is already running here (the
+// lease also stops other processes). It reports whether it started one.
+func (s *Scheduler) Fire(ctx context.Context, f Firing) bool {
+	key := f.Job + "/" + f.Period.ID()
+	s.mu.Lock()
+	if s.running[key] {
+		s.mu.Unlock()
+		s.Log.Info().Str(runner.LogJob, f.Job).Str(runner.LogPeriod, f.Period.ID()).Msg("still running from an earlier firing; not starting another")
+		return false
+	}
+	s.running[key] = true
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.running, key)
+			s.mu.Unlock()
+		}()
+		res, err := s.Runner.Run(ctx, f.Job, f.Period, runner.Options{Trigger: "serve", Email: true})
+		if s.Done != nil {
+			s.Done(f.Job, res, err)
+		}
+	}()
+	return true
+}
+
+// Wait blocks until every started run has finished.
+func (s *Scheduler) Wait() { s.wg.Wait() }
+
+// Run catches up, then fires jobs on schedule until ctx is done; then it stops
+// taking firings and gives running jobs Grace to finish before cancelling them
+// (their leases are released either way).
+func (s *Scheduler) Run(ctx context.Context) error {
+	if s.schedules == nil {
+		if err := s.Init(); err != nil {
+			return err
+		}
+	}
+	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRuns()
+	now := s.Clock.Now()
+	missed, err := s.Missed(ctx, now)
+	if err != nil {
+		return err
+	}
+	for _, f := range missed {
+		s.Log.Info().Str(runner.LogJob, f.Job).Str(runner.LogPeriod, f.Period.ID()).Msg("catching up a missed period")
+		s.Fire(runCtx, f)
+	}
+	last := now
+	for ctx.Err() == nil {
+		s.alive.Store(s.Clock.Now().Unix())
+		next := s.nextAfter(last)
+		wait := min(next.Sub(s.Clock.Now()), 30*time.Second) // heartbeat at least every 30 s
+		if wait > 0 {
+			if err := s.Clock.Sleep(ctx, wait); err != nil {
+				break
+			}
+			if s.Clock.Now().Before(next) {
+				continue
+			}
+		}
+		upTo := s.Clock.Now()
+		for _, f := range s.Due(last, upTo) {
+			s.Fire(runCtx, f)
+		}
+		last = upTo
+	}
+	s.Log.Info().Dur("grace", s.Grace).Msg("shutting down: no new firings; waiting for running jobs")
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.Grace):
+		s.Log.Warn().Msg("grace period over: cancelling running jobs")
+		cancelRuns()
+		<-done
+	}
+	return nil
+}
+
+func (s *Scheduler) nextAfter(t time.Time) time.Time {
+	var next time.Time
+	for _, sched := range s.schedules {
+		if n := sched.Next(t.UTC()); next.IsZero() || n.Before(next) {
+			next = n
+		}
+	}
+	return next
+}
+
+// Handler serves /healthz (the scheduler loop is alive and storage answers) and
+// /metrics.
+func (s *Scheduler) Handler(control storage.Store, metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if age := s.Clock.Now().Unix() - s.alive.Load(); age > 120 {
+			http.Error(w, fmt.Sprintf("scheduler loop silent for %ds", age), http.StatusServiceUnavailable)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if _, err := control.List(ctx, "_leases/"); err != nil {
+			http.Error(w, "storage: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("/metrics", metrics)
+	return mux
+}
