@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,14 +19,13 @@ import (
 
 // manifests strict-decodes every document in deploy/kubernetes into its typed
 // object: an unknown field anywhere is an error.
-func manifests(t *testing.T) (cronjobs []batchv1.CronJob, jobs []batchv1.Job, configMaps []corev1.ConfigMap, files []string) {
+func manifests(t *testing.T) (cronjobs []batchv1.CronJob, jobs []batchv1.Job, configMaps []corev1.ConfigMap, deployments []appsv1.Deployment) {
 	t.Helper()
 	paths, _ := filepath.Glob("../../deploy/kubernetes/*.yaml")
 	if len(paths) == 0 {
 		t.Fatal("no manifests in deploy/kubernetes")
 	}
 	for _, p := range paths {
-		files = append(files, filepath.Base(p))
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -56,6 +56,12 @@ func manifests(t *testing.T) (cronjobs []batchv1.CronJob, jobs []batchv1.Job, co
 				var c corev1.ConfigMap
 				strict(&c)
 				configMaps = append(configMaps, c)
+			case "Deployment":
+				var d appsv1.Deployment
+				strict(&d)
+				deployments = append(deployments, d)
+			case "Service":
+				strict(&corev1.Service{})
 			case "Secret":
 				strict(&corev1.Secret{})
 			case "ServiceAccount":
@@ -94,7 +100,7 @@ func stripComments(b []byte) []byte {
 
 func checkPod(t *testing.T, name string, spec corev1.PodSpec) corev1.Container {
 	t.Helper()
-	if spec.RestartPolicy != corev1.RestartPolicyNever {
+	if spec.RestartPolicy != corev1.RestartPolicyNever && spec.RestartPolicy != "" {
 		t.Errorf("%s: restartPolicy %s, want Never (the Job retries, under its podFailurePolicy)", name, spec.RestartPolicy)
 	}
 	psc := spec.SecurityContext
@@ -117,7 +123,7 @@ func checkPod(t *testing.T, name string, spec corev1.PodSpec) corev1.Container {
 }
 
 func TestEveryManifestStrictDecodesAndEachCronJobRunsItsJobOnItsScheduleInCode(t *testing.T) {
-	cronjobs, jobs, configMaps, _ := manifests(t)
+	cronjobs, jobs, configMaps, deployments := manifests(t)
 	_, reg, err := newTestApp(t).build()
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +171,14 @@ func TestEveryManifestStrictDecodesAndEachCronJobRunsItsJobOnItsScheduleInCode(t
 	}
 	if !failsOnExit2(bj.Spec.PodFailurePolicy) {
 		t.Error("the backfill Job must not retry exit 2")
+	}
+	if len(deployments) != 1 {
+		t.Fatalf("%d Deployments, want tally serve's", len(deployments))
+	}
+	d := deployments[0]
+	c = checkPod(t, d.Name, d.Spec.Template.Spec)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 || len(c.Args) == 0 || c.Args[0] != "serve" || c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
+		t.Errorf("serve Deployment: one replica running tally serve with a /healthz probe")
 	}
 	if len(configMaps) != 1 {
 		t.Fatalf("%d ConfigMaps", len(configMaps))
