@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -264,5 +267,27 @@ func TestAPasswordInTheConfigFileIsRefused(t *testing.T) {
 	code, stdout, stderr := run(t, "--config", cfg, "config", "check")
 	if code != 0 || strings.Contains(stdout, "hunter2") || !strings.Contains(stdout, "password: <redacted>") {
 		t.Fatalf("exit %d: the password must be redacted:\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+func TestAFailedRunPostsItsFailureToTheWebhook(t *testing.T) {
+	got := make(chan string, 1)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- string(b)
+	}))
+	defer hook.Close()
+	cfg, _ := writeConfig(t, "alerts:\n  webhook: "+hook.URL+"\n")
+	code, _, stderr := run(t, "--config", cfg, "run", "license-usage", "--period", "2026-11-21", "--no-deps")
+	if code != exitFailed {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	select {
+	case body := <-got:
+		if !strings.Contains(body, `"event":"run_failed"`) || !strings.Contains(body, "upstream sync-clusters 2026-11-21 is missing") {
+			t.Fatalf("webhook payload: %s", body)
+		}
+	default:
+		t.Fatal("no failure notification reached the webhook")
 	}
 }

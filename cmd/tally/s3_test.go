@@ -1,12 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/mail"
+	"net/url"
 	"os"
+	"os/exec"
+	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -82,9 +92,49 @@ func TestTheDailyChainAndReportsOnMinIOKeepEachRegionInItsOwnBucket(t *testing.T
 	if len(emls) == 0 {
 		t.Fatal("no emails in the outbox")
 	}
+	// A presigned link from a report email downloads the file under its name.
 	b2, _ := os.ReadFile(emls[0])
-	if text := strings.ReplaceAll(string(b2), "=\r\n", ""); !strings.Contains(text, "X-Amz-Signature") {
-		t.Fatalf("the email has no presigned link:\n%s", text)
+	msg, err := mail.ReadMessage(bytes.NewReader(b2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := multipart.NewReader(msg.Body, boundary(t, msg.Header.Get("Content-Type")))
+	part, err := mr.NextPart() // text/plain (NextPart undoes the quoted-printable encoding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(part)
+	link := regexp.MustCompile(`(http://\S+X-Amz-Signature=\S+)`).FindString(string(text))
+	u, err := url.Parse(link)
+	if link == "" || err != nil || !strings.Contains(u.Path, "/region=US/") && !strings.Contains(u.Path, "/region=EU/") {
+		t.Fatalf("no presigned link to an S3 region in the email:\n%s", text)
+	}
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	name := path.Base(u.Path)
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "External ID,Customer,") ||
+		resp.Header.Get("Content-Disposition") != `attachment; filename="`+name+`"` {
+		t.Fatalf("GET the emailed link: %s, Content-Disposition %q, body %.40q", resp.Status, resp.Header.Get("Content-Disposition"), body)
+	}
+}
+
+func boundary(t *testing.T, contentType string) string {
+	_, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return params["boundary"]
+}
+
+func TestTheStaticBinaryTheDockerfileBuildsBuilds(t *testing.T) {
+	cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(t.TempDir(), "tally"), ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"tally/alert"
+	"tally/mail"
 	"tally/metrics"
 	"tally/periods"
 	"tally/runner"
@@ -93,7 +94,11 @@ func periodEnd(r *runner.Runner) func(rec *runner.Record) (time.Time, bool) {
 func (a *app) notifier(w *wiring) *alert.Notifier {
 	n := &alert.Notifier{From: a.cfg.SMTP.From, To: a.cfg.Alerts.Email, Webhook: a.cfg.Alerts.Webhook, Now: a.clock.Now}
 	if len(n.To) > 0 {
+		// Like report emails: over SMTP when configured, otherwise into the outbox.
 		n.Sender = w.sender
+		if n.Sender == nil {
+			n.Sender = &mail.Outbox{Store: w.stores.Control}
+		}
 	}
 	return n
 }
