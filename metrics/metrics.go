@@ -14,6 +14,7 @@ import (
 // Metrics are tally's collectors, on their own registry.
 type Metrics struct {
 	Registry    *prometheus.Registry
+	noJob       bool // pushed metrics carry the job as the Pushgateway's grouping key, not a label
 	runs        *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	rows        *prometheus.CounterVec
@@ -21,24 +22,46 @@ type Metrics struct {
 	lastSuccess *prometheus.GaugeVec
 }
 
-// New registers the collectors.
-func New() *Metrics {
+// New registers the collectors, labelled by job (for /metrics).
+func New() *Metrics { return build(false) }
+
+// NewPush registers the collectors for one job's push to a Pushgateway: the job is
+// the push's grouping key (the Pushgateway refuses a job label on the metrics), so
+// with honor_labels Prometheus sees the same {job, region} series as /metrics.
+func NewPush() *Metrics { return build(true) }
+
+func build(noJob bool) *Metrics {
+	labels := func(names ...string) []string {
+		if noJob {
+			return names
+		}
+		return append([]string{"job"}, names...)
+	}
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
+		noJob:    noJob,
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_runs_total",
-			Help: "Run attempts by job and final status (succeeded, failed, skipped, held)."}, []string{"job", "status"}),
+			Help: "Run attempts by job and final status (succeeded, failed, skipped, held)."}, labels("status")),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tally_run_duration_seconds",
-			Help: "Duration of run attempts.", Buckets: prometheus.ExponentialBuckets(0.1, 2, 14)}, []string{"job"}),
+			Help: "Duration of run attempts.", Buckets: prometheus.ExponentialBuckets(0.1, 2, 14)}, labels()),
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_rows_written_total",
-			Help: "Rows written to published outputs."}, []string{"job"}),
+			Help: "Rows written to published outputs."}, labels()),
 		emails: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_emails_total",
-			Help: "Emails by status (sent, failed)."}, []string{"job", "status"}),
+			Help: "Emails by status (sent, failed)."}, labels("status")),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tally_period_last_success_timestamp_seconds",
 			Help: "End of the newest period completed, per job and region: alert when now minus this exceeds the period plus its schedule slack."},
-			[]string{"job", "region"}),
+			labels("region")),
 	}
 	m.Registry.MustRegister(m.runs, m.duration, m.rows, m.emails, m.lastSuccess)
 	return m
+}
+
+// lv is the label values: the job first, unless the job is the push's grouping key.
+func (m *Metrics) lv(job string, rest ...string) []string {
+	if m.noJob {
+		return rest
+	}
+	return append([]string{job}, rest...)
 }
 
 // periodEnd is when a ledger record's period ended (its data is fresh up to then).
@@ -46,20 +69,20 @@ type periodEnd func(rec *runner.Record) (time.Time, bool)
 
 // Observe counts a finished run.
 func (m *Metrics) Observe(job string, status runner.Status, rec *runner.Record, end periodEnd) {
-	m.runs.WithLabelValues(job, string(status)).Inc()
+	m.runs.WithLabelValues(m.lv(job, string(status))...).Inc()
 	if rec == nil || status == runner.StatusSkipped {
 		return
 	}
 	if rec.EndedAt != nil {
-		m.duration.WithLabelValues(job).Observe(rec.EndedAt.Sub(rec.StartedAt).Seconds())
+		m.duration.WithLabelValues(m.lv(job)...).Observe(rec.EndedAt.Sub(rec.StartedAt).Seconds())
 	}
 	var rows int64
 	for _, o := range rec.Outputs {
 		rows += o.Rows
 	}
-	m.rows.WithLabelValues(job).Add(float64(rows))
+	m.rows.WithLabelValues(m.lv(job)...).Add(float64(rows))
 	for _, e := range rec.Emails {
-		m.emails.WithLabelValues(job, e.Status).Inc()
+		m.emails.WithLabelValues(m.lv(job, e.Status)...).Inc()
 	}
 	if rec.Status == runner.StatusSucceeded {
 		m.fresh(rec, end)
@@ -72,7 +95,7 @@ func (m *Metrics) fresh(rec *runner.Record, end periodEnd) {
 		return
 	}
 	for _, region := range rec.Regions {
-		g := m.lastSuccess.WithLabelValues(rec.Job, region)
+		g := m.lastSuccess.WithLabelValues(m.lv(rec.Job, region)...)
 		// A gauge only moves forward: an old period re-run (a backfill) is not fresher.
 		if cur := gaugeValue(g); float64(t.Unix()) > cur {
 			g.Set(float64(t.Unix()))

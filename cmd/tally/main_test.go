@@ -291,3 +291,32 @@ func TestAFailedRunPostsItsFailureToTheWebhook(t *testing.T) {
 		t.Fatal("no failure notification reached the webhook")
 	}
 }
+
+func TestAOneShotRunPushesItsMetricsToThePushgateway(t *testing.T) {
+	type pushed struct{ method, path, body string }
+	got := make(chan pushed, 4)
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- pushed{r.Method, r.URL.Path, string(b)}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer gw.Close()
+	cfg, _ := writeConfig(t, "metrics:\n  pushgateway: "+gw.URL+"\n")
+	if code, _, stderr := run(t, "--config", cfg, "run", "sync-clusters", "--period", "2026-11-21"); code != 0 {
+		t.Fatalf("run: %s", stderr)
+	}
+	select {
+	case p := <-got:
+		if p.method != http.MethodPut || p.path != "/metrics/job/sync-clusters" {
+			t.Fatalf("pushed %s %s", p.method, p.path)
+		}
+		// The body is protobuf-delimited; the metric names are plain bytes in it.
+		for _, name := range []string{"tally_runs_total", "tally_period_last_success_timestamp_seconds", "tally_rows_written_total"} {
+			if !strings.Contains(p.body, name) {
+				t.Errorf("the push lacks %s", name)
+			}
+		}
+	default:
+		t.Fatal("nothing was pushed")
+	}
+}

@@ -129,13 +129,13 @@ func (a *app) afterRun(ctx context.Context, r *runner.Runner, m *metrics.Metrics
 func (a *app) pushMetrics(r *runner.Runner, job string, res *runner.Result, err error, n *alert.Notifier) {
 	var m *metrics.Metrics
 	if a.cfg.Metrics.Pushgateway != "" {
-		m = metrics.New()
+		m = metrics.NewPush()
 	}
 	a.afterRun(context.Background(), r, m, n, job, res, err)
 	if m == nil {
 		return
 	}
-	if perr := push.New(a.cfg.Metrics.Pushgateway, "tally").Gatherer(m.Registry).Grouping("tally_job", job).Push(); perr != nil {
+	if perr := push.New(a.cfg.Metrics.Pushgateway, job).Gatherer(m.Registry).Push(); perr != nil {
 		a.log.Warn().Err(perr).Msg(fmt.Sprintf("pushing metrics to %s", a.cfg.Metrics.Pushgateway))
 	}
 }
