@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"tally/clock"
 )
 
 // Environment variables with_servers exports.
@@ -103,10 +105,10 @@ func (m *Mailpit) Get(t testing.TB, id string) *Full {
 // WaitFor polls until query matches n messages (SMTP delivery is asynchronous).
 func (m *Mailpit) WaitFor(t testing.TB, query string, n int) []Message {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := clock.Real{}.Now().Add(10 * time.Second) // polling a real server
 	for {
 		msgs := m.Search(t, query)
-		if len(msgs) >= n || time.Now().After(deadline) {
+		if len(msgs) >= n || (clock.Real{}).Now().After(deadline) {
 			return msgs
 		}
 		time.Sleep(50 * time.Millisecond)
