@@ -245,7 +245,7 @@ func (r *Runner) attempt(ctx context.Context, job Job, p periods.Period, regions
 	sort.Slice(rec.Outputs, func(i, j int) bool { return rec.Outputs[i].Key < rec.Outputs[j].Key })
 	rec.Rows = map[string]int64{}
 	for _, out := range rec.Outputs {
-		rec.Rows[tableOf(out.Key)] += out.Rows
+		rec.Rows[TableOf(out.Key)] += out.Rows
 	}
 	rec.Checksum = outputsChecksum(rec.Outputs)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) {
@@ -386,8 +386,8 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-// tableOf turns an output key into its table: inventory/users/region=US/... → inventory/users.
-func tableOf(key string) string {
+// TableOf turns an output key into its table: inventory/users/region=US/... → inventory/users.
+func TableOf(key string) string {
 	parts := strings.Split(key, "/")
 	var out []string
 	for _, p := range parts[:len(parts)-1] {

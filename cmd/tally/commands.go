@@ -137,7 +137,7 @@ func (a *app) printRecord(rec *runner.Record, note string) {
 		rows := map[string]map[string]int64{}
 		var tables []string
 		for _, o := range rec.Outputs {
-			t := tableOf(o.Key)
+			t := runner.TableOf(o.Key)
 			if rows[t] == nil {
 				rows[t] = map[string]int64{}
 				tables = append(tables, t)
@@ -227,12 +227,6 @@ func num(v any) any {
 		return 0
 	}
 	return v
-}
-
-// tableOf turns an output key into its table name (inventory/users, calls, ...).
-func tableOf(key string) string {
-	t := strings.SplitN(key, "/region=", 2)[0]
-	return t
 }
 
 func (a *app) backfillCmd() *cobra.Command {
