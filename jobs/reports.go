@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -97,6 +98,24 @@ type SubscriptionReport struct {
 	Files     []ReportFile `json:"files"`
 	Summary   []string     `json:"summary,omitempty"`
 	Error     string       `json:"error,omitempty"`
+}
+
+// ReportsOf reads what a report run produced from its ledger entry (the
+// "reports" note); ok is false for a run that is not a report run.
+func ReportsOf(rec *runner.Record) (map[string]*SubscriptionReport, bool) {
+	raw, ok := rec.Notes["reports"]
+	if !ok {
+		return nil, false
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return nil, false
+	}
+	var reports map[string]*SubscriptionReport
+	if json.Unmarshal(b, &reports) != nil {
+		return nil, false
+	}
+	return reports, true
 }
 
 // Run writes every active subscription's reports.
@@ -848,10 +867,8 @@ func (j *Reports) Digest(ctx context.Context, rc *runner.RunContext, n runner.No
 		if err != nil {
 			return err
 		}
-		var reports map[string]*SubscriptionReport
-		rcr := &runner.RunContext{RunID: rec.RunID}
-		rcr.Note("reports", rec.Notes["reports"])
-		if err := rcr.NoteInto("reports", &reports); err != nil {
+		reports, ok := ReportsOf(rec)
+		if !ok {
 			continue
 		}
 		for id, sr := range reports {

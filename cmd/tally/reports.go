@@ -370,13 +370,8 @@ func (a *app) printEmails(emails []runner.Email) {
 
 // printReports lists a report run's files and emails.
 func (a *app) printReports(rec *runner.Record) {
-	raw, ok := rec.Notes["reports"]
+	reports, ok := jobs.ReportsOf(rec)
 	if !ok {
-		return
-	}
-	b, _ := json.Marshal(raw)
-	var reports map[string]*jobs.SubscriptionReport
-	if json.Unmarshal(b, &reports) != nil {
 		return
 	}
 	ids := make([]string, 0, len(reports))
