@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"tally/periods"
 )
@@ -127,15 +126,13 @@ func (r *Runner) Backfill(ctx context.Context, name string, from, to periods.Per
 // runner that died and whose lease has not expired yet) it waits up to
 // UpstreamWait for the lease to free up or the period to complete.
 func (r *Runner) runWhenFree(ctx context.Context, name string, p periods.Period, o Options) (*Result, error) {
-	deadline := r.clock.Now().Add(r.cfg.UpstreamWait)
-	poll := max(r.cfg.LeaseTTL/10, 50*time.Millisecond)
-	for {
-		res, err := r.Run(ctx, name, p, o)
-		if !errors.Is(err, ErrLeaseHeld) || !r.clock.Now().Before(deadline) {
-			return res, err
-		}
-		if err := r.clock.Sleep(ctx, poll); err != nil {
-			return res, err
-		}
+	var res *Result
+	var runErr error
+	if _, err := r.poll(ctx, func() (bool, error) {
+		res, runErr = r.Run(ctx, name, p, o)
+		return !errors.Is(runErr, ErrLeaseHeld), nil
+	}); err != nil {
+		return res, err
 	}
+	return res, runErr
 }

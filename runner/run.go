@@ -289,21 +289,35 @@ func (r *Runner) upstream(ctx context.Context, job Job, p periods.Period, o Opti
 // waitFor waits for an upstream period another runner is running, up to
 // UpstreamWait; then the run fails retryably.
 func (r *Runner) waitFor(ctx context.Context, d Dep) (*Record, error) {
+	var rec *Record
+	done, err := r.poll(ctx, func() (done bool, err error) {
+		rec, done, err = r.ledger.Complete(ctx, d.Job, d.Period.ID())
+		return done, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !done {
+		return nil, fmt.Errorf("upstream %s is held by another runner and did not complete within %s", d, r.cfg.UpstreamWait)
+	}
+	return rec, nil
+}
+
+// poll calls try until it reports done (or fails), a tenth of a lease TTL apart,
+// for at most UpstreamWait; done is false when that time ran out.
+func (r *Runner) poll(ctx context.Context, try func() (bool, error)) (bool, error) {
 	deadline := r.clock.Now().Add(r.cfg.UpstreamWait)
-	poll := max(r.cfg.LeaseTTL/10, 50*time.Millisecond)
+	every := max(r.cfg.LeaseTTL/10, 50*time.Millisecond)
 	for {
-		rec, done, err := r.ledger.Complete(ctx, d.Job, d.Period.ID())
-		if err != nil {
-			return nil, err
-		}
-		if done {
-			return rec, nil
+		done, err := try()
+		if done || err != nil {
+			return done, err
 		}
 		if !r.clock.Now().Before(deadline) {
-			return nil, fmt.Errorf("upstream %s is held by another runner and did not complete within %s", d, r.cfg.UpstreamWait)
+			return false, nil
 		}
-		if err := r.clock.Sleep(ctx, poll); err != nil {
-			return nil, err
+		if err := r.clock.Sleep(ctx, every); err != nil {
+			return false, err
 		}
 	}
 }
