@@ -613,54 +613,33 @@ func (wc *weekCalls) rows(t *weekTables, byID map[string]*customerWeek, wh *week
 	}
 }
 
-// write publishes every table of a region.
+// write publishes every table of a region, or none.
 func (a *WeeklyAnalytics) write(ctx context.Context, rc *runner.RunContext, region string, t *weekTables) error {
-	w := rc.Period
-	var opened []committer
-	fail := func(err error) error { abortAll(opened, err); return err }
-	add := func(c committer, err error) error {
+	key := func(table string) string { return AnalyticsKey(table, region, rc.Period) }
+	tables := []func() (committer, error){
+		func() (committer, error) {
+			return writeTable(ctx, rc, region, key("customer_status"), t.customerStatus)
+		},
+		func() (committer, error) { return writeTable(ctx, rc, region, key("subscription_status"), t.subStatus) },
+		func() (committer, error) { return writeTable(ctx, rc, region, key("kpis"), t.kpis) },
+		func() (committer, error) { return writeTable(ctx, rc, region, key("recently_added"), t.recentlyAdded) },
+		func() (committer, error) { return writeTable(ctx, rc, region, key("expiring"), t.expiring) },
+		func() (committer, error) { return writeTable(ctx, rc, region, key("renewing"), t.renewing) },
+		func() (committer, error) { return writeTable(ctx, rc, region, key("low_assignment"), t.low) },
+		func() (committer, error) { return writeTable(ctx, rc, region, key("overage"), t.overage) },
+		func() (committer, error) { return writeTable(ctx, rc, region, key("calling_users"), t.callingUsers) },
+		func() (committer, error) { return writeTable(ctx, rc, region, key("calling_usage"), t.callingUsage) },
+		func() (committer, error) { return writeTable(ctx, rc, region, key("call_quality"), t.callQuality) },
+		func() (committer, error) { return writeTable(ctx, rc, region, key("call_queues"), t.callQueues) },
+	}
+	opened := make([]committer, 0, len(tables))
+	for _, open := range tables {
+		c, err := open()
 		if err != nil {
+			abortAll(opened, err)
 			return err
 		}
 		opened = append(opened, c)
-		return nil
-	}
-	key := func(table string) string { return AnalyticsKey(table, region, w) }
-	if err := add(writeTable(ctx, rc, region, key("customer_status"), t.customerStatus)); err != nil {
-		return fail(err)
-	}
-	if err := add(writeTable(ctx, rc, region, key("subscription_status"), t.subStatus)); err != nil {
-		return fail(err)
-	}
-	if err := add(writeTable(ctx, rc, region, key("kpis"), t.kpis)); err != nil {
-		return fail(err)
-	}
-	if err := add(writeTable(ctx, rc, region, key("recently_added"), t.recentlyAdded)); err != nil {
-		return fail(err)
-	}
-	if err := add(writeTable(ctx, rc, region, key("expiring"), t.expiring)); err != nil {
-		return fail(err)
-	}
-	if err := add(writeTable(ctx, rc, region, key("renewing"), t.renewing)); err != nil {
-		return fail(err)
-	}
-	if err := add(writeTable(ctx, rc, region, key("low_assignment"), t.low)); err != nil {
-		return fail(err)
-	}
-	if err := add(writeTable(ctx, rc, region, key("overage"), t.overage)); err != nil {
-		return fail(err)
-	}
-	if err := add(writeTable(ctx, rc, region, key("calling_users"), t.callingUsers)); err != nil {
-		return fail(err)
-	}
-	if err := add(writeTable(ctx, rc, region, key("calling_usage"), t.callingUsage)); err != nil {
-		return fail(err)
-	}
-	if err := add(writeTable(ctx, rc, region, key("call_quality"), t.callQuality)); err != nil {
-		return fail(err)
-	}
-	if err := add(writeTable(ctx, rc, region, key("call_queues"), t.callQueues)); err != nil {
-		return fail(err)
 	}
 	return commitAll(opened)
 }
