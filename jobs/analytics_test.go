@@ -8,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"tally/analytics"
-	"tally/clock"
 	"tally/model"
 	"tally/periods"
 	"tally/runner"
@@ -103,11 +100,8 @@ func analyticsFixture(t *testing.T, src source.Source) (*runner.Runner, storage.
 		t.Fatal(err)
 	}
 	ledger := &runner.Ledger{Store: store}
-	js := []runner.Job{&Sync{Source: src, Ledger: ledger}, &Usage{UnderThreshold: 0.5},
-		&WeeklyAnalytics{Ledger: ledger, Thresholds: analytics.DefaultThresholds, LowBelow: 0.5}}
-	cfg := runner.DefaultConfig()
-	cfg.MaxAttempts = 1
-	r := runner.New(js, storage.Single(store, model.Regions), clock.NewFake(time.Date(2026, 11, 22, 0, 5, 0, 0, time.UTC)), cfg, runner.Holder{Host: "t", PID: 1}, zerolog.Nop())
+	r := testRunner(store, time.Date(2026, 11, 22, 0, 5, 0, 0, time.UTC), &Sync{Source: src, Ledger: ledger}, &Usage{UnderThreshold: 0.5},
+		&WeeklyAnalytics{Ledger: ledger, Thresholds: analytics.DefaultThresholds, LowBelow: 0.5})
 	return r, store
 }
 
@@ -220,9 +214,8 @@ func TestAnalyticsIsByteIdenticalOnAForcedRerun(t *testing.T) {
 	t.Parallel()
 	f := setup(t, nil)
 	ctx := context.Background()
-	f.r = runner.New([]runner.Job{&Sync{Source: f.src, Ledger: f.r.Ledger()}, &Usage{UnderThreshold: 0.5},
-		&WeeklyAnalytics{Ledger: f.r.Ledger(), Thresholds: analytics.DefaultThresholds, LowBelow: 0.5}},
-		storage.Single(f.store, model.Regions), clock.NewFake(time.Date(2026, 11, 22, 0, 5, 0, 0, time.UTC)), runner.DefaultConfig(), runner.Holder{Host: "t", PID: 1}, zerolog.Nop())
+	f.r = testRunner(f.store, time.Date(2026, 11, 22, 0, 5, 0, 0, time.UTC), &Sync{Source: f.src, Ledger: f.r.Ledger()}, &Usage{UnderThreshold: 0.5},
+		&WeeklyAnalytics{Ledger: f.r.Ledger(), Thresholds: analytics.DefaultThresholds, LowBelow: 0.5})
 	if _, err := f.r.Run(ctx, Analytics, testWeek, runner.Options{}); err != nil {
 		t.Fatal(err)
 	}

@@ -46,11 +46,15 @@ func setup(t *testing.T, src source.Source) *fixture {
 		src = newDemo(t, 0)
 	}
 	ledger := &runner.Ledger{Store: store}
-	js := []runner.Job{&Sync{Source: src, EmptyGuard: true, Ledger: ledger}, &Usage{UnderThreshold: 0.5}}
+	r := testRunner(store, time.Date(2026, 11, 22, 0, 15, 0, 0, time.UTC), &Sync{Source: src, EmptyGuard: true, Ledger: ledger}, &Usage{UnderThreshold: 0.5})
+	return &fixture{dir: dir, store: store, src: src, r: r}
+}
+
+// testRunner runs jobs on store with one attempt per run and a fake clock at now.
+func testRunner(store storage.Store, now time.Time, js ...runner.Job) *runner.Runner {
 	cfg := runner.DefaultConfig()
 	cfg.MaxAttempts = 1
-	r := runner.New(js, storage.Single(store, model.Regions), clock.NewFake(time.Date(2026, 11, 22, 0, 15, 0, 0, time.UTC)), cfg, runner.Holder{Host: "t", PID: 1}, zerolog.Nop())
-	return &fixture{dir: dir, store: store, src: src, r: r}
+	return runner.New(js, storage.Single(store, model.Regions), clock.NewFake(now), cfg, runner.Holder{Host: "t", PID: 1}, zerolog.Nop())
 }
 
 func demoSource(scale int) (*demo.Generator, error) {

@@ -12,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"tally/analytics"
-	"tally/clock"
 	"tally/internal/testservers"
 	"tally/mail"
 	"tally/model"
@@ -66,9 +63,7 @@ func newReportsEnv(t *testing.T, src source.Source, sender mail.Sender) *reports
 		js = append(js, &Reports{Every: c, Catalog: catalog, Sender: sender, From: "tally@example.com", Links: links{},
 			UnderThreshold: 0.5, Thresholds: analytics.DefaultThresholds, SendAttempts: 2, SendBackoff: time.Millisecond})
 	}
-	cfg := runner.DefaultConfig()
-	cfg.MaxAttempts = 1
-	r := runner.New(js, storage.Single(store, model.Regions), clock.NewFake(time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)), cfg, runner.Holder{Host: "t", PID: 1}, zerolog.Nop())
+	r := testRunner(store, time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC), js...)
 	partners, _ := src.Partners(context.Background(), testDay)
 	return &reportsEnv{dir: dir, store: store, r: r, subs: &subscriptions.Store{S: store}, catalog: catalog, src: src, partner: partners[0].PartnerID}
 }
