@@ -101,6 +101,13 @@ func SafeText(s string) string {
 // RowGroupRows bounds a report's Parquet row group, so memory does not grow with rows.
 const RowGroupRows = 256 * 1024
 
+// PageBytes is the Parquet page buffer per column (parquet-go's default is 256 KiB).
+// The writer keeps every page's column- and offset-index entry until the footer,
+// about 150 bytes a page; at 256 KiB pages that alone grew peak RSS by 15-20%
+// from 5M to 20M rows. 512 KiB pages halve the page count and keep RSS flat
+// (`make bench`), at about 13 MiB more per open writer.
+const PageBytes = 512 * 1024
+
 // Writer writes one report as CSV and/or Parquet in one pass over its rows.
 type Writer struct {
 	cols    []Column
@@ -169,7 +176,8 @@ func NewWriter(cols []Column, csvOut, pqOut io.Writer) (*Writer, error) {
 	}
 	if pqOut != nil {
 		w.pq = parquet.NewWriter(pqOut, Schema("report", cols),
-			parquet.MaxRowsPerRowGroup(RowGroupRows), parquet.CreatedBy("tally", "1", "-"))
+			parquet.MaxRowsPerRowGroup(RowGroupRows), parquet.PageBufferSize(PageBytes),
+			parquet.CreatedBy("tally", "1", "-"))
 	}
 	return w, nil
 }

@@ -1,18 +1,22 @@
 // Command bench measures the report writers (SPEC §10): rows per CPU-second for
 // CSV, Parquet (zstd) and both in one pass, and peak RSS, on a 15-column table at
 // several sizes. Each case runs in a child process so its CPU time and peak RSS are
-// its own. It prints each figure beside its target and writes them to a JSON file.
+// its own; each case runs -runs times (3) and reports the medians, because peak RSS
+// varies by a few MiB with GC timing. It prints each figure beside its target and
+// writes them to a JSON file.
 //
 //	go run ./internal/bench -rows 5000000,20000000 -out bench-results.json
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,12 +52,14 @@ type Result struct {
 	MeetsTarget   bool    `json:"meets_target"`
 	PeakRSSMiB    float64 `json:"peak_rss_mib"`
 	OutputBytes   int64   `json:"output_bytes"`
+	Runs          int     `json:"runs"`
 }
 
 func main() {
 	child := flag.String("child", "", "internal: run one case (csv, parquet, both)")
 	rowsFlag := flag.String("rows", "5000000,20000000", "table sizes, comma-separated")
 	out := flag.String("out", "bench-results.json", "where to write the figures")
+	runs := flag.Int("runs", 3, "runs per case; each figure is the median (peak RSS varies with GC timing)")
 	flag.Parse()
 	if *child != "" {
 		n, _ := strconv.ParseInt(*rowsFlag, 10, 64)
@@ -73,13 +79,17 @@ func main() {
 			os.Exit(2)
 		}
 		for _, mode := range []string{"csv", "parquet", "both"} {
-			fmt.Fprintf(os.Stderr, "bench: %s, %d rows…\n", mode, n)
-			r, err := runChild(mode, n)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "bench:", err)
-				os.Exit(1)
+			var rs []Result
+			for i := range max(*runs, 1) {
+				fmt.Fprintf(os.Stderr, "bench: %s, %d rows, run %d of %d…\n", mode, n, i+1, max(*runs, 1))
+				r, err := runChild(mode, n)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "bench:", err)
+					os.Exit(1)
+				}
+				rs = append(rs, r)
 			}
-			results = append(results, r)
+			results = append(results, median(rs))
 		}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -117,6 +127,18 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("figures written to %s\n", *out)
+}
+
+// median is the case's median run by CPU time, with the median peak RSS of all runs.
+func median(rs []Result) Result {
+	mid := func(f func(Result) float64) Result {
+		slices.SortFunc(rs, func(a, b Result) int { return cmp.Compare(f(a), f(b)) })
+		return rs[len(rs)/2]
+	}
+	r := mid(func(r Result) float64 { return r.CPUSeconds })
+	r.PeakRSSMiB = mid(func(r Result) float64 { return r.PeakRSSMiB }).PeakRSSMiB
+	r.Runs = len(rs)
+	return r
 }
 
 func mark(ok bool) string {
