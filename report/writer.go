@@ -4,6 +4,7 @@
 package report
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -13,7 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/compress"
 )
 
 // Kind is a column's type.
@@ -103,9 +104,9 @@ const RowGroupRows = 256 * 1024
 
 // PageBytes is the Parquet page buffer per column (parquet-go's default is 256 KiB).
 // The writer keeps every page's column- and offset-index entry until the footer,
-// about 150 bytes a page; at 256 KiB pages that alone grew peak RSS by 15-20%
-// from 5M to 20M rows. 512 KiB pages halve the page count and keep RSS flat
-// (`make bench`), at about 13 MiB more per open writer.
+// about 150 bytes a page; at 256 KiB pages that alone grew peak RSS by 15% (4.5
+// MiB) from 5M to 20M rows. 512 KiB pages halve the page count and the growth
+// (`make bench`), at about 12 MiB more per open writer.
 const PageBytes = 512 * 1024
 
 // Writer writes one report as CSV and/or Parquet in one pass over its rows.
@@ -113,6 +114,7 @@ type Writer struct {
 	cols    []Column
 	csv     *csvWriter
 	pq      *parquet.Writer
+	zstd    *zstdCodec
 	batch   []parquet.Row // rows handed to the Parquet writer a batch at a time
 	values  []parquet.Value
 	csvRows int64
@@ -122,8 +124,9 @@ type Writer struct {
 // batchRows is how many rows go to the Parquet writer per call.
 const batchRows = 512
 
-// Schema is the Parquet schema of cols, in column order, every column nullable.
-func Schema(name string, cols []Column) *parquet.Schema {
+// schema is the Parquet schema of cols, in column order, every column nullable
+// and compressed with codec.
+func schema(cols []Column, codec compress.Codec) *parquet.Schema {
 	g := parquet.Group{}
 	order := make([]string, len(cols))
 	for i, c := range cols {
@@ -138,15 +141,11 @@ func Schema(name string, cols []Column) *parquet.Schema {
 		default:
 			n = parquet.String()
 		}
-		g[c.Name()] = parquet.Compressed(parquet.Optional(n), zstdFast)
+		g[c.Name()] = parquet.Compressed(parquet.Optional(n), codec)
 		order[i] = c.Name()
 	}
-	return parquet.NewSchema(name, orderedGroup{Group: g, order: order})
+	return parquet.NewSchema("report", orderedGroup{Group: g, order: order})
 }
-
-// zstdFast is zstd at its fastest level: report files are written once, read
-// many times, and the writer's CPU budget is tight (SPEC §10).
-var zstdFast = &zstd.Codec{Level: zstd.SpeedFastest}
 
 // orderedGroup keeps the template's column order (parquet.Group sorts by name).
 type orderedGroup struct {
@@ -175,7 +174,11 @@ func NewWriter(cols []Column, csvOut, pqOut io.Writer) (*Writer, error) {
 		}
 	}
 	if pqOut != nil {
-		w.pq = parquet.NewWriter(pqOut, Schema("report", cols),
+		var err error
+		if w.zstd, err = newZstdCodec(); err != nil {
+			return nil, err
+		}
+		w.pq = parquet.NewWriter(pqOut, schema(cols, w.zstd),
 			parquet.MaxRowsPerRowGroup(RowGroupRows), parquet.PageBufferSize(PageBytes),
 			parquet.CreatedBy("tally", "1", "-"))
 	}
@@ -252,7 +255,7 @@ func (w *Writer) Close() error {
 		if err := w.flushBatch(); err != nil {
 			return err
 		}
-		if err := w.pq.Close(); err != nil {
+		if err := errors.Join(w.pq.Close(), w.zstd.Close()); err != nil {
 			return err
 		}
 	}
