@@ -22,7 +22,7 @@ func main() {
 	minio := flag.String("minio", "", "path to the minio binary")
 	flag.Parse()
 	if flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: with-servers -mailpit BIN -- COMMAND...")
+		fmt.Fprintln(os.Stderr, "usage: with-servers [-mailpit BIN] [-minio BIN] -- COMMAND...")
 		os.Exit(2)
 	}
 	var procs []*exec.Cmd
@@ -37,6 +37,17 @@ func main() {
 		stop()
 		os.Exit(1)
 	}
+	// launch starts a server and waits until ready answers 200.
+	launch := func(name string, cmd *exec.Cmd, ready string, timeout time.Duration) {
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			fail("start %s: %v", name, err)
+		}
+		procs = append(procs, cmd)
+		if err := waitHTTP(ready, timeout); err != nil {
+			fail("%s did not become ready: %v", name, err)
+		}
+	}
 	if *mailpit != "" {
 		smtp, web := freePort(), freePort()
 		db, err := os.MkdirTemp("", "tally-mailpit-")
@@ -47,15 +58,8 @@ func main() {
 		cmd := exec.Command(*mailpit, "--listen", web, "--smtp", smtp, "--database", db+"/mailpit.db",
 			"--disable-version-check", "--smtp-disable-rdns", "--smtp-auth-accept-any", "--smtp-auth-allow-insecure",
 			"--max", "5000", "--quiet")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Start(); err != nil {
-			fail("start mailpit: %v", err)
-		}
-		procs = append(procs, cmd)
 		api := "http://" + web
-		if err := waitHTTP(api+"/livez", 20*time.Second); err != nil {
-			fail("mailpit did not become ready: %v", err)
-		}
+		launch("mailpit", cmd, api+"/livez", 20*time.Second)
 		os.Setenv(testservers.EnvSMTP, smtp)
 		os.Setenv(testservers.EnvMailpit, api)
 		fmt.Fprintf(os.Stderr, "with-servers: mailpit smtp %s, api %s\n", smtp, api)
@@ -71,15 +75,8 @@ func main() {
 		cmd := exec.Command(*minio, "server", dir, "--address", addr, "--console-address", console, "--quiet")
 		// MINIO_UPDATE=off: MinIO must never reach beyond 127.0.0.1.
 		cmd.Env = append(os.Environ(), "MINIO_UPDATE=off", "MINIO_ROOT_USER="+user, "MINIO_ROOT_PASSWORD="+secret, "MINIO_BROWSER=off")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Start(); err != nil {
-			fail("start minio: %v", err)
-		}
-		procs = append(procs, cmd)
 		endpoint := "http://" + addr
-		if err := waitHTTP(endpoint+"/minio/health/ready", 60*time.Second); err != nil {
-			fail("minio did not become ready: %v", err)
-		}
+		launch("minio", cmd, endpoint+"/minio/health/ready", 60*time.Second)
 		os.Setenv(testservers.EnvS3, endpoint)
 		os.Setenv(testservers.EnvS3Key, user)
 		os.Setenv(testservers.EnvS3Secret, secret)
