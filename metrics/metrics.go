@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"tally/runner"
 )
@@ -113,9 +114,9 @@ func (m *Metrics) FromLedger(recs []*runner.Record, end periodEnd) {
 }
 
 func gaugeValue(g prometheus.Gauge) float64 {
-	var out dtoMetric
-	if err := g.Write(&out.m); err != nil || out.m.Gauge == nil {
+	var out dto.Metric
+	if err := g.Write(&out); err != nil || out.Gauge == nil {
 		return 0
 	}
-	return out.m.Gauge.GetValue()
+	return out.Gauge.GetValue()
 }

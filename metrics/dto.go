@@ -1,5 +1,0 @@
-package metrics
-
-import dto "github.com/prometheus/client_model/go"
-
-type dtoMetric struct{ m dto.Metric }
