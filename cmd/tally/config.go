@@ -251,13 +251,13 @@ func sectionName(typ string) string {
 func envKeys(v reflect.Value, prefix string, out map[string]reflect.Value) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if name == "-" || (name == "" && !strings.Contains(t.Field(i).Tag.Get("yaml"), ",inline")) {
+		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		f := v.Field(i)
+		if opts == "inline" {
+			envKeys(f, prefix, out)
 			continue
 		}
-		f := v.Field(i)
-		if strings.Contains(t.Field(i).Tag.Get("yaml"), ",inline") {
-			envKeys(f, prefix, out)
+		if name == "" || name == "-" {
 			continue
 		}
 		key := prefix + "_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
@@ -453,8 +453,10 @@ func (c *Config) validate() error {
 	if _, err := subscriptions.NewCatalog(c.Reports.Templates); err != nil {
 		bad("reports.templates: %v", err)
 	}
-	if u := c.Reports.BaseURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-		bad("reports.base_url %q: an http:// or https:// URL", u)
+	for _, u := range []struct{ key, v string }{{"reports.base_url", c.Reports.BaseURL}, {"alerts.webhook", c.Alerts.Webhook}, {"metrics.pushgateway", c.Metrics.Pushgateway}} {
+		if u.v != "" && !strings.HasPrefix(u.v, "http://") && !strings.HasPrefix(u.v, "https://") {
+			bad("%s %q: an http:// or https:// URL", u.key, u.v)
+		}
 	}
 	if c.Serve.CatchUp < 0 {
 		bad("serve.catch_up: %d: 0 or more", c.Serve.CatchUp)
@@ -462,11 +464,6 @@ func (c *Config) validate() error {
 	for _, a := range c.Alerts.Email {
 		if err := subscriptions.ValidateAddress(a); err != nil {
 			bad("alerts.email: %v", err)
-		}
-	}
-	for _, u := range []struct{ key, v string }{{"alerts.webhook", c.Alerts.Webhook}, {"metrics.pushgateway", c.Metrics.Pushgateway}} {
-		if u.v != "" && !strings.HasPrefix(u.v, "http://") && !strings.HasPrefix(u.v, "https://") {
-			bad("%s %q: an http:// or https:// URL", u.key, u.v)
 		}
 	}
 	switch c.Log.Format {
