@@ -4,6 +4,7 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -126,23 +127,16 @@ func translate(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
+	// By error code, or by HTTP status where the server sent no code (HEAD).
 	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode() {
-		case "NoSuchKey", "NotFound":
-			return fmt.Errorf("s3: %s %s: %w", op, key, storage.ErrNotFound)
-		case "PreconditionFailed":
-			return fmt.Errorf("s3: %s %s: %w", op, key, storage.ErrPreconditionFailed)
-		}
-	}
 	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		switch re.HTTPStatusCode() {
-		case http.StatusNotFound:
-			return fmt.Errorf("s3: %s %s: %w", op, key, storage.ErrNotFound)
-		case http.StatusPreconditionFailed:
-			return fmt.Errorf("s3: %s %s: %w", op, key, storage.ErrPreconditionFailed)
-		}
+	switch {
+	case errors.As(err, &apiErr) && (apiErr.ErrorCode() == "NoSuchKey" || apiErr.ErrorCode() == "NotFound"),
+		errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound:
+		err = storage.ErrNotFound
+	case errors.As(err, &apiErr) && apiErr.ErrorCode() == "PreconditionFailed",
+		errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed:
+		err = storage.ErrPreconditionFailed
 	}
 	return fmt.Errorf("s3: %s %s: %w", op, key, err)
 }
@@ -245,7 +239,7 @@ func (s *Store) Create(ctx context.Context, key string, data []byte) (storage.Ob
 	if err != nil {
 		return storage.Object{}, err
 	}
-	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: strings.NewReader(string(data)), IfNoneMatch: aws.String("*")})
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: bytes.NewReader(data), IfNoneMatch: aws.String("*")})
 	if err = translate("create", key, err); errors.Is(err, storage.ErrPreconditionFailed) {
 		return storage.Object{}, fmt.Errorf("s3: create %s: %w", key, storage.ErrExists)
 	} else if err != nil {
@@ -261,7 +255,7 @@ func (s *Store) Replace(ctx context.Context, key, etag string, data []byte) (sto
 	if err != nil {
 		return storage.Object{}, err
 	}
-	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: strings.NewReader(string(data)), IfMatch: aws.String(etag)})
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: bytes.NewReader(data), IfMatch: aws.String(etag)})
 	if err := translate("replace", key, err); err != nil {
 		return storage.Object{}, err
 	}
