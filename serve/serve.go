@@ -84,18 +84,16 @@ func (s *Scheduler) Missed(ctx context.Context, now time.Time) ([]Firing, error)
 	var out []Firing
 	for _, j := range s.Runner.Jobs() {
 		p := periods.Latest(j.Cadence(), now)
-		var missing []Firing
 		for i := 0; i < s.CatchUp; i++ {
 			_, done, err := s.Runner.Ledger().Complete(ctx, j.Name(), p.ID())
 			if err != nil {
 				return nil, err
 			}
 			if !done {
-				missing = append([]Firing{{Job: j.Name(), At: now, Period: p}}, missing...)
+				out = append(out, Firing{Job: j.Name(), At: now, Period: p})
 			}
 			p = p.Prev()
 		}
-		out = append(out, missing...)
 	}
 	sort.SliceStable(out, func(i, k int) bool { return out[i].Period.Start.Before(out[k].Period.Start) })
 	return out, nil
@@ -173,7 +171,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	s.Log.Info().Dur("grace", s.Grace).Msg("shutting down: no new firings; waiting for running jobs")
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(s.Grace):
