@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,43 +39,24 @@ func manifests(t *testing.T) (cronjobs []batchv1.CronJob, jobs []batchv1.Job, co
 			if err := yaml.Unmarshal(doc, &tm); err != nil {
 				t.Fatalf("%s doc %d: %v", p, i, err)
 			}
-			strict := func(v any) {
-				if err := yaml.UnmarshalStrict(doc, v); err != nil {
-					t.Fatalf("%s doc %d (%s): %v", p, i, tm.Kind, err)
-				}
-			}
+			where := fmt.Sprintf("%s doc %d (%s)", p, i, tm.Kind)
 			switch tm.Kind {
 			case "CronJob":
-				var c batchv1.CronJob
-				strict(&c)
-				cronjobs = append(cronjobs, c)
+				cronjobs = append(cronjobs, strictAs[batchv1.CronJob](t, doc, where))
 			case "Job":
-				var j batchv1.Job
-				strict(&j)
-				jobs = append(jobs, j)
+				jobs = append(jobs, strictAs[batchv1.Job](t, doc, where))
 			case "ConfigMap":
-				var c corev1.ConfigMap
-				strict(&c)
-				configMaps = append(configMaps, c)
+				configMaps = append(configMaps, strictAs[corev1.ConfigMap](t, doc, where))
 			case "Deployment":
-				var d appsv1.Deployment
-				strict(&d)
-				deployments = append(deployments, d)
+				deployments = append(deployments, strictAs[appsv1.Deployment](t, doc, where))
 			case "Service":
-				strict(&corev1.Service{})
+				strictAs[corev1.Service](t, doc, where)
 			case "Secret":
-				strict(&corev1.Secret{})
+				strictAs[corev1.Secret](t, doc, where)
 			case "ServiceAccount":
-				strict(&corev1.ServiceAccount{})
+				strictAs[corev1.ServiceAccount](t, doc, where)
 			case "Kustomization":
-				var k struct {
-					APIVersion string           `json:"apiVersion"`
-					Kind       string           `json:"kind"`
-					Labels     []map[string]any `json:"labels"`
-					Resources  []string         `json:"resources"`
-					Images     []map[string]any `json:"images"`
-				}
-				strict(&k)
+				k := strictAs[kustomization](t, doc, where)
 				for _, r := range k.Resources {
 					if _, err := os.Stat(filepath.Join("../../deploy/kubernetes", r)); err != nil {
 						t.Errorf("kustomization resource %s: %v", r, err)
@@ -86,6 +68,25 @@ func manifests(t *testing.T) (cronjobs []batchv1.CronJob, jobs []batchv1.Job, co
 		}
 	}
 	return
+}
+
+// strictAs decodes doc into a T; an unknown field is an error.
+func strictAs[T any](t *testing.T, doc []byte, where string) T {
+	t.Helper()
+	var v T
+	if err := yaml.UnmarshalStrict(doc, &v); err != nil {
+		t.Fatalf("%s: %v", where, err)
+	}
+	return v
+}
+
+// kustomization is the part of kustomization.yaml the deploy uses.
+type kustomization struct {
+	APIVersion string           `json:"apiVersion"`
+	Kind       string           `json:"kind"`
+	Labels     []map[string]any `json:"labels"`
+	Resources  []string         `json:"resources"`
+	Images     []map[string]any `json:"images"`
 }
 
 func stripComments(b []byte) []byte {
