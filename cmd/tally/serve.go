@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -136,6 +135,6 @@ func (a *app) pushMetrics(r *runner.Runner, job string, res *runner.Result, err 
 		return
 	}
 	if perr := push.New(a.cfg.Metrics.Pushgateway, job).Gatherer(m.Registry).Push(); perr != nil {
-		a.log.Warn().Err(perr).Msg(fmt.Sprintf("pushing metrics to %s", a.cfg.Metrics.Pushgateway))
+		a.log.Warn().Err(perr).Msgf("pushing metrics to %s", a.cfg.Metrics.Pushgateway)
 	}
 }
