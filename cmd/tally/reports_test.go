@@ -31,6 +31,14 @@ func textOf(t *testing.T, path string) (subject, text string) {
 	return subject, string(b)
 }
 
+func boundary(t *testing.T, contentType string) string {
+	_, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return params["boundary"]
+}
+
 func TestABackfillEmailsOnlyWithEmailAndThenOneDigestPerSubscriptionListingEveryPeriod(t *testing.T) {
 	cfg, data := writeConfig(t, "")
 	for _, p := range []string{"P093374", "P122891"} { // two of the demo's partners (seed 1)

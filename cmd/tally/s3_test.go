@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
-	"net/mail"
 	"net/url"
 	"os"
 	"os/exec"
@@ -93,18 +89,8 @@ func TestTheDailyChainAndReportsOnMinIOKeepEachRegionInItsOwnBucket(t *testing.T
 		t.Fatal("no emails in the outbox")
 	}
 	// A presigned link from a report email downloads the file under its name.
-	b2, _ := os.ReadFile(emls[0])
-	msg, err := mail.ReadMessage(bytes.NewReader(b2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mr := multipart.NewReader(msg.Body, boundary(t, msg.Header.Get("Content-Type")))
-	part, err := mr.NextPart() // text/plain (NextPart undoes the quoted-printable encoding)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, _ := io.ReadAll(part)
-	link := regexp.MustCompile(`(http://\S+X-Amz-Signature=\S+)`).FindString(string(text))
+	_, text := textOf(t, emls[0])
+	link := regexp.MustCompile(`(http://\S+X-Amz-Signature=\S+)`).FindString(text)
 	u, err := url.Parse(link)
 	if link == "" || err != nil || !strings.Contains(u.Path, "/region=US/") && !strings.Contains(u.Path, "/region=EU/") {
 		t.Fatalf("no presigned link to an S3 region in the email:\n%s", text)
@@ -120,14 +106,6 @@ func TestTheDailyChainAndReportsOnMinIOKeepEachRegionInItsOwnBucket(t *testing.T
 		resp.Header.Get("Content-Disposition") != `attachment; filename="`+name+`"` {
 		t.Fatalf("GET the emailed link: %s, Content-Disposition %q, body %.40q", resp.Status, resp.Header.Get("Content-Disposition"), body)
 	}
-}
-
-func boundary(t *testing.T, contentType string) string {
-	_, params, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return params["boundary"]
 }
 
 func TestTheStaticBinaryTheDockerfileBuildsBuilds(t *testing.T) {
