@@ -760,7 +760,7 @@ func (j *Reports) Notify(ctx context.Context, rc *runner.RunContext, n runner.No
 	var errs []error
 	for _, id := range ids {
 		sr := reports[id]
-		if sr.Error != "" || n.Sent(id) {
+		if sr.Error != "" {
 			continue
 		}
 		sub, err := store.Get(ctx, id)
@@ -779,7 +779,7 @@ func (j *Reports) Notify(ctx context.Context, rc *runner.RunContext, n runner.No
 		if pl.NoData {
 			e.Title = fmt.Sprintf("%s — no data for %s", sr.Template, rc.Period.ID())
 		}
-		if err := j.send(ctx, rc, n, sub, e); err != nil {
+		if err := j.send(ctx, rc, n, sub, runner.DefaultGroup, rc.Period.ID(), e); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -809,36 +809,54 @@ func (j *Reports) periodLinks(ctx context.Context, p periods.Period, sr *Subscri
 	return pl, nil
 }
 
-// send renders and sends one email with retries; every try's outcome goes to the ledger.
-func (j *Reports) send(ctx context.Context, rc *runner.RunContext, n runner.Notification, sub *subscriptions.Subscription, e *mail.ReportEmail) error {
-	text, html, err := mail.Render(e)
-	if err != nil {
-		return err
-	}
+// send claims, renders and sends one email with retries: every try's outcome
+// goes to the ledger, and the claim is confirmed once a try is accepted. A
+// message already delivered (its claim confirmed) is not sent again; one claimed
+// but never confirmed goes again under the same Message-ID.
+func (j *Reports) send(ctx context.Context, rc *runner.RunContext, n runner.Notification, sub *subscriptions.Subscription, group, period string, e *mail.ReportEmail) error {
 	for _, to := range sub.Recipients {
 		if err := subscriptions.ValidateAddress(to); err != nil {
 			return fmt.Errorf("subscription %s: %w", sub.ID, err)
 		}
 	}
+	claim, sent, err := n.Claim(ctx, sub.ID, group)
+	if err != nil {
+		return fmt.Errorf("subscription %s: %w", sub.ID, err)
+	}
+	if sent {
+		rc.Log.Info().Str("subscription", sub.ID).Str("claim", claim.Key).Msg("email already sent, not sending again")
+		return nil
+	}
+	text, html, err := mail.Render(e)
+	if err != nil {
+		return err
+	}
 	sender := j.Sender
 	if sender == nil {
 		sender = &mail.Outbox{Store: rc.Stores.Control}
 	}
-	m := &mail.Message{ID: fmt.Sprintf("%s/%d", rc.RunID, n.Seq()), From: j.From, To: sub.Recipients, Subject: "tally: " + e.Title,
-		Text: text, HTML: html, Date: rc.Clock.Now()}
+	subject := "tally: " + e.Title
+	if n.Test {
+		subject = "[test] " + subject
+	}
+	m := &mail.Message{ID: claim.Key, Job: rc.Job, Period: period, Subscription: sub.ID, From: j.From, To: sub.Recipients,
+		Subject: subject, Text: text, HTML: html, Date: rc.Clock.Now()}
 	attempts := max(j.SendAttempts, 1)
 	var last error
 	for i := 1; i <= attempts; i++ {
 		last = sender.Send(ctx, m)
-		rec := runner.Email{Subscription: sub.ID, To: sub.Recipients, Status: "sent", At: rc.Clock.Now(), Via: sender.Where(), MessageID: m.ID}
+		rec := runner.Email{Subscription: sub.ID, To: sub.Recipients, Status: "sent", At: rc.Clock.Now(), Via: sender.Where(),
+			MessageID: mail.MessageID(m.ID), Claim: claim.Key, Resent: claim.Resumed}
 		if last != nil {
 			rec.Status, rec.Error = "failed", last.Error()
+		} else if err := n.Confirm(ctx, claim, sender.Where()); err != nil {
+			return fmt.Errorf("subscription %s: sent, but: %w", sub.ID, err)
 		}
 		if err := n.Record(rec); err != nil {
 			return err
 		}
 		if last == nil {
-			rc.Log.Info().Str("subscription", sub.ID).Strs("to", sub.Recipients).Str("via", sender.Where()).Msg("email sent")
+			rc.Log.Info().Str("subscription", sub.ID).Strs("to", sub.Recipients).Str("via", sender.Where()).Str("message_id", rec.MessageID).Msg("email sent")
 			return nil
 		}
 		rc.Log.Warn().Err(last).Str("subscription", sub.ID).Int("try", i).Msg("email failed")
@@ -902,7 +920,8 @@ func (j *Reports) Digest(ctx context.Context, rc *runner.RunContext, n runner.No
 			e.Periods = append(e.Periods, pl)
 		}
 		e.Title = fmt.Sprintf("%s — backfill of %d %s periods, %s to %s", entries[0].sr.Template, len(entries), sub.Cadence, entries[0].p.ID(), entries[len(entries)-1].p.ID())
-		if err := j.send(ctx, rc, n, sub, e); err != nil {
+		period := entries[0].p.ID() + ".." + entries[len(entries)-1].p.ID()
+		if err := j.send(ctx, rc, n, sub, "digest", period, e); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -6,8 +6,10 @@ package mail
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"net/url"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -20,13 +22,18 @@ import (
 
 // Message is one email.
 type Message struct {
-	ID      string // unique per message: <run-id>/<n>; the outbox key and Message-ID
-	From    string
-	To      []string
-	Subject string
-	Text    string
-	HTML    string
-	Date    time.Time
+	// ID names the message: its idempotency key (<job>/<period>/<subscription>/
+	// <group>-g<generation>), the outbox key and, with "/" as ".", the Message-ID.
+	ID string
+	// Job, Period and Subscription become X-Tally-* headers, so mail rules and
+	// audits can key on them.
+	Job, Period, Subscription string
+	From                      string
+	To                        []string
+	Subject                   string
+	Text                      string
+	HTML                      string
+	Date                      time.Time
 }
 
 // Sender delivers messages.
@@ -38,7 +45,7 @@ type Sender interface {
 
 // checkHeaders refuses header values that could inject headers.
 func checkHeaders(m *Message) error {
-	for _, v := range append([]string{m.From, m.Subject, m.ID}, m.To...) {
+	for _, v := range append([]string{m.From, m.Subject, m.ID, m.Job, m.Period, m.Subscription}, m.To...) {
 		if strings.ContainsAny(v, "\r\n") {
 			return fmt.Errorf("mail: header value %q contains a line break", v)
 		}
@@ -61,7 +68,12 @@ func (m *Message) build() (*gomail.Msg, error) {
 		return nil, fmt.Errorf("mail: to %v: %w", m.To, err)
 	}
 	msg.Subject(m.Subject)
-	msg.SetMessageIDWithValue(strings.ReplaceAll(m.ID, "/", ".") + "@tally")
+	msg.SetMessageIDWithValue(MessageID(m.ID))
+	for _, h := range []struct{ name, v string }{{"X-Tally-Job", m.Job}, {"X-Tally-Period", m.Period}, {"X-Tally-Subscription", m.Subscription}} {
+		if h.v != "" {
+			msg.SetGenHeader(gomail.Header(h.name), h.v)
+		}
+	}
 	msg.SetDateWithValue(m.Date)
 	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
 	msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
@@ -135,8 +147,11 @@ func (s *SMTP) Send(ctx context.Context, m *Message) error {
 // Where is smtp://host:port.
 func (s *SMTP) Where() string { return fmt.Sprintf("smtp://%s:%d", s.cfg.Host, s.cfg.Port) }
 
-// Outbox writes messages as outbox/<run-id>/<n>.eml in a store (when no SMTP
-// server is configured).
+// MessageID is a message id as a Message-ID (without the angle brackets).
+func MessageID(id string) string { return strings.ReplaceAll(id, "/", ".") + "@tally" }
+
+// Outbox writes messages as outbox/<id>.eml in a store (when no SMTP server is
+// configured), by exclusive create: a message id is delivered at most once.
 type Outbox struct {
 	Store storage.Store
 }
@@ -147,7 +162,10 @@ func (o *Outbox) Send(ctx context.Context, m *Message) error {
 	if err != nil {
 		return err
 	}
-	_, err = o.Store.Put(ctx, OutboxKey(m.ID), bytes.NewReader(b))
+	_, err = o.Store.Create(ctx, OutboxKey(m.ID), b)
+	if errors.Is(err, storage.ErrExists) {
+		return nil // delivered before: the same message, the same file
+	}
 	return err
 }
 
@@ -186,6 +204,22 @@ type RegionLinks struct {
 // FileLink is one link.
 type FileLink struct {
 	Name, URL string
+}
+
+// Href is URL for an HTML href. html/template replaces a file:// URL with
+// "#ZgotmplZ" (it trusts only http, https and mailto), which made every link of
+// an email on local storage dead; tally makes these URLs itself, so a file,
+// http or https URL is marked safe, and anything else stays refused.
+func (f FileLink) Href() htmltemplate.URL {
+	u, err := url.Parse(f.URL)
+	if err != nil {
+		return "#invalid-link"
+	}
+	switch u.Scheme {
+	case "file", "http", "https":
+		return htmltemplate.URL(u.String())
+	}
+	return "#invalid-link"
 }
 
 // Render fills the report templates.

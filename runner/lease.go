@@ -2,6 +2,8 @@ package runner
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +29,15 @@ type LeaseRecord struct {
 	TakenAt   time.Time `json:"taken_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Released  bool      `json:"released,omitempty"`
+	// Token is random per acquisition: it tells this holder's writes from any
+	// other's, even the same process's next run.
+	Token string `json:"token"`
+}
+
+func newToken() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func leaseKey(job, period string) string { return fmt.Sprintf("_leases/%s/%s.json", job, period) }
@@ -64,7 +75,7 @@ func AcquireLease(ctx context.Context, s storage.Store, clk clock.Clock, job, pe
 	key := leaseKey(job, period)
 	now := clk.Now()
 	l := &Lease{store: s, clock: clk, ttl: ttl, key: key,
-		rec: LeaseRecord{Job: job, Period: period, Holder: holder, TakenAt: now, ExpiresAt: now.Add(ttl)}}
+		rec: LeaseRecord{Job: job, Period: period, Holder: holder, TakenAt: now, ExpiresAt: now.Add(ttl), Token: newToken()}}
 	data, _ := json.Marshal(l.rec)
 	obj, err := s.Create(ctx, key, data)
 	if err == nil {
@@ -93,7 +104,10 @@ func AcquireLease(ctx context.Context, s storage.Store, clk clock.Clock, job, pe
 	return l, nil
 }
 
-// swap replaces the lease record with next if we still hold it.
+// swap replaces the lease record with next if we still hold it. A failed
+// precondition is not taken on trust: a write of ours whose answer was lost (a
+// timeout, a retried request) also moves the ETag, so the lease is read back and
+// only another holder's token means it was taken over.
 func (l *Lease) swap(ctx context.Context, next LeaseRecord) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -101,16 +115,37 @@ func (l *Lease) swap(ctx context.Context, next LeaseRecord) error {
 		return l.lost
 	}
 	data, _ := json.Marshal(next)
-	obj, err := l.store.Replace(ctx, l.key, l.etag, data)
-	if errors.Is(err, storage.ErrPreconditionFailed) || errors.Is(err, storage.ErrNotFound) {
-		l.lost = fmt.Errorf("%w: %s was taken over", ErrLeaseLost, l.key)
-		return l.lost
+	for try := 0; ; try++ {
+		obj, err := l.store.Replace(ctx, l.key, l.etag, data)
+		if err == nil {
+			l.etag, l.rec = obj.ETag, next
+			return nil
+		}
+		if !errors.Is(err, storage.ErrPreconditionFailed) && !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("lease %s: %w", l.key, err)
+		}
+		cur, etag, rerr := readLease(ctx, l.store, l.key)
+		switch {
+		case errors.Is(rerr, storage.ErrNotFound):
+			l.lost = fmt.Errorf("%w: %s was deleted", ErrLeaseLost, l.key)
+			return l.lost
+		case rerr != nil:
+			return fmt.Errorf("lease %s: reading it back after a failed swap: %w", l.key, rerr)
+		case cur.Token != l.rec.Token:
+			l.lost = fmt.Errorf("%w: %s was taken over by pid %d on %s (run %s)", ErrLeaseLost, l.key, cur.Holder.PID, cur.Holder.Host, cur.Holder.RunID)
+			return l.lost
+		case try > 0:
+			return fmt.Errorf("lease %s: our own swap keeps failing its precondition", l.key)
+		}
+		// Still ours: an earlier write of ours landed unseen. Swap from its version.
+		l.etag = etag
 	}
-	if err != nil {
-		return fmt.Errorf("lease %s: %w", l.key, err)
-	}
-	l.etag, l.rec = obj.ETag, next
-	return nil
+}
+
+func (l *Lease) token() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec.Token
 }
 
 // Renew pushes the expiry a TTL past now.
@@ -147,7 +182,7 @@ func (l *Lease) Release(ctx context.Context) error {
 // publish and ledger write.
 func (l *Lease) Check(ctx context.Context) error {
 	l.mu.Lock()
-	lost, etag, exp := l.lost, l.etag, l.rec.ExpiresAt
+	lost, token, exp := l.lost, l.rec.Token, l.rec.ExpiresAt
 	l.mu.Unlock()
 	if lost != nil {
 		return lost
@@ -155,12 +190,12 @@ func (l *Lease) Check(ctx context.Context) error {
 	if !l.clock.Now().Before(exp) {
 		return fmt.Errorf("%w: %s expired at %s without renewal", ErrLeaseLost, l.key, exp.Format(time.RFC3339))
 	}
-	obj, err := l.store.Stat(ctx, l.key)
+	cur, _, err := readLease(ctx, l.store, l.key)
 	if err != nil {
 		return fmt.Errorf("lease %s: %w", l.key, err)
 	}
-	if obj.ETag != etag {
-		return fmt.Errorf("%w: %s was taken over", ErrLeaseLost, l.key)
+	if cur.Token != token || cur.Released {
+		return fmt.Errorf("%w: %s was taken over by pid %d on %s (run %s)", ErrLeaseLost, l.key, cur.Holder.PID, cur.Holder.Host, cur.Holder.RunID)
 	}
 	return nil
 }

@@ -48,6 +48,11 @@ type Record struct {
 	Emails     []Email          `json:"emails,omitempty"`
 	Checksum   string           `json:"checksum,omitempty"`
 	DurationMS int64            `json:"duration_ms,omitempty"`
+
+	// etag is the version of the entry this process last wrote or read: an
+	// update is a compare-and-swap on it, so a runner that lost its lease can
+	// never overwrite the entry another runner wrote since.
+	etag string
 }
 
 // Input is an upstream period a run read, with the checksum of that upstream's
@@ -67,6 +72,8 @@ type Email struct {
 	At           time.Time `json:"at"`
 	Via          string    `json:"via,omitempty"` // smtp://host:port or outbox
 	MessageID    string    `json:"message_id,omitempty"`
+	Claim        string    `json:"claim,omitempty"`  // the send's idempotency key (_emails/<claim>.json)
+	Resent       bool      `json:"resent,omitempty"` // re-sent an earlier run's unconfirmed claim
 	Error        string    `json:"error,omitempty"`
 }
 
@@ -84,15 +91,36 @@ type Ledger struct {
 	Store storage.Store
 }
 
-// Write stores rec.
+// ErrEntryChanged means a ledger entry was claimed or changed by another runner:
+// the writer lost its lease, and its write did not happen.
+var ErrEntryChanged = errors.New("ledger entry changed by another runner")
+
+// Write stores rec: a new entry by exclusive create (two runners can never both
+// claim one attempt number), an entry this process read or wrote by a
+// compare-and-swap on that version. Either fails with ErrEntryChanged when
+// another runner got there first.
 func (l *Ledger) Write(ctx context.Context, rec *Record) error {
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
 	}
-	if _, err := l.Store.Put(ctx, ledgerKey(rec.Job, rec.Period, rec.Attempt), strings.NewReader(string(b)+"\n")); err != nil {
+	b = append(b, '\n')
+	key := ledgerKey(rec.Job, rec.Period, rec.Attempt)
+	var obj storage.Object
+	if rec.etag == "" {
+		obj, err = l.Store.Create(ctx, key, b)
+	} else {
+		obj, err = l.Store.Replace(ctx, key, rec.etag, b)
+	}
+	switch {
+	case errors.Is(err, storage.ErrExists):
+		return fmt.Errorf("%w: ledger: %w: attempt %s was claimed by another runner", ErrLeaseLost, ErrEntryChanged, rec.RunID)
+	case errors.Is(err, storage.ErrPreconditionFailed), errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("%w: ledger: %w: %s was rewritten since this runner read it", ErrLeaseLost, ErrEntryChanged, rec.RunID)
+	case err != nil:
 		return fmt.Errorf("ledger: write %s: %w", rec.RunID, err)
 	}
+	rec.etag = obj.ETag
 	return nil
 }
 
@@ -120,7 +148,7 @@ func (l *Ledger) list(ctx context.Context, prefix string) ([]*Record, error) {
 		if !strings.HasSuffix(o.Key, ".json") {
 			continue
 		}
-		b, _, err := storage.ReadAll(ctx, l.Store, o.Key)
+		b, obj, err := storage.ReadAll(ctx, l.Store, o.Key)
 		if errors.Is(err, storage.ErrNotFound) {
 			continue
 		}
@@ -131,6 +159,7 @@ func (l *Ledger) list(ctx context.Context, prefix string) ([]*Record, error) {
 		if err := json.Unmarshal(b, &rec); err != nil {
 			return nil, fmt.Errorf("ledger: %s: %w", o.Key, err)
 		}
+		rec.etag = obj.ETag
 		recs = append(recs, &rec)
 	}
 	sort.SliceStable(recs, func(i, j int) bool {

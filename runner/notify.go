@@ -17,13 +17,16 @@ type Notifier interface {
 
 // Notification is what the runner lets a notifier do.
 type Notification struct {
-	// Sent reports whether a subscription's email for this period was already
-	// accepted by an earlier try of this run (a retried or resumed run skips it).
-	Sent func(subscription string) bool
+	// Claim decides one message before it is sent: the claim to send under
+	// (its key names the message and its outbox file), or sent = true when that
+	// message was already delivered and must not go again.
+	Claim func(ctx context.Context, subscription, group string) (claim *EmailClaim, sent bool, err error)
+	// Confirm records that the send under claim was accepted.
+	Confirm func(ctx context.Context, claim *EmailClaim, via string) error
 	// Record writes one send (or failed send) to the ledger at once.
 	Record func(Email) error
-	// Seq numbers the messages of the run (for outbox keys and Message-IDs).
-	Seq func() int
+	// Test marks a subscriptions test run: its subjects start with "[test]".
+	Test bool
 }
 
 // NoteInto decodes a note (from this run, or from a record read back from the
@@ -50,41 +53,21 @@ func (rc *RunContext) Outputs() []Output {
 }
 
 // notify runs the email stage of an attempt that published.
-func (r *Runner) notify(ctx context.Context, job Job, rc *RunContext, rec *Record, lease *Lease, earlier []*Record) {
+func (r *Runner) notify(ctx context.Context, job Job, rc *RunContext, rec *Record, lease *Lease, cl *claimer, test bool) {
 	n, ok := job.(Notifier)
 	if !ok {
 		return
 	}
-	sent := map[string]bool{}
-	for _, e := range earlierEmails(earlier) {
-		if e.Status == "sent" {
-			sent[e.Subscription] = true
-		}
-	}
-	note := r.recordOn(ctx, lease, rec, len(earlierEmails(earlier)), func(e Email) {
-		if e.Status == "sent" {
-			sent[e.Subscription] = true
-		}
-	})
-	note.Sent = func(sub string) bool { return sent[sub] }
+	note := r.recordOn(ctx, lease, rec, cl)
+	note.Test = test
 	if err := n.Notify(ctx, rc, note); err != nil {
 		rc.Log.Error().Err(err).Msg("emails: the reports are published; tally resend " + rec.RunID + " sends them again")
 	}
 }
 
-// earlierEmails are the sends of the attempts since the period last succeeded:
-// a retried or resumed run must not send them twice; a forced re-run after a
-// success starts afresh.
-func earlierEmails(attempts []*Record) []Email {
-	var out []Email
-	for _, a := range attempts {
-		if a.Status == StatusSucceeded {
-			out = nil
-			continue
-		}
-		out = append(out, a.Emails...)
-	}
-	return out
+func (r *Runner) claimer(lease *Lease, job, period, runID string, fresh bool) *claimer {
+	return &claimer{store: r.stores.Control, lease: lease, job: job, period: period, runID: runID, holder: r.holder,
+		now: r.clock.Now, fresh: fresh, gens: map[string]int{}}
 }
 
 // Resend emails a finished run's reports again to its subscribers.
@@ -129,7 +112,8 @@ func (r *Runner) Resend(ctx context.Context, runID string) (*Record, error) {
 	log := r.log.With().Str(LogJob, jobName).Str(LogPeriod, period).Str(LogRunID, runID).Logger()
 	rc := &RunContext{Job: jobName, Period: p, RunID: runID, Regions: rec.Regions, Stores: r.stores, Clock: r.clock,
 		Log: log, outputs: rec.Outputs, notes: rec.Notes}
-	return rec, n.Notify(log.WithContext(ctx), rc, r.recordOn(ctx, lease, rec, len(rec.Emails), nil))
+	cl := r.claimer(lease, jobName, period, runID, true)
+	return rec, n.Notify(log.WithContext(ctx), rc, r.recordOn(ctx, lease, rec, cl))
 }
 
 // Digest lets a notifier send one message per subscription covering several runs
@@ -151,21 +135,22 @@ func (r *Runner) Digest(ctx context.Context, name string, recs []*Record, send f
 	defer lease.Release(context.WithoutCancel(ctx))
 	log := r.log.With().Str(LogJob, name).Str(LogPeriod, last.Period).Str(LogRunID, last.RunID).Logger()
 	rc := &RunContext{Job: name, RunID: last.RunID, Stores: r.stores, Clock: r.clock, Log: log}
-	return send(log.WithContext(ctx), rc, r.recordOn(ctx, lease, last, len(last.Emails), nil))
+	cl := r.claimer(lease, name, last.Period, last.RunID, true)
+	return send(log.WithContext(ctx), rc, r.recordOn(ctx, lease, last, cl))
 }
 
-// recordOn is a Notification whose sends are appended to rec's ledger entry at
-// once; it numbers messages after the seq already sent and sends everything.
-func (r *Runner) recordOn(ctx context.Context, lease *Lease, rec *Record, seq int, onRecord func(Email)) Notification {
+// recordOn is a Notification whose sends are claimed by cl and appended to
+// rec's ledger entry at once.
+func (r *Runner) recordOn(ctx context.Context, lease *Lease, rec *Record, cl *claimer) Notification {
 	return Notification{
-		Sent: func(string) bool { return false },
+		Claim: func(ctx context.Context, sub, group string) (*EmailClaim, bool, error) {
+			cl.runID = rec.RunID
+			return cl.claim(ctx, sub, group)
+		},
+		Confirm: cl.confirm,
 		Record: func(e Email) error {
 			rec.Emails = append(rec.Emails, e)
-			if onRecord != nil {
-				onRecord(e)
-			}
 			return r.writeRecord(ctx, lease, rec)
 		},
-		Seq: func() int { seq++; return seq },
 	}
 }

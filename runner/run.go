@@ -89,9 +89,12 @@ type Options struct {
 	NoDeps  bool     // fail instead of running missing upstream periods
 	DryRun  bool     // print what would run; write nothing, take no lease
 	Regions []string // limit a forced re-run to these regions' outputs
-	Trigger string   // run, backfill, serve, upstream
+	Trigger string   // run, backfill, serve, upstream, test
 	Email   bool     // send the job's emails (scheduled runs; re-runs only with --email)
 }
+
+// TriggerTest is a subscriptions test run's trigger.
+const TriggerTest = "test"
 
 // Result is what a run did.
 type Result struct {
@@ -154,7 +157,7 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 	}()
 	ctx, stop := lease.KeepAlive(ctx, r.cfg.LeaseRenew)
 	defer stop()
-	prior, err := r.ledger.Attempts(ctx, name, p.ID())
+	prior, err := r.fenceEarlier(ctx, lease, name, p.ID())
 	if err != nil {
 		return nil, err
 	}
@@ -162,15 +165,15 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 		res.Status, res.Record = StatusSkipped, prior[n-1]
 		return res, nil
 	}
-	if err := r.markAbandoned(ctx, lease, prior); err != nil {
-		return nil, err
-	}
 	first := 1
 	if n := len(prior); n > 0 {
 		first = prior[n-1].Attempt + 1
 	}
 
 	// 3–7. Attempts, each: upstream → compute → publish → email → ledger.
+	// Emails are claimed per period, not per attempt: a retry or a resumed run
+	// never sends a claimed message again, a forced run starts a new generation.
+	var claims *claimer
 	for attempt := first; ; attempt++ {
 		rec := &Record{
 			RunID: RunID(name, p.ID(), attempt), Job: name, Period: p.ID(), Attempt: attempt,
@@ -189,7 +192,10 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 
 		rc, err := r.attempt(alog.WithContext(ctx), job, p, regions, o, lease, rec, alog)
 		if err == nil && o.Email {
-			r.notify(alog.WithContext(ctx), job, rc, rec, lease, prior)
+			if claims == nil {
+				claims = r.claimer(lease, name, p.ID(), rec.RunID, o.Force)
+			}
+			r.notify(alog.WithContext(ctx), job, rc, rec, lease, claims, o.Trigger == TriggerTest)
 		}
 
 		end := r.clock.Now()
@@ -322,20 +328,37 @@ func (r *Runner) poll(ctx context.Context, try func() (bool, error)) (bool, erro
 	}
 }
 
-// markAbandoned rewrites attempts left "running" by a runner that died: we hold
-// the lease now, so nobody is running them.
-func (r *Runner) markAbandoned(ctx context.Context, lease *Lease, prior []*Record) error {
-	for _, rec := range prior {
-		if rec.Status != StatusRunning {
-			continue
+// fenceEarlier reads job+period's attempts and marks those left "running" as
+// abandoned: we hold the lease now, so nobody may be running them. The mark is a
+// compare-and-swap on the version read, so a runner paused past its lease can no
+// longer write its own record afterwards; if it wrote between our read and our
+// swap, the attempts are read again.
+func (r *Runner) fenceEarlier(ctx context.Context, lease *Lease, job, period string) ([]*Record, error) {
+	for try := 0; ; try++ {
+		prior, err := r.ledger.Attempts(ctx, job, period)
+		if err != nil {
+			return nil, err
 		}
-		rec.Status = StatusAbandoned
-		rec.Error = "runner died: its lease expired and was taken over"
-		if err := r.writeRecord(ctx, lease, rec); err != nil {
-			return err
+		changed := false
+		for _, rec := range prior {
+			if rec.Status != StatusRunning {
+				continue
+			}
+			rec.Status = StatusAbandoned
+			rec.Error = "runner died or stalled: its lease expired and was taken over"
+			err := r.writeRecord(ctx, lease, rec)
+			if errors.Is(err, ErrEntryChanged) && try < 3 {
+				changed = true
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		if !changed {
+			return prior, nil
 		}
 	}
-	return nil
 }
 
 func (r *Runner) writeRecord(ctx context.Context, lease *Lease, rec *Record) error {

@@ -18,6 +18,9 @@ var (
 	ErrExists             = errors.New("already exists")
 	ErrPreconditionFailed = errors.New("precondition failed")
 	ErrInvalidKey         = errors.New("invalid key")
+	// ErrMisconfigured is a store that cannot work as configured (a missing
+	// bucket, refused credentials): retrying cannot fix it.
+	ErrMisconfigured = errors.New("storage misconfigured")
 )
 
 // Object describes a stored object.

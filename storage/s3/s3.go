@@ -52,6 +52,7 @@ type Store struct {
 	uploader *manager.Uploader
 	bucket   string
 	prefix   string
+	endpoint string
 	expiry   time.Duration
 }
 
@@ -109,10 +110,18 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			u.Concurrency = 2
 			u.LeavePartsOnError = false // a failed upload is aborted: no object, no stray parts
 		}),
-		bucket: cfg.Bucket,
-		prefix: prefix,
-		expiry: cfg.LinkExpiry,
+		bucket:   cfg.Bucket,
+		prefix:   prefix,
+		endpoint: endpointName(cfg.Endpoint),
+		expiry:   cfg.LinkExpiry,
 	}, nil
+}
+
+func endpointName(e string) string {
+	if e == "" {
+		return "AWS S3"
+	}
+	return e
 }
 
 func (s *Store) key(k string) (string, error) {
@@ -123,13 +132,23 @@ func (s *Store) key(k string) (string, error) {
 }
 
 // translate maps S3 errors to storage's.
-func translate(op, key string, err error) error {
+func (s *Store) translate(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
 	// By error code, or by HTTP status where the server sent no code (HEAD).
 	var apiErr smithy.APIError
 	var re *awshttp.ResponseError
+	code := ""
+	if errors.As(err, &apiErr) {
+		code = apiErr.ErrorCode()
+	}
+	switch code {
+	case "NoSuchBucket":
+		return fmt.Errorf("s3: %s %s: %w: bucket %q does not exist at %s (storage.s3.bucket)", op, key, storage.ErrMisconfigured, s.bucket, s.endpoint)
+	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "AccessDenied", "AuthorizationHeaderMalformed":
+		return fmt.Errorf("s3: %s %s: %w: %s refused the credentials (%s): check storage.s3.access_key_file and secret_key_file, or the AWS credential chain", op, key, storage.ErrMisconfigured, s.endpoint, code)
+	}
 	switch {
 	case errors.As(err, &apiErr) && (apiErr.ErrorCode() == "NoSuchKey" || apiErr.ErrorCode() == "NotFound"),
 		errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound:
@@ -169,7 +188,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (storage.Objec
 			s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &k, UploadId: aws.String(mu.UploadID())})
 			cancel()
 		}
-		return storage.Object{}, translate("put", key, err)
+		return storage.Object{}, s.translate("put", key, err)
 	}
 	return s.Stat(ctx, key)
 }
@@ -182,7 +201,7 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, storage.Obj
 	}
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &k})
 	if err != nil {
-		return nil, storage.Object{}, translate("get", key, err)
+		return nil, storage.Object{}, s.translate("get", key, err)
 	}
 	return out.Body, object(key, out.ContentLength, out.ETag, out.LastModified), nil
 }
@@ -195,7 +214,7 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.Object, error) {
 	}
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &k})
 	if err != nil {
-		return storage.Object{}, translate("stat", key, err)
+		return storage.Object{}, s.translate("stat", key, err)
 	}
 	return object(key, out.ContentLength, out.ETag, out.LastModified), nil
 }
@@ -211,7 +230,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, erro
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, translate("list", prefix, err)
+			return nil, s.translate("list", prefix, err)
 		}
 		for _, o := range page.Contents {
 			out = append(out, object(strings.TrimPrefix(aws.ToString(o.Key), s.prefix), o.Size, o.ETag, o.LastModified))
@@ -227,7 +246,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &k})
-	if err = translate("delete", key, err); errors.Is(err, storage.ErrNotFound) {
+	if err = s.translate("delete", key, err); errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
 	return err
@@ -240,7 +259,10 @@ func (s *Store) Create(ctx context.Context, key string, data []byte) (storage.Ob
 		return storage.Object{}, err
 	}
 	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: bytes.NewReader(data), IfNoneMatch: aws.String("*")})
-	if err = translate("create", key, err); errors.Is(err, storage.ErrPreconditionFailed) {
+	if err = s.translate("create", key, err); errors.Is(err, storage.ErrPreconditionFailed) {
+		if s.landed(ctx, key, data) {
+			return s.Stat(ctx, key)
+		}
 		return storage.Object{}, fmt.Errorf("s3: create %s: %w", key, storage.ErrExists)
 	} else if err != nil {
 		return storage.Object{}, err
@@ -256,10 +278,22 @@ func (s *Store) Replace(ctx context.Context, key, etag string, data []byte) (sto
 		return storage.Object{}, err
 	}
 	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: bytes.NewReader(data), IfMatch: aws.String(etag)})
-	if err := translate("replace", key, err); err != nil {
+	if err := s.translate("replace", key, err); err != nil {
+		if errors.Is(err, storage.ErrPreconditionFailed) && s.landed(ctx, key, data) {
+			return s.Stat(ctx, key)
+		}
 		return storage.Object{}, err
 	}
 	return s.Stat(ctx, key)
+}
+
+// landed reports whether key holds exactly data. The SDK retries a conditional
+// PUT whose response was lost on a broken connection; the retry then answers 412
+// although the first try succeeded. Every conditional write tally makes carries
+// a token of its writer, so equal bytes mean our own write landed.
+func (s *Store) landed(ctx context.Context, key string, data []byte) bool {
+	b, _, err := storage.ReadAll(ctx, s, key)
+	return err == nil && bytes.Equal(b, data)
 }
 
 // URL is a presigned GET link, valid for the configured time, that downloads
