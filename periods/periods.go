@@ -160,10 +160,46 @@ func Range(from, to Period) ([]Period, error) {
 	return ps, nil
 }
 
-// ParseRef reads a CLI period reference: "latest" (the latest ended as of asOf) or an id.
+// ParseRef reads a CLI period reference: "latest" (the latest ended as of asOf)
+// or an id. An empty reference is an error, not "latest": an unset variable in a
+// CronJob's command line must not silently pick a period.
 func ParseRef(c Cadence, ref string, asOf time.Time) (Period, error) {
-	if ref == "" || ref == "latest" {
+	if ref == "latest" {
 		return Latest(c, asOf), nil
 	}
+	if ref == "" {
+		return Period{}, fmt.Errorf("empty period: want latest or an id like %s", Latest(c, asOf).ID())
+	}
 	return Parse(c, ref)
+}
+
+// Ended reports an error unless p has ended by now: a period that is still
+// running (today, tomorrow, 9999-12-31) has no complete data to run on.
+func Ended(p Period, now time.Time) error {
+	if p.End().After(now) {
+		return fmt.Errorf("period %s has not ended: %s ends %s", p.ID(), p.ID(), p.End().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// RangeMax is Range refusing more than max periods before building them.
+func RangeMax(from, to Period, max int, setting string) ([]Period, error) {
+	if n := from.Cadence.count(from, to); n > max {
+		return nil, fmt.Errorf("--from %s to --to %s is %d %s periods, more than %s (%d)", from.ID(), to.ID(), n, from.Cadence, setting, max)
+	}
+	return Range(from, to)
+}
+
+// count is how many periods [from, to] holds, computed without listing them.
+func (c Cadence) count(from, to Period) int {
+	if to.Start.Before(from.Start) {
+		return 0
+	}
+	switch c {
+	case Daily:
+		return int(to.Start.Sub(from.Start).Hours()/24) + 1
+	case Weekly:
+		return int(to.Start.Sub(from.Start).Hours()/(24*7)) + 1
+	}
+	return (to.Start.Year()-from.Start.Year())*12 + int(to.Start.Month()-from.Start.Month()) + 1
 }

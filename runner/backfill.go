@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 
 	"tally/periods"
@@ -36,7 +38,10 @@ func ParseShard(s string) (i, n int, err error) {
 	if s == "" {
 		return 0, 1, nil
 	}
-	if _, err := fmt.Sscanf(s, "%d/%d", &i, &n); err != nil || n < 1 || i < 0 || i >= n {
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n || strings.ContainsAny(s, "+ ") {
 		return 0, 0, Usagef("bad --shard %q: want I/N with 0 <= I < N, e.g. 0/4", s)
 	}
 	return i, n, nil
@@ -53,7 +58,10 @@ func (r *Runner) Backfill(ctx context.Context, name string, from, to periods.Per
 	if from.Cadence != job.Cadence() {
 		return nil, Usagef("%s is a %s job: --from %s is not a %s period", name, job.Cadence(), from.ID(), job.Cadence())
 	}
-	all, err := periods.Range(from, to)
+	if err := periods.Ended(to, r.clock.Now()); err != nil {
+		return nil, Usage(err)
+	}
+	all, err := periods.RangeMax(from, to, r.cfg.MaxBackfillPeriods, "runner.max_backfill_periods")
 	if err != nil {
 		return nil, Usage(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"tally/storage"
 )
 
 // ErrLeaseHeld means another runner holds the lease for the job and period (exit 3).
@@ -42,7 +44,7 @@ func Permanent(err error) error {
 // IsPermanent reports whether err, or anything it wraps, was marked Permanent or Usage.
 func IsPermanent(err error) bool {
 	var p permanent
-	return errors.As(err, &p) || IsUsage(err)
+	return errors.As(err, &p) || IsUsage(err) || errors.Is(err, storage.ErrMisconfigured)
 }
 
 type usage struct{ err error }

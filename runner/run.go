@@ -27,13 +27,16 @@ type Config struct {
 	AttemptTimeout time.Duration
 	// UpstreamWait bounds the wait for an upstream period another runner holds.
 	UpstreamWait time.Duration
+	// MaxBackfillPeriods refuses larger backfill ranges.
+	MaxBackfillPeriods int
 }
 
 // DefaultConfig is §3's: TTL 60 s renewed every 20 s, 3 attempts, 30 s doubling
 // capped at 10 min, 1 h per attempt, upstream waits of 3 TTLs.
 func DefaultConfig() Config {
 	return Config{LeaseTTL: time.Minute, LeaseRenew: 20 * time.Second, MaxAttempts: 3,
-		Backoff: 30 * time.Second, BackoffMax: 10 * time.Minute, AttemptTimeout: time.Hour, UpstreamWait: 3 * time.Minute}
+		Backoff: 30 * time.Second, BackoffMax: 10 * time.Minute, AttemptTimeout: time.Hour, UpstreamWait: 3 * time.Minute,
+		MaxBackfillPeriods: 1000}
 }
 
 // Runner runs jobs for periods.
@@ -51,6 +54,9 @@ type Runner struct {
 
 // New returns a runner for jobs, writing to stores.
 func New(jobs []Job, stores storage.Regional, clk clock.Clock, cfg Config, holder Holder, log zerolog.Logger) *Runner {
+	if cfg.MaxBackfillPeriods <= 0 {
+		cfg.MaxBackfillPeriods = DefaultConfig().MaxBackfillPeriods
+	}
 	r := &Runner{jobs: map[string]Job{}, stores: stores, ledger: &Ledger{Store: stores.Control},
 		clock: clk, cfg: cfg, holder: holder, log: log, jitter: rand.Float64}
 	for _, j := range jobs {
@@ -103,6 +109,9 @@ type Result struct {
 	Status Status // succeeded, failed, or "skipped"/"held"/"planned"
 	Record *Record
 	Plan   []string // for --dry-run
+	// Upstream are the upstream periods this call ran itself (not those found
+	// complete, whoever ran them).
+	Upstream []*Record
 }
 
 // Extra result statuses (never in the ledger).
@@ -121,6 +130,9 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 	}
 	if p.Cadence != job.Cadence() {
 		return nil, Usagef("%s is a %s job: %s is not a %s period", name, job.Cadence(), p.ID(), job.Cadence())
+	}
+	if err := periods.Ended(p, r.clock.Now()); err != nil {
+		return nil, Usage(err)
 	}
 	regions, err := scope(o.Regions)
 	if err != nil {
@@ -190,7 +202,7 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 		}
 		alog.Info().Int("attempt", attempt).Str("trigger", o.Trigger).Msg("run started")
 
-		rc, err := r.attempt(alog.WithContext(ctx), job, p, regions, o, lease, rec, alog)
+		rc, err := r.attempt(alog.WithContext(ctx), job, p, regions, o, lease, rec, alog, &res.Upstream)
 		if err == nil && o.Email {
 			if claims == nil {
 				claims = r.claimer(lease, name, p.ID(), rec.RunID, o.Force)
@@ -223,7 +235,7 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 			return res, err
 		}
 		wait := backoff(attempt-first+1, r.cfg.Backoff, r.cfg.BackoffMax, r.jitter)
-		alog.Warn().Err(err).Dur("retry_in", wait).Msg("attempt failed, retrying")
+		alog.Warn().Err(err).Int64("retry_in_ms", wait.Milliseconds()).Msg("attempt failed, retrying")
 		if err := r.clock.Sleep(ctx, wait); err != nil {
 			return res, err
 		}
@@ -231,11 +243,11 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 }
 
 // attempt is one try: upstream periods, then the job computes and publishes.
-func (r *Runner) attempt(ctx context.Context, job Job, p periods.Period, regions []string, o Options, lease *Lease, rec *Record, log zerolog.Logger) (*RunContext, error) {
+func (r *Runner) attempt(ctx context.Context, job Job, p periods.Period, regions []string, o Options, lease *Lease, rec *Record, log zerolog.Logger, ran *[]*Record) (*RunContext, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, r.cfg.AttemptTimeout, fmt.Errorf("attempt timed out after %s", r.cfg.AttemptTimeout))
 	defer cancel()
 
-	inputs, err := r.upstream(ctx, job, p, o)
+	inputs, err := r.upstream(ctx, job, p, o, ran)
 	rec.Inputs = inputs
 	if err != nil {
 		return nil, err
@@ -262,7 +274,7 @@ func (r *Runner) attempt(ctx context.Context, job Job, p periods.Period, regions
 
 // upstream makes sure every period job needs is complete, running missing ones
 // (or failing with --no-deps), and returns them as the run's inputs.
-func (r *Runner) upstream(ctx context.Context, job Job, p periods.Period, o Options) ([]Input, error) {
+func (r *Runner) upstream(ctx context.Context, job Job, p periods.Period, o Options, ran *[]*Record) ([]Input, error) {
 	var inputs []Input
 	for _, d := range job.Needs(p) {
 		rec, done, err := r.ledger.Complete(ctx, d.Job, d.Period.ID())
@@ -285,6 +297,9 @@ func (r *Runner) upstream(ctx context.Context, job Job, p periods.Period, o Opti
 				return inputs, Permanent(fmt.Errorf("upstream %s failed: %w", d, err))
 			default:
 				rec = res.Record
+				if res.Status == StatusSucceeded {
+					*ran = append(*ran, append(res.Upstream, rec)...)
+				}
 			}
 		}
 		inputs = append(inputs, Input{Job: d.Job, Period: d.Period.ID(), RunID: rec.RunID, Checksum: rec.Checksum})

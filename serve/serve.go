@@ -101,19 +101,24 @@ func (s *Scheduler) Missed(ctx context.Context, now time.Time) ([]Firing, error)
 
 // Fire starts a run unless the same job+period is already running here (the
 // lease also stops other processes). It reports whether it started one.
-func (s *Scheduler) Fire(ctx context.Context, f Firing) bool {
+func (s *Scheduler) Fire(ctx context.Context, f Firing) bool { return s.start(ctx, f) != nil }
+
+// start is Fire returning a channel closed when the run ends (nil: not started).
+func (s *Scheduler) start(ctx context.Context, f Firing) <-chan struct{} {
 	key := f.Job + "/" + f.Period.ID()
 	s.mu.Lock()
 	if s.running[key] {
 		s.mu.Unlock()
 		s.Log.Info().Str(runner.LogJob, f.Job).Str(runner.LogPeriod, f.Period.ID()).Msg("still running from an earlier firing; not starting another")
-		return false
+		return nil
 	}
 	s.running[key] = true
 	s.mu.Unlock()
 	s.wg.Add(1)
+	done := make(chan struct{})
 	go func() {
 		defer s.wg.Done()
+		defer close(done)
 		defer func() {
 			s.mu.Lock()
 			delete(s.running, key)
@@ -124,7 +129,7 @@ func (s *Scheduler) Fire(ctx context.Context, f Firing) bool {
 			s.Done(f.Job, res, err)
 		}
 	}()
-	return true
+	return done
 }
 
 // Wait blocks until every started run has finished.
@@ -146,10 +151,22 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, f := range missed {
-		s.Log.Info().Str(runner.LogJob, f.Job).Str(runner.LogPeriod, f.Period.ID()).Msg("catching up a missed period")
-		s.Fire(runCtx, f)
-	}
+	// Catch-up runs one firing at a time, oldest period first: a report waiting
+	// on its upstream that this process is still running would otherwise give up
+	// after the upstream wait and fail.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for _, f := range missed {
+			if runCtx.Err() != nil || ctx.Err() != nil {
+				return
+			}
+			s.Log.Info().Str(runner.LogJob, f.Job).Str(runner.LogPeriod, f.Period.ID()).Msg("catching up a missed period")
+			if done := s.start(runCtx, f); done != nil {
+				<-done
+			}
+		}
+	}()
 	last := now
 	for ctx.Err() == nil {
 		s.alive.Store(s.Clock.Now().Unix())
@@ -169,7 +186,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		last = upTo
 	}
-	s.Log.Info().Dur("grace", s.Grace).Msg("shutting down: no new firings; waiting for running jobs")
+	s.Log.Info().Int64("grace_ms", s.Grace.Milliseconds()).Msg("shutting down: no new firings; waiting for running jobs")
 	done := make(chan struct{})
 	go func() { s.Wait(); close(done) }()
 	select {

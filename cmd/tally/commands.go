@@ -109,8 +109,8 @@ func (a *app) printResult(ctx context.Context, r *runner.Runner, res *runner.Res
 		return
 	}
 	// Upstream periods this run had to run first: one line each.
-	for _, in := range rec.Inputs {
-		if up, err := r.Ledger().Latest(ctx, in.Job, in.Period); err == nil && up != nil && up.Trigger == "upstream" && up.RunID == in.RunID && res.Status != runner.StatusSkipped {
+	for _, up := range res.Upstream {
+		{
 			var rows int64
 			for _, o := range up.Outputs {
 				rows += o.Rows
@@ -269,7 +269,7 @@ complete, 1 when any failed (the others still ran).`,
 			if err != nil {
 				return runner.Usage(fmt.Errorf("--to: %w", err))
 			}
-			if _, err := periods.Range(pf, pt); err != nil {
+			if _, err := periods.RangeMax(pf, pt, a.cfg.Runner.MaxBackfillPeriods, "runner.max_backfill_periods"); err != nil {
 				return runner.Usage(err)
 			}
 			if o.Shard, o.Shards, err = runner.ParseShard(shard); err != nil {

@@ -39,6 +39,10 @@ type Config struct {
 	Serve     ServeConfig     `yaml:"serve"`
 	Metrics   MetricsConfig   `yaml:"metrics"`
 	Alerts    AlertsConfig    `yaml:"alerts"`
+
+	// ignoredEnv are unknown variables of the kubelet's service-link shapes,
+	// logged at debug once the logger exists.
+	ignoredEnv []string
 }
 
 // ServeConfig tunes tally serve.
@@ -108,8 +112,10 @@ type S3Config struct {
 // StorageConfig is the control store (ledger, leases, subscriptions, outbox) and,
 // optionally, one store per region: a region's data goes only to its own store.
 type StorageConfig struct {
-	StoreConfig `yaml:",inline"`
-	Regions     map[string]StoreConfig `yaml:"regions"`
+	StoreConfig    `yaml:",inline"`
+	RequestTimeout Duration               `yaml:"request_timeout"` // each control call (lease, ledger, subscriptions, claims)
+	IdleTimeout    Duration               `yaml:"idle_timeout"`    // a data stream with no byte moved for this long fails
+	Regions        map[string]StoreConfig `yaml:"regions"`
 }
 
 // SourceConfig chooses where sync-clusters reads from.
@@ -131,6 +137,9 @@ type RunnerConfig struct {
 	BackoffMax     Duration `yaml:"backoff_max"`
 	AttemptTimeout Duration `yaml:"attempt_timeout"`
 	UpstreamWait   Duration `yaml:"upstream_wait"`
+	// MaxBackfillPeriods refuses a backfill range larger than this (a typo in
+	// --from should not plan 46,022 periods).
+	MaxBackfillPeriods int `yaml:"max_backfill_periods"`
 }
 
 // LicenseConfig tunes §6.
@@ -272,6 +281,13 @@ func envKeys(v reflect.Value, prefix string, out map[string]reflect.Value) {
 // notConfig are TALLY_ variables that are not config keys.
 var notConfig = map[string]bool{"TALLY_CONFIG": true}
 
+// kubeletServiceLink matches the variables the kubelet injects for every Service
+// of a pod's namespace (a Service named tally-serve gives TALLY_SERVE_PORT=tcp://…,
+// TALLY_SERVE_SERVICE_HOST, TALLY_SERVE_PORT_8080_TCP_ADDR, …).
+var kubeletServiceLink = regexp.MustCompile(`^[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|PORT_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)$`)
+
+// applyEnv sets every TALLY_* variable's field. A known key is always parsed; an
+// unknown one is an error, unless it has a kubelet service-link shape.
 func applyEnv(cfg *Config, env []string) error {
 	fields := map[string]reflect.Value{}
 	envKeys(reflect.ValueOf(cfg).Elem(), "TALLY", fields)
@@ -281,6 +297,10 @@ func applyEnv(cfg *Config, env []string) error {
 			continue
 		}
 		f, ok := fields[k]
+		if !ok && kubeletServiceLink.MatchString(k) {
+			cfg.ignoredEnv = append(cfg.ignoredEnv, k)
+			continue
+		}
 		if !ok {
 			return runner.Usagef("environment: %s is not a tally setting (the settings are %s)", k, strings.Join(sortedKeys(fields), ", "))
 		}
@@ -413,6 +433,12 @@ func (c *Config) validate() error {
 	if r.AttemptTimeout <= 0 {
 		bad("runner.attempt_timeout: must be positive")
 	}
+	if r.MaxBackfillPeriods < 1 {
+		bad("runner.max_backfill_periods: %d: must be at least 1", r.MaxBackfillPeriods)
+	}
+	if c.Storage.RequestTimeout <= 0 || c.Storage.IdleTimeout <= 0 {
+		bad("storage.request_timeout (%s) and storage.idle_timeout (%s) must be positive", c.Storage.RequestTimeout.D(), c.Storage.IdleTimeout.D())
+	}
 	if t := c.License.UnderThreshold; t < 0 || t > 1 {
 		bad("license.under_threshold: %g: must be between 0 and 1", t)
 	}
@@ -502,7 +528,8 @@ func (c *Config) runnerConfig() runner.Config {
 		wait = 3 * r.LeaseTTL.D()
 	}
 	return runner.Config{LeaseTTL: r.LeaseTTL.D(), LeaseRenew: r.LeaseRenew.D(), MaxAttempts: r.MaxAttempts,
-		Backoff: r.Backoff.D(), BackoffMax: r.BackoffMax.D(), AttemptTimeout: r.AttemptTimeout.D(), UpstreamWait: wait}
+		Backoff: r.Backoff.D(), BackoffMax: r.BackoffMax.D(), AttemptTimeout: r.AttemptTimeout.D(), UpstreamWait: wait,
+		MaxBackfillPeriods: r.MaxBackfillPeriods}
 }
 
 // redacted renders the effective config with secrets hidden.

@@ -62,7 +62,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &code):
 		return int(code)
-	case runner.IsUsage(err):
+	case runner.IsUsage(err), errors.Is(err, storage.ErrMisconfigured):
 		return exitUsage
 	case errors.Is(err, runner.ErrLeaseHeld):
 		return exitHeld
@@ -143,6 +143,9 @@ func (a *app) setup() error {
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	a.log = zerolog.New(w).Level(level).With().Timestamp().Logger()
+	for _, k := range cfg.ignoredEnv {
+		a.log.Debug().Str("variable", k).Msg("ignoring a Kubernetes service-link variable (set enableServiceLinks: false on the pod to drop it)")
+	}
 	return nil
 }
 
@@ -220,8 +223,17 @@ func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 	return r, reg, w, nil
 }
 
-// openStores opens the control store and each region's.
+// openStores opens the control store and each region's, every call bounded by
+// storage.request_timeout and every stream by storage.idle_timeout.
 func (a *app) openStores() (storage.Regional, error) {
+	t := storage.Timeouts{Request: a.cfg.Storage.RequestTimeout.D(), Idle: a.cfg.Storage.IdleTimeout.D()}
+	openStore := func(sc StoreConfig) (storage.Store, error) {
+		s, err := openStore(sc)
+		if err != nil {
+			return nil, err
+		}
+		return storage.WithTimeouts(s, t), nil
+	}
 	control, err := openStore(a.cfg.Storage.StoreConfig)
 	if err != nil {
 		return storage.Regional{}, fmt.Errorf("storage: %w", err)
@@ -257,7 +269,12 @@ func openStore(sc StoreConfig) (storage.Store, error) {
 			if err != nil {
 				return nil, runner.Usagef("s3 credentials: %v", err)
 			}
-			*f.dst = strings.TrimSpace(string(b))
+			if *f.dst = strings.TrimSpace(string(b)); *f.dst == "" {
+				return nil, runner.Usagef("s3 credentials: %s is empty", f.path)
+			}
+		}
+		if (sc.S3.AccessKeyFile == "") != (sc.S3.SecretKeyFile == "") {
+			return nil, runner.Usagef("s3 credentials: set both s3.access_key_file and s3.secret_key_file, or neither (the AWS credential chain)")
 		}
 		return s3store.New(context.Background(), s3store.Config{Endpoint: sc.S3.Endpoint, Region: sc.S3.Region, Bucket: sc.S3.Bucket,
 			Prefix: sc.S3.Prefix, PathStyle: sc.S3.PathStyle, AccessKey: key, SecretKey: secret, PublicEndpoint: sc.S3.PublicEndpoint,
@@ -285,7 +302,7 @@ func (l storeLinks) Link(ctx context.Context, region, key, name string) (string,
 	if err != nil {
 		return "", err
 	}
-	if p, ok := s.(presigner); ok {
+	if p, ok := storage.As[presigner](s); ok {
 		return p.Link(ctx, key, name, 0)
 	}
 	if l.baseURL != "" {
@@ -296,7 +313,7 @@ func (l storeLinks) Link(ctx context.Context, region, key, name string) (string,
 
 func (l storeLinks) Validity() string {
 	for _, s := range l.stores.Regions {
-		if p, ok := s.(presigner); ok {
+		if p, ok := storage.As[presigner](s); ok {
 			return fmt.Sprintf("%.0f days", p.Expiry().Hours()/24)
 		}
 	}
