@@ -44,12 +44,37 @@ type Reports struct {
 	SendBackoff    time.Duration
 	// Only, if set, limits a run to one subscription (tally subscriptions test).
 	Only string
+	// Test marks a subscriptions test run: its own job name (test-reports-<cadence>)
+	// and so its own ledger entries and lease, its files under test/, so it never
+	// counts toward the scheduled period being complete.
+	Test bool
+}
+
+// TestOf is the test run of one subscription (tally subscriptions test).
+func (j *Reports) TestOf(subscription string) *Reports {
+	t := *j
+	t.Only, t.Test = subscription, true
+	return &t
+}
+
+// key is where a report file goes; a test run's go under test/.
+func (j *Reports) key(region string, t *report.Template, p periods.Period, file, ext string) string {
+	k := report.Key(region, t, p, file, ext)
+	if j.Test {
+		return "test/" + k
+	}
+	return k
 }
 
 // ReportsJob is the report job name of a cadence.
 func ReportsJob(c periods.Cadence) string { return "reports-" + string(c) }
 
-func (j *Reports) Name() string             { return ReportsJob(j.Every) }
+func (j *Reports) Name() string {
+	if j.Test {
+		return "test-" + ReportsJob(j.Every)
+	}
+	return ReportsJob(j.Every)
+}
 func (j *Reports) Cadence() periods.Cadence { return j.Every }
 
 // Schedule is 01:00 UTC after the period ends.
@@ -215,6 +240,7 @@ func visible(rd *regionData, sub *subscriptions.Subscription, p periods.Period, 
 // partWriter opens a report's files on its first row, so a region without rows
 // gets no files.
 type partWriter struct {
+	job      *Reports
 	rc       *runner.RunContext
 	rd       *regionData
 	sub      *subscriptions.Subscription
@@ -236,12 +262,12 @@ func (pw *partWriter) write(ctx context.Context, row []report.Value) error {
 		pw.name = report.FileName(pw.tpl, pw.part, pw.sub.ID, p)
 		var err error
 		if pw.sub.Wants("csv") {
-			if pw.csv, err = pw.rc.Open(ctx, pw.rd.region, report.Key(pw.rd.region, pw.tpl, p, pw.name, "csv")); err != nil {
+			if pw.csv, err = pw.rc.Open(ctx, pw.rd.region, pw.job.key(pw.rd.region, pw.tpl, p, pw.name, "csv")); err != nil {
 				return err
 			}
 		}
 		if pw.sub.Wants("parquet") {
-			if pw.pq, err = pw.rc.Open(ctx, pw.rd.region, report.Key(pw.rd.region, pw.tpl, p, pw.name, "parquet")); err != nil {
+			if pw.pq, err = pw.rc.Open(ctx, pw.rd.region, pw.job.key(pw.rd.region, pw.tpl, p, pw.name, "parquet")); err != nil {
 				pw.abort(err)
 				return err
 			}
@@ -293,14 +319,14 @@ func (pw *partWriter) finish() ([]ReportFile, error) {
 			pw.abort(err)
 			return nil, err
 		}
-		files = append(files, ReportFile{Region: pw.rd.region, Name: pw.name + "." + f.ext, Key: report.Key(pw.rd.region, pw.tpl, p, pw.name, f.ext), Format: f.ext, Rows: pw.w.Rows()})
+		files = append(files, ReportFile{Region: pw.rd.region, Name: pw.name + "." + f.ext, Key: pw.job.key(pw.rd.region, pw.tpl, p, pw.name, f.ext), Format: f.ext, Rows: pw.w.Rows()})
 	}
 	return files, nil
 }
 
 func (j *Reports) writePart(ctx context.Context, rc *runner.RunContext, rd *regionData, sub *subscriptions.Subscription, tpl *report.Template, part int, counts map[string]int64) ([]ReportFile, error) {
 	base := tpl.Base()
-	pw := &partWriter{rc: rc, rd: rd, sub: sub, tpl: tpl, part: part, baseCols: base.Parts[part].Columns}
+	pw := &partWriter{job: j, rc: rc, rd: rd, sub: sub, tpl: tpl, part: part, baseCols: base.Parts[part].Columns}
 	emit := func(row []report.Value) error { return pw.write(ctx, row) }
 	var err error
 	switch base.Parts[part].Table {

@@ -55,7 +55,7 @@ func (c *csvWriter) text(i int, s string) {
 		case '"':
 			c.w.WriteString(`""`)
 		case '\n':
-			c.w.WriteString("\r\n") // like encoding/csv with UseCRLF; a lone CR is dropped
+			c.w.WriteString("\r\n") // like encoding/csv with UseCRLF (S made every break an LF)
 		}
 		s = s[j+1:]
 	}

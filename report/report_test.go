@@ -54,6 +54,11 @@ func TestCellsThatStartAFormulaAreNeutralisedNumbersNever(t *testing.T) {
 		"\ncmd":                             "'\ncmd",
 		"Acme":                              "Acme",
 		"":                                  "",
+		" =1+1":                             "' =1+1",
+		"\u200b=1+1":                        "'\u200b=1+1",
+		"\ufeff=1+1":                        "'\ufeff=1+1",
+		"  @SUM(A1)":                        "'  @SUM(A1)",
+		" Acme = good":                      " Acme = good",
 	}
 	for in, want := range cases {
 		if got := SafeText(in); got != want {
@@ -213,11 +218,19 @@ func TestOurCSVEncoderQuotesExactlyLikeEncodingCSV(t *testing.T) {
 	sw.Write([]string{"x"})
 	for _, c := range cells {
 		w.Write([]Value{S(c)})
-		sw.Write([]string{SafeText(c)})
+		sw.Write([]string{SafeText(S(c).Text())})
 	}
 	w.Close()
 	sw.Flush()
 	if ours.String() != std.String() {
 		t.Fatalf("ours:\n%q\nencoding/csv:\n%q", ours.String(), std.String())
+	}
+}
+
+func TestALoneCRIsTheSameLineBreakInCSVAndParquet(t *testing.T) {
+	for in, want := range map[string]string{"a\rb": "a\nb", "a\r\nb": "a\nb", "a\nb": "a\nb", "ab": "ab"} {
+		if got := S(in).Text(); got != want {
+			t.Errorf("S(%q) holds %q, want %q in both writers", in, got, want)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
@@ -57,8 +58,10 @@ type Value struct {
 	b    bool
 }
 
-// S, I, F, B and Null make cells.
-func S(s string) Value      { return Value{kind: String, s: s} }
+// S, I, F, B and Null make cells. A text cell's line breaks are normalised to
+// LF (CRLF and a lone CR alike), so the CSV and the Parquet of one report hold
+// the same text.
+func S(s string) Value      { return Value{kind: String, s: normalizeBreaks(s)} }
 func I(i int64) Value       { return Value{kind: Int, i: i} }
 func F(f float64) Value     { return Value{kind: Float, f: f} }
 func B(b bool) Value        { return Value{kind: Bool, b: b} }
@@ -90,11 +93,31 @@ func (v Value) Text() string {
 	return v.s
 }
 
+func normalizeBreaks(s string) string {
+	if !strings.Contains(s, "\r") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+}
+
 // SafeText neutralises a text cell a spreadsheet would run as a formula: a cell
-// starting with =, +, -, @, tab, CR or LF gets a ' prefix. Numbers are never altered.
+// starting with =, +, -, @, tab, CR or LF gets a ' prefix — also when spaces,
+// zero-width characters or a byte-order mark come first, since spreadsheets
+// skip those. Numbers are never altered.
 func SafeText(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r\n", rune(s[0])) {
+	if s == "" {
+		return s
+	}
+	if strings.ContainsRune("=+-@\t\r\n", rune(s[0])) {
 		return "'" + s
+	}
+	for _, r := range s {
+		if strings.ContainsRune("=+-@\t\r\n", r) {
+			return "'" + s
+		}
+		if !unicode.IsSpace(r) && !unicode.Is(unicode.Cf, r) {
+			break
+		}
 	}
 	return s
 }

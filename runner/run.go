@@ -66,6 +66,18 @@ func New(jobs []Job, stores storage.Regional, clk clock.Clock, cfg Config, holde
 	return r
 }
 
+// With is a runner that also knows job (a one-off such as a subscription test).
+func (r *Runner) With(job Job) *Runner {
+	c := *r
+	c.jobs = map[string]Job{}
+	for k, v := range r.jobs {
+		c.jobs[k] = v
+	}
+	c.jobs[job.Name()] = job
+	c.order = append(append([]string(nil), r.order...), job.Name())
+	return &c
+}
+
 // Jobs lists the jobs in registration order.
 func (r *Runner) Jobs() []Job {
 	out := make([]Job, len(r.order))

@@ -258,7 +258,11 @@ func (a *app) subscriptionsCmd() *cobra.Command {
 		Use:   "test ID",
 		Short: "Send the latest period's report to the subscription's recipients now",
 		Long: `Produce the subscription's report for the latest complete period of its cadence
-(running missing upstream periods first) and email it to its recipients now.`,
+(running missing upstream periods first) and email it to its recipients now, with
+a subject starting "[test]". A test is a job of its own (test-reports-<cadence>):
+its ledger entries are under _runs/test-reports-<cadence>/ and its files under
+test/reports/…, so it never counts toward the scheduled run's period, which still
+runs and emails every subscription.`,
 		Example: "  tally subscriptions test flex-daily\n  tally subscriptions test cs-weekly --as-of 2026-11-22T02:00:00Z",
 		Args:    usageArgs(1, "one subscription id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -274,9 +278,11 @@ func (a *app) subscriptionsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			job := w.reports[sub.Cadence]
-			job.Only = sub.ID
-			res, err := r.Run(cmd.Context(), job.Name(), periods.Latest(sub.Cadence, now), runner.Options{Force: true, Email: true, Trigger: "test"})
+			// A test run has its own job name, ledger entries and files (test/…): it
+			// never makes the scheduled period complete.
+			job := w.reports[sub.Cadence].TestOf(sub.ID)
+			r = r.With(job)
+			res, err := r.Run(cmd.Context(), job.Name(), periods.Latest(sub.Cadence, now), runner.Options{Force: true, Email: true, Trigger: runner.TriggerTest})
 			if res != nil {
 				a.printResult(cmd.Context(), r, res)
 			}

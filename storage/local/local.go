@@ -4,6 +4,7 @@ package local
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -65,9 +66,13 @@ func object(key string, fi os.FileInfo) storage.Object {
 	return storage.Object{Key: key, Size: fi.Size(), ETag: etag(fi), ModTime: fi.ModTime().UTC()}
 }
 
-// writeTemp writes r to a new synced temporary file and returns its path.
+// writeTemp writes r to a new synced temporary file and returns its path. The
+// file is created 0644 under the umask (os.CreateTemp's 0600 would hide every
+// published file from a web server serving reports.base_url as another user).
 func (s *Store) writeTemp(ctx context.Context, r io.Reader) (string, error) {
-	f, err := os.CreateTemp(filepath.Join(s.root, ".tmp"), "put-*")
+	var rnd [12]byte
+	rand.Read(rnd[:])
+	f, err := os.OpenFile(filepath.Join(s.root, ".tmp", "put-"+hex.EncodeToString(rnd[:])), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return "", err
 	}
