@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"tally/periods"
 	"tally/runner"
 )
 
@@ -21,6 +22,7 @@ type Metrics struct {
 	rows        *prometheus.CounterVec
 	emails      *prometheus.CounterVec
 	lastSuccess *prometheus.GaugeVec
+	unconfirmed *prometheus.GaugeVec
 }
 
 // New registers the collectors, labelled by job (for /metrics).
@@ -53,7 +55,10 @@ func build(noJob bool) *Metrics {
 			Help: "End of the newest period completed, per job and region: alert when now minus this exceeds the period plus its schedule slack."},
 			labels("region")),
 	}
-	m.Registry.MustRegister(m.runs, m.duration, m.rows, m.emails, m.lastSuccess)
+	m.unconfirmed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tally_emails_unconfirmed",
+		Help: "Email sends claimed but never confirmed (the process died between claim and send); the next run sends them again with the same Message-ID."},
+		labels())
+	m.Registry.MustRegister(m.runs, m.duration, m.rows, m.emails, m.lastSuccess, m.unconfirmed)
 	return m
 }
 
@@ -119,4 +124,42 @@ func gaugeValue(g prometheus.Gauge) float64 {
 		return 0
 	}
 	return out.Gauge.GetValue()
+}
+
+// expected exports, for every job, when its latest period that should be
+// complete by now ended: from the start, so "expected − last success" alerts
+// on a job that never succeeded, and never for a region without customers.
+type expected struct {
+	desc *prometheus.Desc
+	jobs map[string]periods.Cadence
+	now  func() time.Time
+}
+
+func (e *expected) Describe(ch chan<- *prometheus.Desc) { ch <- e.desc }
+
+func (e *expected) Collect(ch chan<- prometheus.Metric) {
+	now := e.now()
+	for job, c := range e.jobs {
+		ch <- prometheus.MustNewConstMetric(e.desc, prometheus.GaugeValue, float64(periods.Latest(c, now).End().Unix()), job)
+	}
+}
+
+// Expect registers tally_period_expected_timestamp_seconds{job} for jobs (name →
+// cadence), computed at each scrape from now.
+func (m *Metrics) Expect(jobs map[string]periods.Cadence, now func() time.Time) {
+	m.Registry.MustRegister(&expected{
+		desc: prometheus.NewDesc("tally_period_expected_timestamp_seconds",
+			"End of each job's latest period that should be complete by now: alert on this minus tally_period_last_success_timestamp_seconds.",
+			[]string{"job"}, nil),
+		jobs: jobs, now: now})
+}
+
+// Unconfirmed sets tally_emails_unconfirmed{job}: sends claimed but never
+// confirmed (the process died between claim and send); the next run of the
+// period sends them again with the same Message-ID.
+func (m *Metrics) Unconfirmed(claims []*runner.EmailClaim) {
+	m.unconfirmed.Reset()
+	for _, c := range runner.Unconfirmed(claims) {
+		m.unconfirmed.WithLabelValues(m.lv(c.Job)...).Inc()
+	}
 }

@@ -163,3 +163,20 @@ func (r Regional) For(region string) (Store, error) {
 	}
 	return s, nil
 }
+
+// Leftover is debris a crashed writer left behind: an incomplete multipart
+// upload on S3, a temporary file on disk. Readers never see it, but it costs
+// space until removed.
+type Leftover struct {
+	Kind  string // "upload" or "temp"
+	Key   string // the key it was meant for (uploads), or the temporary file's name
+	ID    string // the upload id (uploads)
+	Since time.Time
+	Size  int64 // bytes, where the backend knows them
+}
+
+// Collector is a store that can list and remove its leftovers (tally gc).
+type Collector interface {
+	Leftovers(ctx context.Context) ([]Leftover, error)
+	RemoveLeftover(ctx context.Context, l Leftover) error
+}

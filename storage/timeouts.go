@@ -265,3 +265,26 @@ func (r *idleReader) Close() error {
 	}
 	return nil
 }
+
+// Leftovers passes through to a store that has them, within the request deadline.
+func (s *timed) Leftovers(ctx context.Context) ([]Leftover, error) {
+	c, ok := As[Collector](s.Store)
+	if !ok {
+		return nil, nil
+	}
+	ctx, cancel := s.call(ctx, "list leftovers", "")
+	defer cancel()
+	l, err := c.Leftovers(ctx)
+	return l, cause(ctx, err)
+}
+
+// RemoveLeftover passes through to a store that has leftovers.
+func (s *timed) RemoveLeftover(ctx context.Context, l Leftover) error {
+	c, ok := As[Collector](s.Store)
+	if !ok {
+		return fmt.Errorf("storage: this store has no leftovers")
+	}
+	ctx, cancel := s.call(ctx, "remove leftover", l.Key)
+	defer cancel()
+	return cause(ctx, c.RemoveLeftover(ctx, l))
+}

@@ -430,7 +430,7 @@ runner that died, whose lease is gone, shows as abandoned.`,
 			}
 			job := ""
 			if len(args) == 1 {
-				if _, err := r.Job(args[0]); err != nil {
+				if _, err := r.Job(strings.TrimPrefix(args[0], "test-")); err != nil {
 					return err
 				}
 				job = args[0]
@@ -477,13 +477,42 @@ runner that died, whose lease is gone, shows as abandoned.`,
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", rec.RunID, rec.Status, rec.Trigger, rec.StartedAt.Format(time.RFC3339), dur, rows, errText)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return a.printUnconfirmed(cmd.Context(), r, job, period)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	cmd.Flags().StringVar(&period, "period", "", "only this period id")
 	cmd.Flags().IntVar(&limit, "limit", 0, "only the last N attempts (0: all)")
 	return cmd
+}
+
+// printUnconfirmed lists email sends claimed but never confirmed.
+func (a *app) printUnconfirmed(ctx context.Context, r *runner.Runner, job, period string) error {
+	prefix := ""
+	if job != "" {
+		prefix = job + "/"
+		if period != "" {
+			prefix += period + "/"
+		}
+	}
+	claims, err := runner.Claims(ctx, r.Ledger().Store, prefix)
+	if err != nil {
+		return err
+	}
+	open := runner.Unconfirmed(claims)
+	if len(open) == 0 {
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "\n%d email send(s) claimed but never confirmed (the process died before the send was confirmed);\nthe next run of the period sends them again with the same Message-ID:\n", len(open))
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  CLAIM\tCLAIMED BY\tCLAIMED AT")
+	for _, c := range open {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Key, c.RunID, c.ClaimedAt.Format(time.RFC3339))
+	}
+	return tw.Flush()
 }
 
 // ledgerView reads the ledger and shows attempts whose runner died as abandoned.

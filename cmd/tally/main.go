@@ -120,7 +120,7 @@ Exit codes: 0 done (or already complete), 1 failed, 2 usage or config error,
 	pf.StringVar(&a.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
 
 	root.AddCommand(a.runCmd(), a.backfillCmd(), a.serveCmd(), a.jobsCmd(), a.runsCmd(), a.planCmd(), a.subscriptionsCmd(), a.resendCmd(),
-		a.configCmd(), a.versionCmd())
+		a.configCmd(), a.gcCmd(), a.versionCmd())
 	return root
 }
 

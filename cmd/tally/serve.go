@@ -47,10 +47,21 @@ freshness gauge rebuilt from the ledger on start.`,
 				return err
 			}
 			m.FromLedger(recs, periodEnd(r))
+			cadences := map[string]periods.Cadence{}
+			for _, j := range r.Jobs() {
+				cadences[j.Name()] = j.Cadence()
+			}
+			m.Expect(cadences, a.clock.Now)
+			if claims, err := runner.Claims(cmd.Context(), w.stores.Control, ""); err == nil {
+				m.Unconfirmed(claims)
+			}
 			notifier := a.notifier(w)
 			s := &serve.Scheduler{Runner: r, Registry: reg, Clock: a.clock, CatchUp: a.cfg.Serve.CatchUp, Grace: a.cfg.Serve.Grace.D(), Log: a.log,
 				Done: func(job string, res *runner.Result, err error) {
 					a.afterRun(context.Background(), r, m, notifier, job, res, err)
+					if claims, err := runner.Claims(context.Background(), w.stores.Control, ""); err == nil {
+						m.Unconfirmed(claims)
+					}
 				}}
 			if err := s.Init(); err != nil {
 				return err

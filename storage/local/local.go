@@ -318,3 +318,34 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+var _ storage.Collector = (*Store)(nil)
+
+// Leftovers are the temporary files in .tmp: a writer that was killed mid-write
+// leaves its file there.
+func (s *Store) Leftovers(ctx context.Context) ([]storage.Leftover, error) {
+	entries, err := os.ReadDir(filepath.Join(s.root, ".tmp"))
+	if err != nil {
+		return nil, fmt.Errorf("local: leftovers: %w", err)
+	}
+	var out []storage.Leftover
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || e.IsDir() {
+			continue
+		}
+		out = append(out, storage.Leftover{Kind: "temp", Key: e.Name(), Since: fi.ModTime().UTC(), Size: fi.Size()})
+	}
+	return out, nil
+}
+
+// RemoveLeftover deletes one temporary file.
+func (s *Store) RemoveLeftover(_ context.Context, l storage.Leftover) error {
+	if l.Kind != "temp" || strings.ContainsAny(l.Key, `/\`) || l.Key == "" || strings.HasPrefix(l.Key, ".") {
+		return fmt.Errorf("local: %q is not a temporary file of this store", l.Key)
+	}
+	if err := os.Remove(filepath.Join(s.root, ".tmp", l.Key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("local: remove %s: %w", l.Key, err)
+	}
+	return nil
+}

@@ -346,3 +346,47 @@ func (s *Store) PendingUploads(ctx context.Context) (int, error) {
 	}
 	return len(out.Uploads), nil
 }
+
+var _ storage.Collector = (*Store)(nil)
+
+// Leftovers are the incomplete multipart uploads under the store's prefix: an
+// upload whose process was killed is neither completed nor aborted. (An S3
+// lifecycle rule with AbortIncompleteMultipartUpload is the production answer;
+// tally gc cleans up where there is none.)
+func (s *Store) Leftovers(ctx context.Context) ([]storage.Leftover, error) {
+	var out []storage.Leftover
+	in := &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: aws.String(s.prefix)}
+	for {
+		page, err := s.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return nil, s.translate("list uploads", s.prefix, err)
+		}
+		for _, u := range page.Uploads {
+			l := storage.Leftover{Kind: "upload", Key: strings.TrimPrefix(aws.ToString(u.Key), s.prefix), ID: aws.ToString(u.UploadId)}
+			if u.Initiated != nil {
+				l.Since = u.Initiated.UTC()
+			}
+			out = append(out, l)
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return out, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
+	}
+}
+
+// RemoveLeftover aborts one incomplete upload.
+func (s *Store) RemoveLeftover(ctx context.Context, l storage.Leftover) error {
+	if l.Kind != "upload" {
+		return fmt.Errorf("s3: %q is not an upload", l.Key)
+	}
+	k, err := s.key(l.Key)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &k, UploadId: aws.String(l.ID)})
+	if err = s.translate("abort upload", l.Key, err); errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	return err
+}
