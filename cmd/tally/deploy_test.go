@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,9 +21,11 @@ import (
 
 // manifests strict-decodes every document in deploy/kubernetes into its typed
 // object: an unknown field anywhere is an error.
-func manifests(t *testing.T) (cronjobs []batchv1.CronJob, jobs []batchv1.Job, configMaps []corev1.ConfigMap, deployments []appsv1.Deployment) {
+func manifests(t *testing.T) (cronjobs []batchv1.CronJob, jobs []batchv1.Job, configMaps []corev1.ConfigMap, deployments []appsv1.Deployment, rules []monitoringv1.PrometheusRule) {
 	t.Helper()
 	paths, _ := filepath.Glob("../../deploy/kubernetes/*.yaml")
+	more, _ := filepath.Glob("../../deploy/kubernetes/*/*.yaml")
+	paths = append(paths, more...)
 	if len(paths) == 0 {
 		t.Fatal("no manifests in deploy/kubernetes")
 	}
@@ -55,13 +58,17 @@ func manifests(t *testing.T) (cronjobs []batchv1.CronJob, jobs []batchv1.Job, co
 				strictAs[corev1.Secret](t, doc, where)
 			case "ServiceAccount":
 				strictAs[corev1.ServiceAccount](t, doc, where)
-			case "Kustomization":
+			case "Kustomization", "Component":
 				k := strictAs[kustomization](t, doc, where)
 				for _, r := range k.Resources {
-					if _, err := os.Stat(filepath.Join("../../deploy/kubernetes", r)); err != nil {
+					if _, err := os.Stat(filepath.Join(filepath.Dir(p), r)); err != nil {
 						t.Errorf("kustomization resource %s: %v", r, err)
 					}
 				}
+			case "ServiceMonitor":
+				strictAs[monitoringv1.ServiceMonitor](t, doc, where)
+			case "PrometheusRule":
+				rules = append(rules, strictAs[monitoringv1.PrometheusRule](t, doc, where))
 			default:
 				t.Fatalf("%s doc %d: unexpected kind %q", p, i, tm.Kind)
 			}
@@ -101,6 +108,9 @@ func stripComments(b []byte) []byte {
 
 func checkPod(t *testing.T, name string, spec corev1.PodSpec) corev1.Container {
 	t.Helper()
+	if spec.EnableServiceLinks == nil || *spec.EnableServiceLinks {
+		t.Errorf("%s: enableServiceLinks must be false (a Service's FOO_PORT=tcp://… variables would reach tally's environment)", name)
+	}
 	if spec.RestartPolicy != corev1.RestartPolicyNever && spec.RestartPolicy != "" {
 		t.Errorf("%s: restartPolicy %s, want Never (the Job retries, under its podFailurePolicy)", name, spec.RestartPolicy)
 	}
@@ -124,7 +134,7 @@ func checkPod(t *testing.T, name string, spec corev1.PodSpec) corev1.Container {
 }
 
 func TestEveryManifestStrictDecodesAndEachCronJobRunsItsJobOnItsScheduleInCode(t *testing.T) {
-	cronjobs, jobs, configMaps, deployments := manifests(t)
+	cronjobs, jobs, configMaps, deployments, rules := manifests(t)
 	_, reg, err := newTestApp(t).build()
 	if err != nil {
 		t.Fatal(err)
@@ -152,6 +162,9 @@ func TestEveryManifestStrictDecodesAndEachCronJobRunsItsJobOnItsScheduleInCode(t
 		}
 		if !failsOnExit2(s.JobTemplate.Spec.PodFailurePolicy) {
 			t.Errorf("%s: its podFailurePolicy must not retry exit 2 (config and usage errors)", cj.Name)
+		}
+		if b := s.JobTemplate.Spec.BackoffLimit; b == nil || *b != 0 {
+			t.Errorf("%s: backoffLimit must be 0: tally retries itself, Kubernetes retries would multiply its attempts and failure emails", cj.Name)
 		}
 	}
 	for _, j := range reg.Jobs() {
@@ -183,6 +196,12 @@ func TestEveryManifestStrictDecodesAndEachCronJobRunsItsJobOnItsScheduleInCode(t
 	}
 	if len(configMaps) != 1 {
 		t.Fatalf("%d ConfigMaps", len(configMaps))
+	}
+	// The freshness rule compares expected with last success per job, so a job
+	// that never succeeded is caught.
+	if len(rules) != 1 || len(rules[0].Spec.Groups) == 0 || len(rules[0].Spec.Groups[0].Rules) == 0 ||
+		!strings.Contains(rules[0].Spec.Groups[0].Rules[0].Expr.String(), "tally_period_expected_timestamp_seconds") {
+		t.Errorf("want one PrometheusRule alerting on tally_period_expected_timestamp_seconds")
 	}
 	// The ConfigMap's tally.yaml is a valid config.
 	p := filepath.Join(t.TempDir(), "tally.yaml")

@@ -355,13 +355,18 @@ var _ storage.Collector = (*Store)(nil)
 // tally gc cleans up where there is none.)
 func (s *Store) Leftovers(ctx context.Context) ([]storage.Leftover, error) {
 	var out []storage.Leftover
-	in := &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: aws.String(s.prefix)}
+	// No Prefix in the request: MinIO answers a prefix only when it is a whole
+	// key (minio/minio#20989); the store's own prefix is filtered here instead.
+	in := &s3.ListMultipartUploadsInput{Bucket: &s.bucket}
 	for {
 		page, err := s.client.ListMultipartUploads(ctx, in)
 		if err != nil {
 			return nil, s.translate("list uploads", s.prefix, err)
 		}
 		for _, u := range page.Uploads {
+			if !strings.HasPrefix(aws.ToString(u.Key), s.prefix) {
+				continue
+			}
 			l := storage.Leftover{Kind: "upload", Key: strings.TrimPrefix(aws.ToString(u.Key), s.prefix), ID: aws.ToString(u.UploadId)}
 			if u.Initiated != nil {
 				l.Since = u.Initiated.UTC()
