@@ -70,8 +70,9 @@ func NeedMailpit(t testing.TB) *Mailpit {
 
 // Message is a message as Mailpit's API lists it.
 type Message struct {
-	ID      string `json:"ID"`
-	Subject string `json:"Subject"`
+	ID        string `json:"ID"`
+	MessageID string `json:"MessageID"` // the Message-ID header, without angle brackets
+	Subject   string `json:"Subject"`
 	To      []struct {
 		Address string `json:"Address"`
 	} `json:"To"`
