@@ -193,4 +193,3 @@ func TestReportsDailyKilledAtRandomPointsAndRerunSendsEachEmailOnceAndThroughSMT
 		}
 	}
 }
-
