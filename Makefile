@@ -10,6 +10,8 @@ MAILPIT_VERSION := v1.27.11
 MAILPIT         := $(TOOLS_BIN)/mailpit-$(MAILPIT_VERSION)
 MINIO_VERSION   := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO           := $(TOOLS_BIN)/minio-$(MINIO_VERSION)
+TOXIPROXY_VERSION := v2.12.0
+TOXIPROXY       := $(TOOLS_BIN)/toxiproxy-server-$(TOXIPROXY_VERSION)
 
 .PHONY: all build demo demo-subscriptions test fmt-check vet unit servers bench clean
 
@@ -52,9 +54,9 @@ vet:
 	$(GO) vet ./...
 
 unit: servers
-	$(GO) run ./internal/testservers/with-servers -mailpit $(MAILPIT) -minio $(MINIO) -- $(GO) test -race -count=1 ./...
+	$(GO) run ./internal/testservers/with-servers -mailpit $(MAILPIT) -minio $(MINIO) -toxiproxy $(TOXIPROXY) -- $(GO) test -race -count=1 ./...
 
-servers: $(MAILPIT) $(MINIO)
+servers: $(MAILPIT) $(MINIO) $(TOXIPROXY)
 
 $(MAILPIT):
 	@echo "building Mailpit $(MAILPIT_VERSION) into $(TOOLS_BIN) (once; reused after)"
@@ -66,6 +68,13 @@ $(MINIO):
 	GOBIN=$(TOOLS_BIN)/.minio-build $(GO) install github.com/minio/minio@$(MINIO_VERSION)
 	mv $(TOOLS_BIN)/.minio-build/minio $(MINIO)
 	rm -rf $(TOOLS_BIN)/.minio-build
+
+$(TOXIPROXY):
+	@echo "building toxiproxy $(TOXIPROXY_VERSION) into $(TOOLS_BIN) (once; reused after)"
+	rm -rf $(TOOLS_BIN)/.toxiproxy-build
+	GOBIN=$(TOOLS_BIN)/.toxiproxy-build $(GO) install github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION)
+	mv $(TOOLS_BIN)/.toxiproxy-build/server $(TOXIPROXY)
+	rm -rf $(TOOLS_BIN)/.toxiproxy-build
 
 ## bench: the report writers at 5M and 20M rows: rows per CPU-second and peak RSS
 ## beside the §10 targets; figures in bench-results.json.

@@ -29,6 +29,9 @@ type Config struct {
 	UpstreamWait time.Duration
 	// MaxBackfillPeriods refuses larger backfill ranges.
 	MaxBackfillPeriods int
+	// RequestTimeout bounds an attempt's closing ledger write and the lease's
+	// release (storage.request_timeout).
+	RequestTimeout time.Duration
 }
 
 // DefaultConfig is §3's: TTL 60 s renewed every 20 s, 3 attempts, 30 s doubling
@@ -36,7 +39,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{LeaseTTL: time.Minute, LeaseRenew: 20 * time.Second, MaxAttempts: 3,
 		Backoff: 30 * time.Second, BackoffMax: 10 * time.Minute, AttemptTimeout: time.Hour, UpstreamWait: 3 * time.Minute,
-		MaxBackfillPeriods: 1000}
+		MaxBackfillPeriods: 1000, RequestTimeout: 30 * time.Second}
 }
 
 // Runner runs jobs for periods.
@@ -56,6 +59,9 @@ type Runner struct {
 func New(jobs []Job, stores storage.Regional, clk clock.Clock, cfg Config, holder Holder, log zerolog.Logger) *Runner {
 	if cfg.MaxBackfillPeriods <= 0 {
 		cfg.MaxBackfillPeriods = DefaultConfig().MaxBackfillPeriods
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultConfig().RequestTimeout
 	}
 	r := &Runner{jobs: map[string]Job{}, stores: stores, ledger: &Ledger{Store: stores.Control},
 		clock: clk, cfg: cfg, holder: holder, log: log, jitter: rand.Float64}
@@ -174,9 +180,17 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 		res.Status = StatusHeld
 		return res, err
 	}
+	// The lease is released within the last attempt's closing budget (below), or
+	// its own request timeout: a silent connection never holds a run up.
+	closing, closingCancel := context.WithoutCancel(ctx), context.CancelFunc(nil)
 	defer func() {
-		if err := lease.Release(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, ErrLeaseLost) {
-			log.Warn().Err(err).Msg("releasing lease")
+		rctx, cancel := context.WithTimeout(closing, r.cfg.RequestTimeout)
+		defer cancel()
+		if closingCancel != nil {
+			defer closingCancel()
+		}
+		if err := lease.Release(rctx); err != nil && !errors.Is(err, ErrLeaseLost) {
+			log.Warn().Err(err).Msg("releasing lease (it expires by itself)")
 		}
 	}()
 	ctx, stop := lease.KeepAlive(ctx, r.cfg.LeaseRenew)
@@ -194,7 +208,11 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 		first = prior[n-1].Attempt + 1
 	}
 
-	// 3–7. Attempts, each: upstream → compute → publish → email → ledger.
+	// 3–7. Attempts, each: upstream → compute → publish → email → ledger. An
+	// attempt gets attempt_timeout for all but its last ledger write, which with
+	// the lease's release gets one request_timeout: a run whose connection goes
+	// silent ends within max_attempts × (attempt_timeout + request_timeout) plus
+	// the backoffs.
 	// Emails are claimed per period, not per attempt: a retry or a resumed run
 	// never sends a claimed message again, a forced run starts a new generation.
 	var claims *claimer
@@ -206,21 +224,25 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 		}
 		rec.Holder.RunID = rec.RunID
 		alog := log.With().Str(LogRunID, rec.RunID).Logger()
-		if err := lease.SetRunID(ctx, rec.RunID); err != nil {
-			return res, err
+		actx, cancel := context.WithTimeoutCause(alog.WithContext(ctx), r.cfg.AttemptTimeout, fmt.Errorf("attempt timed out after %s", r.cfg.AttemptTimeout))
+		err := lease.SetRunID(actx, rec.RunID)
+		if err == nil {
+			err = r.writeRecord(actx, lease, rec)
 		}
-		if err := r.writeRecord(ctx, lease, rec); err != nil {
+		if err != nil {
+			cancel()
 			return res, err
 		}
 		alog.Info().Int("attempt", attempt).Str("trigger", o.Trigger).Msg("run started")
 
-		rc, err := r.attempt(alog.WithContext(ctx), job, p, regions, o, lease, rec, alog, &res.Upstream)
+		rc, err := r.attempt(actx, job, p, regions, o, lease, rec, alog, &res.Upstream)
 		if err == nil && o.Email {
 			if claims == nil {
 				claims = r.claimer(lease, name, p.ID(), rec.RunID, o.Force)
 			}
-			r.notify(alog.WithContext(ctx), job, rc, rec, lease, claims, o.Trigger == TriggerTest)
+			r.notify(actx, job, rc, rec, lease, claims, o.Trigger == TriggerTest)
 		}
+		cancel()
 
 		end := r.clock.Now()
 		rec.EndedAt, rec.DurationMS = &end, end.Sub(rec.StartedAt).Milliseconds()
@@ -232,7 +254,14 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 			rec.Status, rec.Error = StatusFailed, err.Error()
 			rec.Retryable = !IsPermanent(err) && !errors.Is(err, ErrLeaseLost) && ctx.Err() == nil
 		}
-		if werr := r.writeRecord(context.WithoutCancel(ctx), lease, rec); werr != nil {
+		wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.RequestTimeout)
+		werr := r.writeRecord(wctx, lease, rec)
+		if werr != nil || err == nil || !rec.Retryable || attempt-first+1 >= r.cfg.MaxAttempts {
+			closing, closingCancel = wctx, wcancel // the release shares this budget
+		} else {
+			wcancel()
+		}
+		if werr != nil {
 			return res, errors.Join(err, werr)
 		}
 		res.Record = rec
@@ -256,9 +285,6 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 
 // attempt is one try: upstream periods, then the job computes and publishes.
 func (r *Runner) attempt(ctx context.Context, job Job, p periods.Period, regions []string, o Options, lease *Lease, rec *Record, log zerolog.Logger, ran *[]*Record) (*RunContext, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, r.cfg.AttemptTimeout, fmt.Errorf("attempt timed out after %s", r.cfg.AttemptTimeout))
-	defer cancel()
-
 	inputs, err := r.upstream(ctx, job, p, o, ran)
 	rec.Inputs = inputs
 	if err != nil {

@@ -529,7 +529,7 @@ func (c *Config) runnerConfig() runner.Config {
 	}
 	return runner.Config{LeaseTTL: r.LeaseTTL.D(), LeaseRenew: r.LeaseRenew.D(), MaxAttempts: r.MaxAttempts,
 		Backoff: r.Backoff.D(), BackoffMax: r.BackoffMax.D(), AttemptTimeout: r.AttemptTimeout.D(), UpstreamWait: wait,
-		MaxBackfillPeriods: r.MaxBackfillPeriods}
+		MaxBackfillPeriods: r.MaxBackfillPeriods, RequestTimeout: c.Storage.RequestTimeout.D()}
 }
 
 // redacted renders the effective config with secrets hidden.

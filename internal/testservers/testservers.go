@@ -4,6 +4,7 @@
 package testservers
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,11 +20,12 @@ import (
 
 // Environment variables with_servers exports.
 const (
-	EnvSMTP     = "TALLYTEST_SMTP"      // host:port of Mailpit's SMTP
-	EnvMailpit  = "TALLYTEST_MAILPIT"   // http://host:port of Mailpit's API
-	EnvS3       = "TALLYTEST_S3"        // http://host:port of MinIO
-	EnvS3Key    = "TALLYTEST_S3_KEY"    // its access key
-	EnvS3Secret = "TALLYTEST_S3_SECRET" // its secret key
+	EnvSMTP      = "TALLYTEST_SMTP"      // host:port of Mailpit's SMTP
+	EnvMailpit   = "TALLYTEST_MAILPIT"   // http://host:port of Mailpit's API
+	EnvS3        = "TALLYTEST_S3"        // http://host:port of MinIO
+	EnvS3Key     = "TALLYTEST_S3_KEY"    // its access key
+	EnvS3Secret  = "TALLYTEST_S3_SECRET" // its secret key
+	EnvToxiproxy = "TALLYTEST_TOXIPROXY" // http://host:port of toxiproxy's API
 )
 
 // S3 is a running S3-compatible server.
@@ -73,7 +75,7 @@ type Message struct {
 	ID        string `json:"ID"`
 	MessageID string `json:"MessageID"` // the Message-ID header, without angle brackets
 	Subject   string `json:"Subject"`
-	To      []struct {
+	To        []struct {
 		Address string `json:"Address"`
 	} `json:"To"`
 }
@@ -145,4 +147,74 @@ func urlQuery(s string) string {
 		}
 	}
 	return out
+}
+
+// Toxiproxy is a running toxiproxy: a TCP proxy that injects faults.
+type Toxiproxy struct{ API string }
+
+// NeedToxiproxy returns the toxiproxy `make test` started.
+func NeedToxiproxy(t testing.TB) *Toxiproxy { return &Toxiproxy{API: need(t, EnvToxiproxy)} }
+
+// Proxy is one proxy: Listen is the address to connect to instead of upstream.
+type Proxy struct {
+	tp     *Toxiproxy
+	Name   string
+	Listen string
+}
+
+// Proxy creates a proxy from a free 127.0.0.1 port to upstream (host:port),
+// removed when the test ends.
+func (tp *Toxiproxy) Proxy(t testing.TB, name, upstream string) *Proxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := l.Addr().String()
+	l.Close()
+	var out struct {
+		Listen string `json:"listen"`
+	}
+	tp.call(t, http.MethodPost, "/proxies", map[string]any{"name": name, "listen": listen, "upstream": upstream, "enabled": true}, &out)
+	t.Cleanup(func() { tp.call(t, http.MethodDelete, "/proxies/"+name, nil, nil) })
+	return &Proxy{tp: tp, Name: name, Listen: out.Listen}
+}
+
+// Toxic adds a toxic (e.g. "timeout" with {"timeout": 0}: data stops, the
+// connection stays open; "reset_peer" with toxicity 0.3) to the proxy's stream.
+func (p *Proxy) Toxic(t testing.TB, name, typ, stream string, toxicity float64, attrs map[string]any) {
+	t.Helper()
+	p.tp.call(t, http.MethodPost, "/proxies/"+p.Name+"/toxics",
+		map[string]any{"name": name, "type": typ, "stream": stream, "toxicity": toxicity, "attributes": attrs}, nil)
+}
+
+// RemoveToxic removes a toxic.
+func (p *Proxy) RemoveToxic(t testing.TB, name string) {
+	t.Helper()
+	p.tp.call(t, http.MethodDelete, "/proxies/"+p.Name+"/toxics/"+name, nil, nil)
+}
+
+func (tp *Toxiproxy) call(t testing.TB, method, path string, body any, out any) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, tp.API+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("toxiproxy %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		t.Fatalf("toxiproxy %s %s: %s: %s", method, path, resp.Status, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("toxiproxy %s %s: %v", method, path, err)
+		}
+	}
 }

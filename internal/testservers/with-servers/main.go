@@ -1,7 +1,8 @@
-// Command with-servers starts the real servers the tests use (Mailpit, MinIO) on
-// free 127.0.0.1 ports, exports their addresses, runs a command, and stops them.
+// Command with-servers starts the real servers the tests use (Mailpit, MinIO,
+// toxiproxy) on free 127.0.0.1 ports, exports their addresses, runs a command,
+// and stops them.
 //
-//	go run ./internal/testservers/with-servers -mailpit BIN -minio BIN -- go test ./...
+//	go run ./internal/testservers/with-servers -mailpit BIN -minio BIN -toxiproxy BIN -- go test ./...
 package main
 
 import (
@@ -20,9 +21,10 @@ import (
 func main() {
 	mailpit := flag.String("mailpit", "", "path to the mailpit binary")
 	minio := flag.String("minio", "", "path to the minio binary")
+	toxiproxy := flag.String("toxiproxy", "", "path to the toxiproxy server binary")
 	flag.Parse()
 	if flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: with-servers [-mailpit BIN] [-minio BIN] -- COMMAND...")
+		fmt.Fprintln(os.Stderr, "usage: with-servers [-mailpit BIN] [-minio BIN] [-toxiproxy BIN] -- COMMAND...")
 		os.Exit(2)
 	}
 	var procs []*exec.Cmd
@@ -81,6 +83,16 @@ func main() {
 		os.Setenv(testservers.EnvS3Key, user)
 		os.Setenv(testservers.EnvS3Secret, secret)
 		fmt.Fprintf(os.Stderr, "with-servers: minio %s\n", endpoint)
+	}
+	if *toxiproxy != "" {
+		addr := freePort()
+		host, port, _ := net.SplitHostPort(addr)
+		api := "http://" + addr
+		cmd := exec.Command(*toxiproxy, "-host", host, "-port", port)
+		cmd.Env = append(os.Environ(), "LOG_LEVEL=error")
+		launch("toxiproxy", cmd, api+"/version", 20*time.Second)
+		os.Setenv(testservers.EnvToxiproxy, api)
+		fmt.Fprintf(os.Stderr, "with-servers: toxiproxy %s\n", api)
 	}
 	cmd := exec.Command(flag.Arg(0), flag.Args()[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
