@@ -13,7 +13,7 @@ MINIO           := $(TOOLS_BIN)/minio-$(MINIO_VERSION)
 TOXIPROXY_VERSION := v2.12.0
 TOXIPROXY       := $(TOOLS_BIN)/toxiproxy-server-$(TOXIPROXY_VERSION)
 
-.PHONY: all build demo demo-subscriptions test fmt-check vet unit servers bench clean
+.PHONY: all build demo demo-subscriptions test fmt-check vet unit servers fuzz bench clean
 
 all: build
 
@@ -75,6 +75,20 @@ $(TOXIPROXY):
 	GOBIN=$(TOOLS_BIN)/.toxiproxy-build $(GO) install github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION)
 	mv $(TOOLS_BIN)/.toxiproxy-build/server $(TOXIPROXY)
 	rm -rf $(TOOLS_BIN)/.toxiproxy-build
+
+## fuzz: run every fuzz target for FUZZTIME each (their seed corpora also run in
+## make test). A failing input is saved under the package's testdata/fuzz/.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./periods:FuzzPeriodIDsParseToThemselvesOrAnErrorNeverAPanic \
+	./subscriptions:FuzzSubscriptionFieldsNeverReachAHeaderOrAKeyUnchecked \
+	./report:FuzzCSVRoundTripsThroughEncodingCSVAndNeverLeavesAFormulaUnneutralised \
+	./cmd/tally:FuzzConfigYAMLAndEnvironmentDecodeToAConfigOrAUsageError
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME); \
+	done
 
 ## bench: the report writers at 5M and 20M rows: rows per CPU-second and peak RSS
 ## beside the §10 targets; figures in bench-results.json.
