@@ -334,3 +334,16 @@ func orphanUpload(t *testing.T, srv *testservers.S3, bucket, key string) {
 		t.Fatal(err)
 	}
 }
+
+func TestARunPrintsRanUpstreamOnlyForUpstreamPeriodsItRanItself(t *testing.T) {
+	cfg, _ := writeConfig(t, "")
+	code, stdout, stderr := run(t, "--config", cfg, "run", "license-usage", "--period", "2026-11-21")
+	if code != 0 || !strings.Contains(stdout, "ran upstream sync-clusters 2026-11-21: succeeded") {
+		t.Fatalf("first run: exit %d\n%s%s", code, stdout, stderr)
+	}
+	// The upstream ran in the earlier process: a forced re-run did not run it.
+	code, stdout, stderr = run(t, "--config", cfg, "run", "license-usage", "--period", "2026-11-21", "--force")
+	if code != 0 || strings.Contains(stdout, "ran upstream") {
+		t.Fatalf("forced re-run claims to have run an upstream: exit %d\n%s%s", code, stdout, stderr)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"tally/storage"
 )
@@ -254,40 +255,65 @@ func (s *Store) Create(ctx context.Context, key string, data []byte) (storage.Ob
 	return s.Stat(ctx, key)
 }
 
-// Replace swaps key's content if its ETag is still etag, holding an exclusive
-// flock on the key's lock file so two processes cannot both pass the check.
+// Replace swaps key's content if its ETag is still etag. The new content is
+// written and synced first; only the compare and the rename run under an
+// exclusive flock on the key's lock file, so the window in which a frozen process
+// (SIGSTOP, a stopped VM) holds the lock is two system calls long, and a waiter
+// gives up when its context ends instead of blocking forever.
 func (s *Store) Replace(ctx context.Context, key, etag string, data []byte) (storage.Object, error) {
 	p, err := s.path(key)
 	if err != nil {
 		return storage.Object{}, err
 	}
+	tmp, err := s.writeTemp(ctx, strings.NewReader(string(data)))
+	if err != nil {
+		return storage.Object{}, fmt.Errorf("local: replace %s: %w", key, err)
+	}
+	defer os.Remove(tmp) // gone after a successful rename
 	sum := sha256.Sum256([]byte(key))
 	lock, err := os.OpenFile(filepath.Join(s.root, ".locks", hex.EncodeToString(sum[:16])), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return storage.Object{}, fmt.Errorf("local: replace %s: %w", key, err)
 	}
 	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+	if err := flock(ctx, lock); err != nil {
 		return storage.Object{}, fmt.Errorf("local: replace %s: flock: %w", key, err)
 	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-
 	cur, err := s.Stat(ctx, key)
+	if err == nil && cur.ETag != etag {
+		err = fmt.Errorf("local: replace %s: %w", key, storage.ErrPreconditionFailed)
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	if err != nil {
 		return storage.Object{}, err
 	}
-	if cur.ETag != etag {
-		return storage.Object{}, fmt.Errorf("local: replace %s: %w", key, storage.ErrPreconditionFailed)
-	}
-	tmp, err := s.writeTemp(ctx, strings.NewReader(string(data)))
-	if err != nil {
-		return storage.Object{}, fmt.Errorf("local: replace %s: %w", key, err)
-	}
-	if err := s.publish(tmp, p); err != nil {
-		os.Remove(tmp)
+	if err := syncDir(filepath.Dir(p)); err != nil {
 		return storage.Object{}, fmt.Errorf("local: replace %s: %w", key, err)
 	}
 	return s.Stat(ctx, key)
+}
+
+// flock takes an exclusive lock on f, retrying until ctx ends.
+func flock(ctx context.Context, f *os.File) error {
+	wait := time.Millisecond
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(wait): // polling a lock, not reading the data's clock
+		}
+		wait = min(2*wait, 20*time.Millisecond)
+	}
 }
 
 // URL is a file:// link to key.
