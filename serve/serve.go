@@ -132,6 +132,21 @@ func (s *Scheduler) start(ctx context.Context, f Firing) <-chan struct{} {
 	return done
 }
 
+// catchUp runs missed firings one at a time, oldest period first, until stop is
+// done: a report waiting on an upstream this same process is still running would
+// otherwise give up after the upstream wait and fail.
+func (s *Scheduler) catchUp(stop, runCtx context.Context, missed []Firing) {
+	for _, f := range missed {
+		if stop.Err() != nil || runCtx.Err() != nil {
+			return
+		}
+		s.Log.Info().Str(runner.LogJob, f.Job).Str(runner.LogPeriod, f.Period.ID()).Msg("catching up a missed period")
+		if done := s.start(runCtx, f); done != nil {
+			<-done
+		}
+	}
+}
+
 // Wait blocks until every started run has finished.
 func (s *Scheduler) Wait() { s.wg.Wait() }
 
@@ -151,21 +166,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Catch-up runs one firing at a time, oldest period first: a report waiting
-	// on its upstream that this process is still running would otherwise give up
-	// after the upstream wait and fail.
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		for _, f := range missed {
-			if runCtx.Err() != nil || ctx.Err() != nil {
-				return
-			}
-			s.Log.Info().Str(runner.LogJob, f.Job).Str(runner.LogPeriod, f.Period.ID()).Msg("catching up a missed period")
-			if done := s.start(runCtx, f); done != nil {
-				<-done
-			}
-		}
+		s.catchUp(ctx, runCtx, missed)
 	}()
 	last := now
 	for ctx.Err() == nil {

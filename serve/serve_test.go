@@ -195,3 +195,28 @@ func TestMetricsShowTheFreshnessGaugeAfterARun(t *testing.T) {
 		t.Fatalf("after a restart the gauge is not rebuilt from the ledger:\n%s", body)
 	}
 }
+
+func TestCatchUpRunsMissedPeriodsOneAtATimeSoNoneWaitsOnItsOwnProcesssUpstream(t *testing.T) {
+	up := &fakeJob{name: "analytics", cadence: periods.Weekly, schedule: "0 0 * * 0", block: make(chan struct{})}
+	down := &fakeJob{name: "reports-weekly", cadence: periods.Weekly, schedule: "0 1 * * 0"}
+	s, _ := scheduler(t, ts("2026-11-22T02:00:00Z"), 1, up, down)
+	missed, err := s.Missed(context.Background(), s.Clock.Now())
+	if err != nil || len(missed) != 2 {
+		t.Fatalf("missed = %v, %v", missed, err)
+	}
+	done := make(chan struct{})
+	go func() { s.catchUp(context.Background(), context.Background(), missed); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for up.calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if down.calls.Load() != 0 {
+		t.Fatal("the second missed firing started while the first was still running")
+	}
+	close(up.block)
+	<-done
+	if up.calls.Load() != 1 || down.calls.Load() != 1 {
+		t.Fatalf("calls: %d, %d; want each once", up.calls.Load(), down.calls.Load())
+	}
+}
