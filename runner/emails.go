@@ -64,27 +64,7 @@ func claimPrefix(job, period, sub string) string {
 // Claims lists the email claims under _emails/<prefix> (prefix "" for all, or
 // "<job>/", "<job>/<period>/"), oldest key first.
 func Claims(ctx context.Context, s storage.Store, prefix string) ([]*EmailClaim, error) {
-	objs, err := s.List(ctx, "_emails/"+prefix)
-	if err != nil {
-		return nil, fmt.Errorf("email claims: list %s: %w", prefix, err)
-	}
-	var out []*EmailClaim
-	for _, o := range objs {
-		b, obj, err := storage.ReadAll(ctx, s, o.Key)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("email claims: %w", err)
-		}
-		var c EmailClaim
-		if err := json.Unmarshal(b, &c); err != nil {
-			return nil, fmt.Errorf("email claims: %s: %w", o.Key, err)
-		}
-		c.etag = obj.ETag
-		out = append(out, &c)
-	}
-	return out, nil
+	return readJSONs(ctx, s, "_emails/"+prefix, "email claims", func(c *EmailClaim, etag string) { c.etag = etag })
 }
 
 // Unconfirmed are the claims whose send was never confirmed.

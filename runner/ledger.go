@@ -139,28 +139,9 @@ func (l *Ledger) All(ctx context.Context, job string) ([]*Record, error) {
 }
 
 func (l *Ledger) list(ctx context.Context, prefix string) ([]*Record, error) {
-	objs, err := l.Store.List(ctx, prefix)
+	recs, err := readJSONs(ctx, l.Store, prefix, "ledger", func(r *Record, etag string) { r.etag = etag })
 	if err != nil {
-		return nil, fmt.Errorf("ledger: list %s: %w", prefix, err)
-	}
-	var recs []*Record
-	for _, o := range objs {
-		if !strings.HasSuffix(o.Key, ".json") {
-			continue
-		}
-		b, obj, err := storage.ReadAll(ctx, l.Store, o.Key)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("ledger: %w", err)
-		}
-		var rec Record
-		if err := json.Unmarshal(b, &rec); err != nil {
-			return nil, fmt.Errorf("ledger: %s: %w", o.Key, err)
-		}
-		rec.etag = obj.ETag
-		recs = append(recs, &rec)
+		return nil, err
 	}
 	sort.SliceStable(recs, func(i, j int) bool {
 		a, b := recs[i], recs[j]
@@ -173,6 +154,35 @@ func (l *Ledger) list(ctx context.Context, prefix string) ([]*Record, error) {
 		return a.Attempt < b.Attempt
 	})
 	return recs, nil
+}
+
+// readJSONs reads every .json object under prefix into a T, remembering its
+// ETag (the version a compare-and-swap will expect); what names them in errors.
+func readJSONs[T any](ctx context.Context, s storage.Store, prefix, what string, setETag func(*T, string)) ([]*T, error) {
+	objs, err := s.List(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list %s: %w", what, prefix, err)
+	}
+	var out []*T
+	for _, o := range objs {
+		if !strings.HasSuffix(o.Key, ".json") {
+			continue
+		}
+		b, obj, err := storage.ReadAll(ctx, s, o.Key)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // removed while listing
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		v := new(T)
+		if err := json.Unmarshal(b, v); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", what, o.Key, err)
+		}
+		setETag(v, obj.ETag)
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // Latest is the latest attempt of job+period, or nil.
