@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,6 +46,24 @@ log:
 	return cfg
 }
 
+// lockedBuffer is a bytes.Buffer a child process writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func minioHost(t *testing.T, srv *testservers.S3) string {
 	u, err := url.Parse(srv.Endpoint)
 	if err != nil {
@@ -62,7 +81,7 @@ func TestARunWhoseS3ConnectionGoesSilentEndsWithinMaxAttemptsTimesAttemptAndRequ
 		cfg := throughProxy(t, srv, proxy, fmt.Sprintf("  request_timeout: %s\n  idle_timeout: %s\n", requestTimeout, requestTimeout),
 			fmt.Sprintf("runner:\n  max_attempts: 1\n  attempt_timeout: %s\n  lease_ttl: 3s\n  lease_renew: 1s\n", attemptTimeout))
 		run := tally(cfg, "run", "sync-clusters", "--period", "2026-11-21")
-		var stderr bytes.Buffer
+		var stderr lockedBuffer
 		run.Stderr = &stderr
 		if when == "from the start" {
 			proxy.Toxic(t, "silence", "timeout", "downstream", 1, map[string]any{"timeout": 0})
