@@ -77,7 +77,7 @@ func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 	}
 	partners, err := s.Source.Partners(ctx, day)
 	if err != nil {
-		return fmt.Errorf("source %s: partners: %w", s.Source.Name(), err)
+		return sourceError(s.Source.Name(), err)
 	}
 
 	snaps := map[string]*regionSnapshot{}
@@ -108,10 +108,19 @@ func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 			}
 			return nil // a region outside --region
 		}
+		for _, r := range cd.Rejected {
+			row := map[string]any{"file": r.File, "line": r.Line, "row": r.Row}
+			if err := snap.q.add(ctx, r.Entity, row, errors.New(r.Reason)); err != nil {
+				return err
+			}
+		}
+		if cd.Customer.CustomerID == "" {
+			return nil // only rejected rows
+		}
 		return snap.add(ctx, cd)
 	})
 	if err != nil {
-		return fail(err)
+		return fail(sourceError(s.Source.Name(), err))
 	}
 
 	if err := s.guard(ctx, rc, snaps); err != nil {
@@ -148,8 +157,26 @@ func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 	if err := commitAll(all); err != nil {
 		return err
 	}
+	if n, ok := s.Source.(source.Noter); ok {
+		if notes := n.Notes(day); notes != nil {
+			rc.Note("source", notes)
+		}
+	}
 	s.noteNew(rc, snaps)
 	return nil
+}
+
+// sourceError says which source failed and how the runner treats it: a day not
+// delivered yet waits, bad input fails at once.
+func sourceError(name string, err error) error {
+	var runErr error = fmt.Errorf("source %s: %w", name, err)
+	switch {
+	case errors.Is(err, source.ErrWaiting):
+		return runner.Waiting(runErr)
+	case source.IsPermanent(err):
+		return runner.Permanent(runErr)
+	}
+	return runErr
 }
 
 func (s *Sync) openRegion(ctx context.Context, rc *runner.RunContext, region string, day periods.Period) (*regionSnapshot, error) {

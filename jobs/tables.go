@@ -149,6 +149,9 @@ func readAll[T any](ctx context.Context, s storage.Store, key string) ([]T, erro
 
 // rowMap turns a row into its column names and values (for quarantine lines).
 func rowMap(row any) map[string]any {
+	if m, ok := row.(map[string]any); ok {
+		return m
+	}
 	v := reflect.Indirect(reflect.ValueOf(row))
 	m := map[string]any{}
 	for i := 0; i < v.NumField(); i++ {

@@ -28,6 +28,7 @@ type BackfillSummary struct {
 	Skipped   []string
 	Failed    map[string]error
 	Planned   []string
+	Waiting   []string // input not delivered yet (before its deadline)
 }
 
 // Complete reports whether every period ended complete.
@@ -100,6 +101,8 @@ func (r *Runner) Backfill(ctx context.Context, name string, from, to periods.Per
 					sum.Skipped = append(sum.Skipped, p.ID())
 				case res.Status == StatusPlanned:
 					sum.Planned = append(sum.Planned, res.Plan...)
+				case res.Status == StatusWaiting:
+					sum.Waiting = append(sum.Waiting, p.ID())
 				default:
 					sum.Succeeded = append(sum.Succeeded, p.ID())
 				}

@@ -68,3 +68,16 @@ func IsUsage(err error) bool {
 	var u usage
 	return errors.As(err, &u)
 }
+
+// ErrWaiting means a period's input has not been delivered yet and its deadline
+// has not passed: the attempt is recorded "waiting" — not failed, not retried,
+// no alert, exit 0 — and a later run picks the period up.
+var ErrWaiting = errors.New("waiting for input")
+
+type waiting struct{ err error }
+
+func (w waiting) Error() string { return w.err.Error() }
+func (w waiting) Unwrap() []error { return []error{w.err, ErrWaiting} }
+
+// Waiting marks err as a wait for input (ErrWaiting).
+func Waiting(err error) error { return waiting{err} }

@@ -23,6 +23,9 @@ const (
 	StatusSucceeded Status = "succeeded"
 	StatusFailed    Status = "failed"
 	StatusAbandoned Status = "abandoned"
+	// StatusWaiting is an attempt whose input was not delivered yet (before its
+	// deadline): not failed, not retried, no alert.
+	StatusWaiting Status = "waiting"
 )
 
 // Record is one attempt in the ledger: _runs/<job>/<period>/<attempt>.json.

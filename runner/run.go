@@ -247,7 +247,10 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 		end := r.clock.Now()
 		rec.EndedAt, rec.DurationMS = &end, end.Sub(rec.StartedAt).Milliseconds()
 		rec.Status = StatusSucceeded
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrWaiting):
+			rec.Status, rec.Error = StatusWaiting, err.Error()
+		case err != nil:
 			if cause := context.Cause(ctx); cause != nil && errors.Is(cause, ErrLeaseLost) {
 				err = cause
 			}
@@ -265,6 +268,11 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 			return res, errors.Join(err, werr)
 		}
 		res.Record = rec
+		if rec.Status == StatusWaiting {
+			res.Status = StatusWaiting
+			alog.Info().Str("reason", rec.Error).Msg("waiting for input: not failed, not retried; a later run picks the period up")
+			return res, nil
+		}
 		if err == nil {
 			res.Status = StatusSucceeded
 			alog.Info().Int64("duration_ms", rec.DurationMS).Int("outputs", len(rec.Outputs)).Msg("run succeeded")
@@ -333,6 +341,8 @@ func (r *Runner) upstream(ctx context.Context, job Job, p periods.Period, o Opti
 			case err != nil:
 				// The upstream already retried on its own; retrying here would repeat that.
 				return inputs, Permanent(fmt.Errorf("upstream %s failed: %w", d, err))
+			case res.Status == StatusWaiting:
+				return inputs, Waiting(fmt.Errorf("upstream %s is waiting: %s", d, res.Record.Error))
 			default:
 				rec = res.Record
 				if res.Status == StatusSucceeded {

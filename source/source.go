@@ -14,6 +14,38 @@ import (
 // its grace window.
 var ErrNotBackfillable = errors.New("source cannot serve that day")
 
+// ErrWaiting is a day not delivered yet (its manifest is missing) while its
+// deadline has not passed: the period waits, no alert.
+var ErrWaiting = errors.New("waiting for the day's delivery")
+
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// Permanent marks an error that retrying cannot fix (bad input).
+func Permanent(err error) error { return permanent{err} }
+
+// IsPermanent reports whether err was marked Permanent.
+func IsPermanent(err error) bool {
+	var p permanent
+	return errors.As(err, &p)
+}
+
+// Rejected is a row the source could not use: unparseable, or delivered under
+// another region than its customer's. Sync quarantines it with the reason.
+type Rejected struct {
+	Entity string         `json:"entity"`
+	File   string         `json:"file"`
+	Line   int64          `json:"line"` // line (CSV, JSON lines) or row (Parquet), from 1
+	Reason string         `json:"reason"`
+	Row    map[string]any `json:"row"`
+}
+
+// Noter is a source with facts for the run's ledger entry (input files, …).
+type Noter interface {
+	Notes(day periods.Period) map[string]any
+}
+
 // CustomerDay is everything a source knows about one customer on one day.
 // Each slice is sorted by its id.
 type CustomerDay struct {
@@ -27,6 +59,9 @@ type CustomerDay struct {
 	Devices       []model.Device
 	Numbers       []model.Number
 	Calls         []model.CallLeg
+	// Rejected rows are quarantined. A CustomerDay with an empty Customer
+	// carries only these.
+	Rejected []Rejected
 }
 
 // Source yields a day of the estate.

@@ -352,6 +352,9 @@ func (a *app) printBackfill(job string, s *runner.BackfillSummary) {
 	if len(failed) > 0 {
 		fmt.Fprintln(w, "  run the same command again to retry them; complete periods are skipped")
 	}
+	if len(s.Waiting) > 0 {
+		fmt.Fprintf(w, "  waiting for their delivery: %s (run again once delivered)\n", strings.Join(s.Waiting, ", "))
+	}
 }
 
 func (a *app) jobsCmd() *cobra.Command {

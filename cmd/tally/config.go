@@ -120,12 +120,22 @@ type StorageConfig struct {
 
 // SourceConfig chooses where sync-clusters reads from.
 type SourceConfig struct {
-	Type       string   `yaml:"type"` // demo
-	Seed       uint64   `yaml:"seed"`
-	Scale      int      `yaml:"scale"`
-	BadRowRate float64  `yaml:"bad_row_rate"`
-	Grace      Duration `yaml:"grace"`
-	EmptyGuard bool     `yaml:"empty_guard"`
+	Type       string      `yaml:"type"` // demo or files
+	Seed       uint64      `yaml:"seed"`
+	Scale      int         `yaml:"scale"`
+	BadRowRate float64     `yaml:"bad_row_rate"`
+	Grace      Duration    `yaml:"grace"`
+	EmptyGuard bool        `yaml:"empty_guard"`
+	Files      FilesConfig `yaml:"files"`
+}
+
+// FilesConfig is the landing zone of the files source: a local directory (path)
+// or an S3 bucket and prefix (s3, with credentials as for storage).
+type FilesConfig struct {
+	Path          string   `yaml:"path"`
+	S3            S3Config `yaml:"s3"`
+	ReadyDeadline Duration `yaml:"ready_deadline"` // after the day ends, how long its manifest may take
+	Poll          Duration `yaml:"poll"`           // tally serve re-checks waiting periods this often
 }
 
 // RunnerConfig is §3's leases, retries and timeouts.
@@ -417,8 +427,16 @@ func (c *Config) validate() error {
 		if c.Source.BadRowRate < 0 || c.Source.BadRowRate > 1 {
 			bad("source.bad_row_rate: %g: must be between 0 and 1", c.Source.BadRowRate)
 		}
+	case "files":
+		f := c.Source.Files
+		if (f.Path == "") == (f.S3.Bucket == "") {
+			bad("source.files: set path (a local directory) or s3.bucket, one of them")
+		}
+		if f.ReadyDeadline <= 0 {
+			bad("source.files.ready_deadline: must be positive")
+		}
 	default:
-		bad("source.type: %q is not a source (demo)", c.Source.Type)
+		bad("source.type: %q is not a source (demo, files)", c.Source.Type)
 	}
 	r := c.Runner
 	if r.LeaseTTL <= 0 || r.LeaseRenew <= 0 || r.LeaseRenew >= r.LeaseTTL {

@@ -26,7 +26,9 @@ import (
 	"tally/model"
 	"tally/periods"
 	"tally/runner"
+	"tally/source"
 	"tally/source/demo"
+	"tally/source/files"
 	"tally/storage"
 	"tally/storage/local"
 	s3store "tally/storage/s3"
@@ -120,7 +122,7 @@ Exit codes: 0 done (or already complete), 1 failed, 2 usage or config error,
 	pf.StringVar(&a.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
 
 	root.AddCommand(a.runCmd(), a.backfillCmd(), a.serveCmd(), a.jobsCmd(), a.runsCmd(), a.planCmd(), a.subscriptionsCmd(), a.resendCmd(),
-		a.configCmd(), a.gcCmd(), a.versionCmd())
+		a.configCmd(), a.gcCmd(), a.sourceCmd(), a.versionCmd())
 	return root
 }
 
@@ -187,9 +189,9 @@ func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 		return nil, nil, nil, err
 	}
 
-	src, err := demo.New(demo.Options{Seed: a.cfg.Source.Seed, Scale: a.cfg.Source.Scale, BadRowRate: a.cfg.Source.BadRowRate})
+	src, err := a.openSource()
 	if err != nil {
-		return nil, nil, nil, runner.Usage(err)
+		return nil, nil, nil, err
 	}
 	catalog, err := subscriptions.NewCatalog(a.cfg.Reports.Templates)
 	if err != nil {
@@ -221,6 +223,28 @@ func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 	host, _ := os.Hostname()
 	r := runner.New(reg.Jobs(), stores, a.clock, a.cfg.runnerConfig(), runner.Holder{Host: host, PID: os.Getpid()}, a.log)
 	return r, reg, w, nil
+}
+
+// openSource is the configured source.
+func (a *app) openSource() (source.Source, error) {
+	switch a.cfg.Source.Type {
+	case "files":
+		f := a.cfg.Source.Files
+		root, err := openStore(StoreConfig{Type: "local", Path: f.Path})
+		if f.Path == "" {
+			root, err = openStore(StoreConfig{Type: "s3", S3: f.S3})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("source.files: %w", err)
+		}
+		t := storage.Timeouts{Request: a.cfg.Storage.RequestTimeout.D(), Idle: a.cfg.Storage.IdleTimeout.D()}
+		return &files.Source{Root: storage.WithTimeouts(root, t), ReadyDeadline: f.ReadyDeadline.D(), Now: a.clock.Now}, nil
+	}
+	src, err := demo.New(demo.Options{Seed: a.cfg.Source.Seed, Scale: a.cfg.Source.Scale, BadRowRate: a.cfg.Source.BadRowRate})
+	if err != nil {
+		return nil, runner.Usage(err)
+	}
+	return src, nil
 }
 
 // openStores opens the control store and each region's, every call bounded by

@@ -164,6 +164,8 @@ func (a *app) plan(ctx context.Context, r *runner.Runner, reg *jobs.Registry, no
 					}
 				case runner.StatusFailed:
 					st.State, st.Detail = "failed", rec.Error
+				case runner.StatusWaiting:
+					st.State, st.Detail = "waiting", rec.Error
 				default:
 					st.State = string(rec.Status)
 				}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"tally/periods"
+	"tally/runner"
+	"tally/source/files"
+	"tally/storage/local"
+)
+
+func (a *app) sourceCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "source",
+		Short: "Work with the configured source (export a day as a landing zone)",
+	}
+	var period, out, format string
+	export := &cobra.Command{
+		Use:   "export --period DAY --out DIR",
+		Short: "Write the configured source's day in the files landing layout, with its manifest",
+		Long: `Write one day of the configured source (the demo by default) to DIR in the
+landing layout the files source reads — <entity>/region=<R>/day=<D>/part-0.<format>
+for each entity and region, then _ready/day=<D>.json listing every file with its
+size and sha256 (written last). The demo becomes a template a partner can read,
+and a files source pointed at DIR reproduces the demo's outputs byte for byte.`,
+		Example: "  tally source export --period 2026-11-21 --out ./landing\n  tally source export --period 2026-11-21 --out ./landing --format csv",
+		Args:    usageArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return runner.Usagef("source export: --out DIR is required")
+			}
+			if !contains(files.Formats, format) {
+				return runner.Usagef("--format %q: %s", format, strings.Join(files.Formats, ", "))
+			}
+			now, err := a.now()
+			if err != nil {
+				return err
+			}
+			p, err := periods.ParseRef(periods.Daily, period, now)
+			if err != nil {
+				return runner.Usage(fmt.Errorf("--period: %w", err))
+			}
+			if err := periods.Ended(p, a.clock.Now()); err != nil {
+				return runner.Usage(err)
+			}
+			src, err := a.openSource()
+			if err != nil {
+				return err
+			}
+			dst, err := local.New(out)
+			if err != nil {
+				return runner.Usage(err)
+			}
+			m, err := files.Export(cmd.Context(), src, p, dst, format)
+			if err != nil {
+				return err
+			}
+			var bytes int64
+			for _, f := range m.Files {
+				bytes += f.Size
+			}
+			fmt.Fprintf(a.stdout, "exported %s: %d files, %d bytes, manifest %s/%s\n", p.ID(), len(m.Files), bytes, dst.Root(), files.ManifestKey(p))
+			return nil
+		},
+	}
+	export.Flags().StringVar(&period, "period", "latest", "the day (YYYY-MM-DD) or latest")
+	export.Flags().StringVar(&out, "out", "", "the landing directory to write")
+	export.Flags().StringVar(&format, "format", "parquet", "parquet, csv or jsonl")
+	cmd.AddCommand(export)
+	return cmd
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
