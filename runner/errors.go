@@ -76,7 +76,7 @@ var ErrWaiting = errors.New("waiting for input")
 
 type waiting struct{ err error }
 
-func (w waiting) Error() string { return w.err.Error() }
+func (w waiting) Error() string   { return w.err.Error() }
 func (w waiting) Unwrap() []error { return []error{w.err, ErrWaiting} }
 
 // Waiting marks err as a wait for input (ErrWaiting).
