@@ -78,3 +78,32 @@ func TestAnExportedDemoDayReadBackByTheFilesSourceGivesByteIdenticalUsageAndRepo
 		}
 	}
 }
+
+func TestAnUndeliveredDayIsWaitingExit0WithNoAlertUntilItsDeadlineThenFails(t *testing.T) {
+	landing := t.TempDir()
+	cfg, _ := writeConfig(t, "")
+	os.WriteFile(cfg, bytes.Replace(must(os.ReadFile(cfg)), []byte("source:\n  scale: 20\n"),
+		[]byte("source:\n  type: files\n  files:\n    path: "+landing+"\n"), 1), 0o644)
+	// The in-process clock reads 2026-11-22T00:20Z: 20 minutes after the day ended.
+	code, stdout, stderr := run(t, "--config", cfg, "run", "sync-clusters", "--period", "2026-11-21")
+	if code != 0 || !strings.Contains(stdout, "waiting") {
+		t.Fatalf("sync before the deadline: exit %d, want 0 and waiting\n%s%s", code, stdout, stderr)
+	}
+	if recs := ledger(t, cfg, "sync-clusters"); len(recs) != 1 || recs[0]["status"] != "waiting" {
+		t.Fatalf("ledger: %v, want one waiting attempt", recs)
+	}
+	code, stdout, stderr = run(t, "--config", cfg, "run", "license-usage", "--period", "2026-11-21")
+	if code != 0 || !strings.Contains(stdout+stderr, "upstream sync-clusters 2026-11-21 is waiting") {
+		t.Fatalf("downstream: exit %d, want 0 and \"upstream … waiting\"\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, _ = run(t, "--config", cfg, "plan", "--from", "2026-11-21", "--to", "2026-11-21")
+	if !strings.Contains(stdout, "waiting") {
+		t.Fatalf("plan does not show the waiting day:\n%s", stdout)
+	}
+	// Past source.files.ready_deadline the day fails (and alerts, like any failure).
+	os.WriteFile(cfg, bytes.Replace(must(os.ReadFile(cfg)), []byte("    path: "+landing+"\n"), []byte("    path: "+landing+"\n    ready_deadline: 10m\n"), 1), 0o644)
+	code, stdout, stderr = run(t, "--config", cfg, "run", "sync-clusters", "--period", "2026-11-21")
+	if code != exitFailed || !strings.Contains(stdout+stderr, "source.files.ready_deadline") {
+		t.Fatalf("after the deadline: exit %d, want 1 naming the deadline\n%s%s", code, stdout, stderr)
+	}
+}
