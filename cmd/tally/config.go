@@ -134,8 +134,9 @@ type SourceConfig struct {
 type FilesConfig struct {
 	Path          string   `yaml:"path"`
 	S3            S3Config `yaml:"s3"`
-	ReadyDeadline Duration `yaml:"ready_deadline"` // after the day ends, how long its manifest may take
-	Poll          Duration `yaml:"poll"`           // tally serve re-checks waiting periods this often
+	ReadyDeadline Duration `yaml:"ready_deadline"`  // after the day ends, how long its manifest may take
+	MaxCallLength Duration `yaml:"max_call_length"` // CDR files named up to this long after the day ends are read for it
+	Poll          Duration `yaml:"poll"`            // tally serve re-checks waiting periods this often
 }
 
 // RunnerConfig is §3's leases, retries and timeouts.

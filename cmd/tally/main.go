@@ -238,7 +238,7 @@ func (a *app) openSource() (source.Source, error) {
 			return nil, fmt.Errorf("source.files: %w", err)
 		}
 		t := storage.Timeouts{Request: a.cfg.Storage.RequestTimeout.D(), Idle: a.cfg.Storage.IdleTimeout.D()}
-		return &files.Source{Root: storage.WithTimeouts(root, t), ReadyDeadline: f.ReadyDeadline.D(), Now: a.clock.Now}, nil
+		return &files.Source{Root: storage.WithTimeouts(root, t), ReadyDeadline: f.ReadyDeadline.D(), MaxCallLength: f.MaxCallLength.D(), Now: a.clock.Now}, nil
 	}
 	src, err := demo.New(demo.Options{Seed: a.cfg.Source.Seed, Scale: a.cfg.Source.Scale, BadRowRate: a.cfg.Source.BadRowRate})
 	if err != nil {

@@ -60,6 +60,9 @@ type Source struct {
 	// ReadyDeadline is how long after a day ends its manifest may arrive: until
 	// then the day is waiting (no alert), after it the day fails.
 	ReadyDeadline time.Duration
+	// MaxCallLength is how long after a day ends its calls' CDR files may be
+	// named (a call that starts at 23:59 is written when it ends).
+	MaxCallLength time.Duration
 	Now           func() time.Time
 
 	loaded *day // the last day read (sync reads Partners, then Customers)
@@ -155,6 +158,9 @@ func (s *Source) read(ctx context.Context, p periods.Period) (*day, error) {
 	d.notes = map[string]any{"input_files": m.Files}
 	if len(extra) > 0 {
 		d.notes["extra_columns"] = extra
+	}
+	if err := s.addCDRLegs(ctx, p, d); err != nil {
+		return nil, err
 	}
 	s.loaded = d
 	return d, nil

@@ -44,7 +44,7 @@ func landing(t *testing.T, files map[string]string, noManifest bool, now time.Ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Source{Root: st, ReadyDeadline: 12 * time.Hour, Now: func() time.Time { return now }}
+	return &Source{Root: st, ReadyDeadline: 12 * time.Hour, MaxCallLength: 12 * time.Hour, Now: func() time.Time { return now }}
 }
 
 const customersCSV = "\ufeffcustomer_id,customer_name,partner_id,external_id,managed_by,products,tags,created_at,last_admin_login_at,extra_col\n" +
