@@ -19,6 +19,8 @@ type BackfillOptions struct {
 	Shards   int // how many workers share the range (1 = all periods)
 	// Progress is called after each period, from one goroutine at a time.
 	Progress func(done, total int, res *Result, err error)
+	// Only, if set, limits the range to these period ids (backfill --stale).
+	Only map[string]bool
 }
 
 // BackfillSummary counts what a backfill did.
@@ -71,6 +73,15 @@ func (r *Runner) Backfill(ctx context.Context, name string, from, to periods.Per
 	}
 	if o.Parallel < 1 {
 		o.Parallel = 1
+	}
+	if o.Only != nil {
+		var keep []periods.Period
+		for _, p := range all {
+			if o.Only[p.ID()] {
+				keep = append(keep, p)
+			}
+		}
+		all = keep
 	}
 	sum := &BackfillSummary{Failed: map[string]error{}}
 	for i, p := range all {

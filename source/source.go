@@ -41,6 +41,12 @@ type Rejected struct {
 	Row    map[string]any `json:"row"`
 }
 
+// ChangeDetector is a source that can tell whether a day's inputs changed
+// since a run recorded them (its notes): the day and its downstream are stale.
+type ChangeDetector interface {
+	Changed(ctx context.Context, day periods.Period, notes map[string]any) (reason string, err error)
+}
+
 // Noter is a source with facts for the run's ledger entry (input files, …).
 type Noter interface {
 	Notes(day periods.Period) map[string]any

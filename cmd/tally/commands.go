@@ -232,7 +232,7 @@ func num(v any) any {
 func (a *app) backfillCmd() *cobra.Command {
 	var from, to, shard string
 	var o runner.BackfillOptions
-	var email bool
+	var email, stale bool
 	cmd := &cobra.Command{
 		Use:   "backfill JOB --from ID --to ID",
 		Short: "Run a job for every period in a range (resumable, sharded, parallel)",
@@ -253,7 +253,7 @@ complete, 1 when any failed (the others still ran).`,
 			if isTerminal(a.stderr) && a.log.GetLevel() < zerolog.WarnLevel {
 				a.log = a.log.Level(zerolog.WarnLevel) // keep the progress bar readable: warnings and errors only
 			}
-			r, _, w, err := a.buildAll()
+			r, reg, w, err := a.buildAll()
 			if err != nil {
 				return err
 			}
@@ -277,6 +277,22 @@ complete, 1 when any failed (the others still ran).`,
 			}
 			if o.Parallel < 1 {
 				return runner.Usagef("--parallel %d: must be at least 1", o.Parallel)
+			}
+			if stale {
+				// Exactly the stale periods of the range, re-run even though complete.
+				plans, _, err := a.plan(cmd.Context(), r, reg, a.clock.Now(), pf.Start, pt.End().Add(-time.Nanosecond))
+				if err != nil {
+					return err
+				}
+				o.Only, o.Force = map[string]bool{}, true
+				for _, jp := range plans {
+					for _, ps := range jp.Periods {
+						if jp.Job == job.Name() && ps.State == "stale" {
+							o.Only[ps.Period] = true
+						}
+					}
+				}
+				fmt.Fprintf(a.stdout, "%d stale %s periods between %s and %s\n", len(o.Only), job.Name(), pf.ID(), pt.ID())
 			}
 			o.Progress = a.backfillProgress(job.Name())
 			sum, err := r.Backfill(cmd.Context(), job.Name(), pf, pt, o)
@@ -302,6 +318,7 @@ complete, 1 when any failed (the others still ran).`,
 	f.BoolVar(&o.DryRun, "dry-run", false, "print what would run; write nothing")
 	f.StringVar(&shard, "shard", "", "I/N: run only the periods at positions I mod N (I from 0)")
 	f.BoolVar(&email, "email", false, "report jobs: email one digest per subscription listing every period's links")
+	f.BoolVar(&stale, "stale", false, "only the periods tally plan shows stale (an input changed after they ran), re-run")
 	return cmd
 }
 

@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"tally/source/files"
 )
 
 // dataFiles lists the usage and report files under a data dir, relative to it.
@@ -106,4 +111,71 @@ func TestAnUndeliveredDayIsWaitingExit0WithNoAlertUntilItsDeadlineThenFails(t *t
 	if code != exitFailed || !strings.Contains(stdout+stderr, "source.files.ready_deadline") {
 		t.Fatalf("after the deadline: exit %d, want 1 naming the deadline\n%s%s", code, stdout, stderr)
 	}
+}
+
+func TestAChangedDeliveryMakesTheDayAndItsDownstreamStaleAndBackfillStaleRerunsExactlyThose(t *testing.T) {
+	demoCfg, _ := writeConfig(t, "")
+	landing := filepath.Join(t.TempDir(), "landing")
+	for _, d := range []string{"2026-11-20", "2026-11-21"} {
+		if code, _, stderr := run(t, "--config", demoCfg, "source", "export", "--period", d, "--out", landing, "--format", "csv"); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	cfg, _ := writeConfig(t, "")
+	os.WriteFile(cfg, bytes.Replace(must(os.ReadFile(cfg)), []byte("source:\n  scale: 20\n"),
+		[]byte("source:\n  type: files\n  files:\n    path: "+landing+"\n"), 1), 0o644)
+	if code, stdout, stderr := run(t, "--config", cfg, "backfill", "license-usage", "--from", "2026-11-20", "--to", "2026-11-21"); code != 0 {
+		t.Fatalf("backfill: %s%s", stdout, stderr)
+	}
+	// The partner re-delivers the 21st's devices (one row changed) and its manifest.
+	devices := filepath.Join(landing, "devices/region=US/day=2026-11-21/part-0.csv")
+	b := must(os.ReadFile(devices))
+	os.WriteFile(devices, bytes.Replace(b, []byte("desk-phone"), []byte("analog"), 1), 0o644)
+	_, stdout, _ := run(t, "--config", cfg, "plan", "--from", "2026-11-20", "--to", "2026-11-21")
+	for _, want := range []string{"changed after the run used it", "upstream sync-clusters 2026-11-21 is stale"} {
+		if !strings.Contains(stdout, want) {
+			t.Fatalf("plan does not say %q:\n%s", want, stdout)
+		}
+	}
+	var staleLines []string
+	for _, line := range strings.Split(stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == "stale" {
+			staleLines = append(staleLines, f[0])
+		}
+	}
+	if len(staleLines) != 2 || staleLines[0] != "2026-11-21" || staleLines[1] != "2026-11-21" {
+		t.Fatalf("plan: want the 21st's sync and usage stale, nothing else (%v):\n%s", staleLines, stdout)
+	}
+	// The re-delivery's manifest, then backfill --stale re-runs exactly those.
+	rewriteManifest(t, landing, "2026-11-21")
+	for _, job := range []string{"sync-clusters", "license-usage"} {
+		code, stdout, stderr := run(t, "--config", cfg, "backfill", job, "--from", "2026-11-20", "--to", "2026-11-21", "--stale")
+		if code != 0 || !strings.Contains(stdout, "1 stale "+job+" periods") || !strings.Contains(stdout, "1 periods: 1 run") {
+			t.Fatalf("backfill %s --stale: exit %d\n%s%s", job, code, stdout, stderr)
+		}
+	}
+	_, stdout, _ = run(t, "--config", cfg, "plan", "--from", "2026-11-20", "--to", "2026-11-21")
+	for _, line := range strings.Split(stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == "stale" {
+			t.Fatalf("still stale after backfill --stale: %q\n%s", line, stdout)
+		}
+	}
+}
+
+// rewriteManifest recomputes a day's manifest from its files, as a partner's
+// delivery does after changing them.
+func rewriteManifest(t *testing.T, landing, day string) {
+	t.Helper()
+	path := filepath.Join(landing, "_ready", "day="+day+".json")
+	var m files.Manifest
+	if err := json.Unmarshal(must(os.ReadFile(path)), &m); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range m.Files {
+		b := must(os.ReadFile(filepath.Join(landing, f.Path)))
+		sum := sha256.Sum256(b)
+		m.Files[i].Size, m.Files[i].SHA256 = int64(len(b)), hex.EncodeToString(sum[:])
+	}
+	b, _ := json.Marshal(m)
+	os.WriteFile(path, b, 0o644)
 }

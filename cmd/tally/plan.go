@@ -12,6 +12,7 @@ import (
 	"tally/jobs"
 	"tally/periods"
 	"tally/runner"
+	"tally/source"
 )
 
 // periodState is one job+period as plan sees it.
@@ -123,6 +124,14 @@ func (a *app) plan(ctx context.Context, r *runner.Runner, reg *jobs.Registry, no
 	}
 	var plans []jobPlan
 	gaps := 0
+	// stale: job/period → why, for inputs that changed after a run used them (a
+	// files source's delivered day) and for everything downstream of those.
+	stale := map[string]string{}
+	src, err := a.openSource()
+	if err != nil {
+		return nil, 0, err
+	}
+	detector, _ := src.(source.ChangeDetector)
 	for _, j := range r.Jobs() {
 		// The last period that ended by the end of --to (and by now).
 		last := periods.Latest(j.Cadence(), now)
@@ -156,9 +165,29 @@ func (a *app) plan(ctx context.Context, r *runner.Runner, reg *jobs.Registry, no
 					if weeks, ok := rec.Notes["missing_trend_weeks"].([]any); ok && len(weeks) > 0 {
 						st.Detail = fmt.Sprintf("trends lack %d earlier weeks: %v", len(weeks), weeks)
 					}
+					if notes, ok := rec.Notes["source"].(map[string]any); ok && detector != nil && j.Name() == jobs.SyncClusters {
+						why, err := detector.Changed(ctx, p, notes)
+						if err != nil {
+							return nil, 0, err
+						}
+						if why != "" {
+							stale[j.Name()+"/"+p.ID()] = why
+						}
+					}
+					for _, in := range rec.Inputs {
+						if _, ok := stale[in.Job+"/"+in.Period]; ok {
+							stale[j.Name()+"/"+p.ID()] = fmt.Sprintf("upstream %s %s is stale", in.Job, in.Period)
+							break
+						}
+					}
+					if why, ok := stale[j.Name()+"/"+p.ID()]; ok {
+						st.State, st.Detail = "stale", why
+						break
+					}
 					for _, in := range rec.Inputs {
 						if up := latest[in.Job+"/"+in.Period]; up != nil && up.Status == runner.StatusSucceeded && up.Checksum != in.Checksum {
 							st.State, st.Detail = "stale", fmt.Sprintf("upstream %s %s was re-run after it (%s)", in.Job, in.Period, up.RunID)
+							stale[j.Name()+"/"+p.ID()] = st.Detail
 							break
 						}
 					}
