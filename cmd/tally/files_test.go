@@ -2,16 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
+	"tally/internal/testservers"
 	"tally/source/files"
+	s3store "tally/storage/s3"
 )
 
 // dataFiles lists the usage and report files under a data dir, relative to it.
@@ -178,4 +182,57 @@ func rewriteManifest(t *testing.T, landing, day string) {
 	}
 	b, _ := json.Marshal(m)
 	os.WriteFile(path, b, 0o644)
+}
+
+func TestTheFilesSourceReadsALandingZoneInS3LikeOneOnDisk(t *testing.T) {
+	srv := testservers.NeedS3(t)
+	const day = "2026-11-21"
+	demoCfg, demoData := writeConfig(t, "")
+	if code, _, stderr := run(t, "--config", demoCfg, "run", "license-usage", "--period", day); code != 0 {
+		t.Fatal(stderr)
+	}
+	local := filepath.Join(t.TempDir(), "landing")
+	if code, _, stderr := run(t, "--config", demoCfg, "source", "export", "--period", day, "--out", local, "--format", "jsonl"); code != 0 {
+		t.Fatal(stderr)
+	}
+	bucket := randomBucket("landing-")
+	st, err := s3store.New(context.Background(), s3store.Config{Endpoint: srv.Endpoint, Bucket: bucket, Prefix: "partner-x", PathStyle: true, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EnsureBucket(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	filepath.Walk(local, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() || strings.Contains(p, "/.") {
+			return nil
+		}
+		rel, _ := filepath.Rel(local, p)
+		f, _ := os.Open(p)
+		defer f.Close()
+		if _, err := st.Put(context.Background(), filepath.ToSlash(rel), f); err != nil {
+			t.Fatal(err)
+		}
+		return nil
+	})
+	dir := t.TempDir()
+	keyFile, secretFile := filepath.Join(dir, "key"), filepath.Join(dir, "secret")
+	os.WriteFile(keyFile, []byte(srv.AccessKey), 0o600)
+	os.WriteFile(secretFile, []byte(srv.SecretKey), 0o600)
+	cfg, data := writeConfig(t, "")
+	os.WriteFile(cfg, bytes.Replace(must(os.ReadFile(cfg)), []byte("source:\n  scale: 20\n"), []byte(fmt.Sprintf(
+		"source:\n  type: files\n  files:\n    s3:\n      endpoint: %s\n      bucket: %s\n      prefix: partner-x\n      path_style: true\n      access_key_file: %s\n      secret_key_file: %s\n",
+		srv.Endpoint, bucket, keyFile, secretFile)), 1), 0o644)
+	if code, stdout, stderr := run(t, "--config", cfg, "run", "license-usage", "--period", day); code != 0 {
+		t.Fatalf("the chain on an S3 landing zone: exit %d\n%s%s", code, stdout, stderr)
+	}
+	want, got := dataFiles(t, demoData, "usage"), dataFiles(t, data, "usage")
+	if len(want) == 0 || len(got) != len(want) {
+		t.Fatalf("%d usage files from S3, %d from the demo", len(got), len(want))
+	}
+	for k, b := range want {
+		if !bytes.Equal(got[k], b) {
+			t.Errorf("%s differs from the demo run's", k)
+		}
+	}
 }
