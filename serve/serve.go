@@ -39,6 +39,9 @@ type Scheduler struct {
 	CatchUp int
 	// Grace is how long running jobs may finish after shutdown starts.
 	Grace time.Duration
+	// Poll is how often periods left "waiting" for their input are tried again
+	// (0: only at their schedule).
+	Poll time.Duration
 	// Done is called after every run (metrics, failure notifications).
 	Done func(job string, res *runner.Result, err error)
 	Log  zerolog.Logger
@@ -96,6 +99,26 @@ func (s *Scheduler) Missed(ctx context.Context, now time.Time) ([]Firing, error)
 		}
 	}
 	sort.SliceStable(out, func(i, k int) bool { return out[i].Period.Start.Before(out[k].Period.Start) })
+	return out, nil
+}
+
+// Waiting lists the periods, among each job's latest max(CatchUp, 3), whose
+// latest attempt is waiting for its input (a files delivery not made yet).
+func (s *Scheduler) Waiting(ctx context.Context, now time.Time) ([]Firing, error) {
+	var out []Firing
+	for _, j := range s.Runner.Jobs() {
+		p := periods.Latest(j.Cadence(), now)
+		for i := 0; i < max(s.CatchUp, 3); i++ {
+			rec, err := s.Runner.Ledger().Latest(ctx, j.Name(), p.ID())
+			if err != nil {
+				return nil, err
+			}
+			if rec != nil && rec.Status == runner.StatusWaiting {
+				out = append(out, Firing{Job: j.Name(), At: now, Period: p})
+			}
+			p = p.Prev()
+		}
+	}
 	return out, nil
 }
 
@@ -171,8 +194,19 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		defer s.wg.Done()
 		s.catchUp(ctx, runCtx, missed)
 	}()
-	last := now
+	last, polled := now, now
 	for ctx.Err() == nil {
+		if s.Poll > 0 && !s.Clock.Now().Before(polled.Add(s.Poll)) {
+			polled = s.Clock.Now()
+			waiting, err := s.Waiting(ctx, polled)
+			if err != nil {
+				s.Log.Warn().Err(err).Msg("checking waiting periods")
+			}
+			for _, f := range waiting {
+				s.Log.Info().Str(runner.LogJob, f.Job).Str(runner.LogPeriod, f.Period.ID()).Msg("trying a waiting period again")
+				s.Fire(runCtx, f)
+			}
+		}
 		s.alive.Store(s.Clock.Now().Unix())
 		next := s.nextAfter(last)
 		wait := min(next.Sub(s.Clock.Now()), 30*time.Second) // heartbeat at least every 30 s

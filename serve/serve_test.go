@@ -220,3 +220,40 @@ func TestCatchUpRunsMissedPeriodsOneAtATimeSoNoneWaitsOnItsOwnProcesssUpstream(t
 		t.Fatalf("calls: %d, %d; want each once", up.calls.Load(), down.calls.Load())
 	}
 }
+
+// waitingJob reports its input not delivered until delivered is set.
+type waitingJob struct {
+	fakeJob
+	delivered atomic.Bool
+}
+
+func (j *waitingJob) Run(ctx context.Context, rc *runner.RunContext) error {
+	if !j.delivered.Load() {
+		j.calls.Add(1)
+		return runner.Waiting(fmt.Errorf("no manifest yet"))
+	}
+	return j.fakeJob.Run(ctx, rc)
+}
+
+func TestAPeriodWaitingForItsDeliveryIsFoundAgainSoAPollCanRunIt(t *testing.T) {
+	j := &waitingJob{fakeJob: fakeJob{name: "sync", cadence: periods.Daily, schedule: "0 0 * * *"}}
+	s, _ := scheduler(t, ts("2026-11-22T00:05:00Z"), 1, j)
+	f := s.Due(ts("2026-11-21T23:00:00Z"), ts("2026-11-22T00:00:00Z"))[0]
+	res, err := s.Runner.Run(context.Background(), f.Job, f.Period, runner.Options{})
+	if err != nil || res.Status != runner.StatusWaiting {
+		t.Fatalf("first run: %v %v, want waiting and no error", res.Status, err)
+	}
+	waiting, err := s.Waiting(context.Background(), ts("2026-11-22T00:15:00Z"))
+	if err != nil || len(waiting) != 1 || waiting[0].Period.ID() != "2026-11-21" {
+		t.Fatalf("waiting = %v, %v; want the 21st", waiting, err)
+	}
+	j.delivered.Store(true)
+	s.Fire(context.Background(), waiting[0])
+	s.Wait()
+	if rec, _ := s.Runner.Ledger().Latest(context.Background(), "sync", "2026-11-21"); rec == nil || rec.Status != runner.StatusSucceeded {
+		t.Fatalf("after the delivery: %+v", rec)
+	}
+	if waiting, _ := s.Waiting(context.Background(), ts("2026-11-22T00:25:00Z")); len(waiting) != 0 {
+		t.Fatalf("still waiting: %v", waiting)
+	}
+}

@@ -57,6 +57,7 @@ freshness gauge rebuilt from the ledger on start.`,
 			}
 			notifier := a.notifier(w)
 			s := &serve.Scheduler{Runner: r, Registry: reg, Clock: a.clock, CatchUp: a.cfg.Serve.CatchUp, Grace: a.cfg.Serve.Grace.D(), Log: a.log,
+				Poll: a.cfg.Source.Files.Poll.D(),
 				Done: func(job string, res *runner.Result, err error) {
 					a.afterRun(context.Background(), r, m, notifier, job, res, err)
 					if claims, err := runner.Claims(context.Background(), w.stores.Control, ""); err == nil {
