@@ -13,7 +13,7 @@ MINIO           := $(TOOLS_BIN)/minio-$(MINIO_VERSION)
 TOXIPROXY_VERSION := v2.12.0
 TOXIPROXY       := $(TOOLS_BIN)/toxiproxy-server-$(TOXIPROXY_VERSION)
 
-.PHONY: all build demo demo-subscriptions test fmt-check vet unit servers fuzz bench clean
+.PHONY: all build demo demo-files demo-subscriptions test fmt-check vet unit servers fuzz bench clean
 
 all: build
 
@@ -31,6 +31,16 @@ demo: build demo-subscriptions
 	@echo
 	@echo "Emails: $$(find tally-data/outbox -name '*.eml' | wc -l) .eml files in tally-data/outbox/"
 	@echo "Query it: duckdb -c \"SELECT region, compliance, count(*) FROM read_parquet('tally-data/usage/subscription/**/*.parquet', hive_partitioning=true) GROUP BY ALL ORDER BY ALL\""
+
+## demo-files: export a demo day as a landing zone (./landing), then run the daily
+## chain on it with the files source into ./tally-data-files.
+DEMO_DAY ?= $(shell date -u -d yesterday +%F)
+demo-files: build
+	@$(BIN) source export --period $(DEMO_DAY) --out landing --log-level warn
+	@TALLY_STORAGE_PATH=tally-data-files TALLY_SOURCE_TYPE=files TALLY_SOURCE_FILES_PATH=landing $(BIN) run license-usage --period $(DEMO_DAY) --log-level warn
+	@echo
+	@echo "The landing zone: landing/ (its manifest: landing/_ready/day=$(DEMO_DAY).json)"
+	@echo "tally's outputs from it: tally-data-files/ (byte-identical to a demo run of the same day)"
 
 # One demo subscription per template: Customer Subscriptions weekly, the others daily.
 DEMO_PARTNER := P093374
@@ -82,7 +92,8 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS := ./periods:FuzzPeriodIDsParseToThemselvesOrAnErrorNeverAPanic \
 	./subscriptions:FuzzSubscriptionFieldsNeverReachAHeaderOrAKeyUnchecked \
 	./report:FuzzCSVRoundTripsThroughEncodingCSVAndNeverLeavesAFormulaUnneutralised \
-	./cmd/tally:FuzzConfigYAMLAndEnvironmentDecodeToAConfigOrAUsageError
+	./cmd/tally:FuzzConfigYAMLAndEnvironmentDecodeToAConfigOrAUsageError \
+	./source/files:FuzzLandingFilesParseToRowsRejectionsOrAnErrorNeverAPanic
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
@@ -97,4 +108,4 @@ bench:
 	bin/bench -rows 5000000,20000000 -out bench-results.json
 
 clean:
-	rm -rf bin tally-data
+	rm -rf bin tally-data tally-data-files landing

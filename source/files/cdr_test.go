@@ -138,3 +138,5 @@ func keys(m map[string]model.CallLeg) []string {
 	}
 	return out
 }
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
