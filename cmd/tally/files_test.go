@@ -12,8 +12,11 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"tally/internal/testservers"
+	"tally/model"
+	"tally/pq"
 	"tally/source/files"
 	s3store "tally/storage/s3"
 )
@@ -235,4 +238,130 @@ func TestTheFilesSourceReadsALandingZoneInS3LikeOneOnDisk(t *testing.T) {
 			t.Errorf("%s differs from the demo run's", k)
 		}
 	}
+}
+
+func TestADedicatedInstanceDayFromCSVJSONLinesAndCUCMCallRecordsGivesItsLegsQualityAndCallingUsageDetail(t *testing.T) {
+	const cust = "11111111-1111-4111-8111-111111111111"
+	at := func(s string) int64 { t, _ := time.Parse(time.RFC3339, s); return t.Unix() }
+	cdr := func(call, origLeg, destLeg int, start string, duration int, orig, dest string) string {
+		return fmt.Sprintf("1,1,%d,%d,%d,%d,\"%s\",\"%s\",%d\n", call, origLeg, at(start), destLeg, orig, dest, duration)
+	}
+	cdrHead := "\"cdrRecordType\",\"globalCallID_callManagerId\",\"globalCallID_callId\",\"origLegCallIdentifier\",\"dateTimeOrigination\",\"destLegIdentifier\",\"origDeviceName\",\"destDeviceName\",\"duration\"\nINTEGER,INTEGER,INTEGER,INTEGER,INTEGER,INTEGER,VARCHAR(129),VARCHAR(129),INTEGER\n"
+	cmrHead := "\"cdrRecordType\",\"globalCallID_callManagerId\",\"globalCallID_callId\",\"callIdentifier\",\"numberPacketsReceived\",\"numberPacketsLost\",\"jitter\",\"latency\",\"deviceName\"\nINTEGER,INTEGER,INTEGER,INTEGER,INTEGER,INTEGER,INTEGER,INTEGER,VARCHAR(129)\n"
+	landing := t.TempDir()
+	put := func(p, content string) {
+		full := filepath.Join(landing, filepath.FromSlash(p))
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		os.WriteFile(full, []byte(content), 0o644)
+	}
+	d := "day=2026-11-21"
+	put("partners/region=US/"+d+"/p.csv", "partner_id,partner_name\nP1,Partner One\n")
+	put("customers/region=US/"+d+"/c.csv", "customer_id,customer_name,partner_id,managed_by,products,created_at\n"+cust+",Acme,P1,partner,\"[\"\"dedicated-instance\"\",\"\"calling\"\"]\",2026-01-02T00:00:00Z\n")
+	put("clusters/region=US/"+d+"/c.jsonl", `{"cluster_id":"CL1","customer_id":"`+cust+`","fqdn":"cucm.acme.example","version":"14.0"}`+"\n")
+	put("servers/region=US/"+d+"/s.jsonl", `{"server_id":"CL1-pub","cluster_id":"CL1","customer_id":"`+cust+`","host":"cucm1.acme.example","role":"publisher","version":"14.0"}`+"\n")
+	put("users/region=US/"+d+"/u.jsonl", `{"user_id":"22222222-2222-4222-8222-222222222222","customer_id":"`+cust+`","cluster_id":"CL1","email":"alice@acme.example","has_dn":true,"has_snr":false,"has_extension_mobility":false,"has_voicemail":true,"has_mobile_client":false,"has_directory_profile":false}`+"\n")
+	put("devices/region=US/"+d+"/d.csv", "device_id,customer_id,cluster_id,user_id,device_type,product,mac,firmware,location_id,location_name\n"+
+		"SEPAABBCCDDEEFF,"+cust+",CL1,22222222-2222-4222-8222-222222222222,desk-phone,Cisco 8845,AABBCCDDEEFF,1,L1,HQ\n"+
+		"CSFALICE,"+cust+",CL1,22222222-2222-4222-8222-222222222222,soft-client,Jabber,,1,L1,HQ\n"+
+		"branch-phone,"+cust+",CL1,,desk-phone,Cisco 7841,001122334455,1,L2,Branch\n"+
+		"broken-phone,"+cust+",CL1,,desk-phone,x,nonsense-mac,1,L2,Branch,one too many\n")
+	rewriteManifestOf(t, landing, "2026-11-21")
+	put("cdr/cluster=CL1/cdr_StandAloneCluster_01_202611211000_1", cdrHead+
+		cdr(100, 11, 12, "2026-11-21T09:00:00Z", 120, "SEPAABBCCDDEEFF", "CSFALICE")+ // internal, two legs
+		cdr(101, 13, 14, "2026-11-21T10:00:00Z", 60, "SEP001122334455", "SIPTrunk-PSTN")+ // outbound; a trunk side is not a leg
+		cdr(102, 15, 16, "2026-11-21T11:00:00Z", 30, "SEPFFFFFFFFFFFF", "SIPTrunk-PSTN")+ // an unknown device
+		"1,1,\"unterminated\n") // a malformed line
+	put("cdr/cluster=CL1/cdr_StandAloneCluster_01_202611211000_2", cdrHead+cdr(100, 11, 12, "2026-11-21T09:00:00Z", 120, "SEPAABBCCDDEEFF", "CSFALICE")) // re-delivered
+	put("cdr/cluster=CL1/cdr_StandAloneCluster_01_202611220015_3", cdrHead+cdr(103, 17, 18, "2026-11-21T23:50:00Z", 1500, "CSFALICE", "SIPTrunk-PSTN")) // across midnight
+	put("cdr/cluster=CL1/cmr_StandAloneCluster_01_202611211000_1", cmrHead+
+		"2,1,100,11,990,10,200,0,\"SEPAABBCCDDEEFF\"\n"+ // jitter 200 ms: poor (§7: > 150)
+		"2,1,100,12,1000,0,10,40,\"CSFALICE\"\n"+
+		"2,1,999,99,1000,0,10,40,\"CSFALICE\"\n") // a CMR without its CDR
+	put("cdr/cluster=CLX/cdr_CLX_01_202611211000_1", cdrHead+cdr(1, 1, 2, "2026-11-21T09:00:00Z", 10, "SEP000000000000", "x")) // an unknown cluster
+
+	cfg, data := writeConfig(t, "")
+	os.WriteFile(cfg, bytes.Replace(must(os.ReadFile(cfg)), []byte("source:\n  scale: 20\n"),
+		[]byte("source:\n  type: files\n  empty_guard: false\n  files:\n    path: "+landing+"\n"), 1), 0o644)
+	if code, _, stderr := run(t, "--config", cfg, "subscriptions", "add", "--id", "calling", "--partner", "P1", "--template", "calling-usage-detail", "--cadence", "daily", "--to", "voice@example.com"); code != 0 {
+		t.Fatal(stderr)
+	}
+	if code, stdout, stderr := run(t, "--config", cfg, "run", "reports-daily", "--period", "2026-11-21"); code != 0 {
+		t.Fatalf("the chain: exit %d\n%s%s", code, stdout, stderr)
+	}
+	legs, err := pqReadLegs(filepath.Join(data, "calls/region=US/day=2026-11-21/part-0.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poor := 0
+	for _, l := range legs {
+		if l.AudioJitterMs > 150 || l.AudioLatencyMs > 400 || l.AudioLossPct > 5 {
+			poor++
+		}
+	}
+	if len(legs) != 4 || poor != 1 {
+		t.Fatalf("%d legs (%d poor), want 4 legs of calls 100, 101 and 103, one poor", len(legs), poor)
+	}
+	// Quarantine: the device row with a field too many, the unknown device, the
+	// malformed line and the CMR without a CDR (the unknown cluster has no
+	// region: the ledger lists it).
+	var quarantined int
+	for _, f := range must2(filepath.Glob(filepath.Join(data, "quarantine/*/region=US/day=2026-11-21/*"))) {
+		quarantined += bytes.Count(must(os.ReadFile(f)), []byte("\n"))
+	}
+	if quarantined != 4 {
+		t.Errorf("quarantined %d rows, want exactly the 4 bad ones", quarantined)
+	}
+	recs := ledger(t, cfg, "sync-clusters")
+	notes := fmt.Sprint(recs[0]["notes"])
+	if !strings.Contains(notes, "CLX is not in the day's clusters inventory") {
+		t.Errorf("the unknown cluster's record is not in the ledger: %s", notes)
+	}
+	csvs := must2(filepath.Glob(filepath.Join(data, "reports/region=US/calling-usage-detail/daily/2026-11-21/*.csv")))
+	if len(csvs) != 1 {
+		t.Fatalf("calling usage detail files: %v", csvs)
+	}
+	text := string(must(os.ReadFile(csvs[0])))
+	// Per location: L1 has calls 100 (two legs, one poor) and 103; L2 has call 101.
+	for _, want := range []string{"Acme," + cust + ",L1,2,3,1,", "Acme," + cust + ",L2,1,1,0,"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("Calling Usage Detail lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+func must2[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// rewriteManifestOf writes a day's manifest listing every file under the day's
+// partitions, as a delivery does last.
+func rewriteManifestOf(t *testing.T, landing, day string) {
+	t.Helper()
+	m := files.Manifest{Day: day}
+	filepath.Walk(landing, func(p string, fi os.FileInfo, err error) error {
+		rel, _ := filepath.Rel(landing, p)
+		if err != nil || fi.IsDir() || !strings.Contains(rel, "/day="+day+"/") {
+			return nil
+		}
+		b := must(os.ReadFile(p))
+		sum := sha256.Sum256(b)
+		m.Files = append(m.Files, files.ManifestFile{Path: filepath.ToSlash(rel), Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])})
+		return nil
+	})
+	b, _ := json.Marshal(m)
+	os.MkdirAll(filepath.Join(landing, "_ready"), 0o755)
+	os.WriteFile(filepath.Join(landing, "_ready", "day="+day+".json"), b, 0o644)
+}
+
+func pqReadLegs(path string) ([]model.CallLeg, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	return pq.ReadAll[model.CallLeg](f, fi.Size())
 }
