@@ -272,7 +272,7 @@ func TestADedicatedInstanceDayFromCSVJSONLinesAndCUCMCallRecordsGivesItsLegsQual
 		cdr(102, 15, 16, "2026-11-21T11:00:00Z", 30, "SEPFFFFFFFFFFFF", "SIPTrunk-PSTN")+ // an unknown device
 		"1,1,\"unterminated\n") // a malformed line
 	put("cdr/cluster=CL1/cdr_StandAloneCluster_01_202611211000_2", cdrHead+cdr(100, 11, 12, "2026-11-21T09:00:00Z", 120, "SEPAABBCCDDEEFF", "CSFALICE")) // re-delivered
-	put("cdr/cluster=CL1/cdr_StandAloneCluster_01_202611220015_3", cdrHead+cdr(103, 17, 18, "2026-11-21T23:50:00Z", 1500, "CSFALICE", "SIPTrunk-PSTN")) // across midnight
+	put("cdr/cluster=CL1/cdr_StandAloneCluster_01_202611220015_3", cdrHead+cdr(103, 17, 18, "2026-11-21T23:50:00Z", 1500, "CSFALICE", "SIPTrunk-PSTN"))  // across midnight
 	put("cdr/cluster=CL1/cmr_StandAloneCluster_01_202611211000_1", cmrHead+
 		"2,1,100,11,990,10,200,0,\"SEPAABBCCDDEEFF\"\n"+ // jitter 200 ms: poor (§7: > 150)
 		"2,1,100,12,1000,0,10,40,\"CSFALICE\"\n"+
