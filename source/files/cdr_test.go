@@ -122,11 +122,12 @@ func TestDedicatedInstanceCDRAndCMRFilesBecomeLegsAndEveryBadRecordIsRejected(t 
 			t.Errorf("%d rejected records say %q (%v)", n, w, reasons)
 		}
 	}
-	unplaced, _ := s.Notes(testDay)["cdr_rejected_without_region"]
+	notes := s.Notes(testDay)
+	unplaced, _ := notes["cdr_rejected_without_region"]
 	if unplaced == nil || !strings.Contains(fmt.Sprint(unplaced), "CLX is not in the day's clusters inventory") {
-		t.Errorf("the unknown cluster's record is not in the ledger notes: %v", s.Notes(testDay))
+		t.Errorf("the unknown cluster's record is not in the ledger notes: %v", notes)
 	}
-	if files, _ := s.Notes(testDay)["cdr_files"].([]ManifestFile); len(files) != 6 {
+	if files, _ := notes["cdr_files"].([]ManifestFile); len(files) != 6 {
 		t.Errorf("the ledger lists %d CDR/CMR files read, want 6 (the 22nd's 01:30 file is not the 21st's)", len(files))
 	}
 }

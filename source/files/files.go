@@ -19,6 +19,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -65,8 +66,15 @@ type Source struct {
 	MaxCallLength time.Duration
 	Now           func() time.Time
 
-	loaded *day // the last day read (sync reads Partners, then Customers)
+	// The days read lately (sync reads Partners, Customers, then Notes of one
+	// day; a parallel backfill reads several days at once).
+	mu     sync.Mutex
+	loaded map[string]*day
+	order  []string
 }
+
+// keep is how many parsed days the source holds for their runs.
+const keep = 4
 
 var _ source.Source = (*Source)(nil)
 
@@ -114,18 +122,54 @@ func (s *Source) Customers(ctx context.Context, p periods.Period, fn func(*sourc
 }
 
 // Notes are what the ledger records of the day's input: every file with its
-// size and sha256, and columns the contract does not know.
+// size and sha256, and columns the contract does not know. Sync asks last, so
+// the parsed day is let go here: the next run of the day reads it afresh.
 func (s *Source) Notes(p periods.Period) map[string]any {
-	if s.loaded == nil || s.loaded.id != p.ID() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.loaded[p.ID()]
+	if d == nil {
 		return nil
 	}
-	return s.loaded.notes
+	delete(s.loaded, p.ID())
+	for i, id := range s.order {
+		if id == p.ID() {
+			s.order = append(s.order[:i], s.order[i+1:]...)
+			break
+		}
+	}
+	return d.notes
 }
 
 func (s *Source) read(ctx context.Context, p periods.Period) (*day, error) {
-	if s.loaded != nil && s.loaded.id == p.ID() {
-		return s.loaded, nil
+	s.mu.Lock()
+	d := s.loaded[p.ID()]
+	s.mu.Unlock()
+	if d != nil {
+		return d, nil
 	}
+	d, err := s.parseDay(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loaded == nil {
+		s.loaded = map[string]*day{}
+	}
+	if _, ok := s.loaded[p.ID()]; !ok {
+		s.order = append(s.order, p.ID())
+	}
+	s.loaded[p.ID()] = d
+	for len(s.order) > keep {
+		delete(s.loaded, s.order[0])
+		s.order = s.order[1:]
+	}
+	return d, nil
+}
+
+// parseDay reads, checks and groups one delivered day.
+func (s *Source) parseDay(ctx context.Context, p periods.Period) (*day, error) {
 	m, err := s.manifest(ctx, p)
 	if err != nil {
 		return nil, err
@@ -162,7 +206,6 @@ func (s *Source) read(ctx context.Context, p periods.Period) (*day, error) {
 	if err := s.addCDRLegs(ctx, p, d); err != nil {
 		return nil, err
 	}
-	s.loaded = d
 	return d, nil
 }
 
@@ -311,9 +354,6 @@ func (s *Source) parseCSV(ctx context.Context, key string, sc *schema) (rows []r
 				rowErr = cols[i].set(v, cell)
 			}
 		}
-		if rowErr == nil {
-			rowErr = sc.requireAll(v, cols)
-		}
 		if rowErr != nil {
 			rejected = append(rejected, source.Rejected{File: key, Line: int64(line), Reason: rowErr.Error(), Row: raw})
 			continue
@@ -406,9 +446,6 @@ func (sc *schema) bind(file string, header []string) (cols []*Column, unknown []
 	}
 	return cols, unknown, nil
 }
-
-// requireAll is a no-op for CSV (bind checked the header); kept for symmetry.
-func (sc *schema) requireAll(reflect.Value, []*Column) error { return nil }
 
 // parquetKind is the physical type a contract kind is stored as.
 func parquetKinds(k kind) []parquet.Kind {
