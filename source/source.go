@@ -5,6 +5,7 @@ package source
 import (
 	"context"
 	"errors"
+	"sort"
 
 	"tally/model"
 	"tally/periods"
@@ -79,4 +80,24 @@ type Source interface {
 	// Customers calls fn for every customer of day, ordered by region (model.Regions
 	// order) then customer_id, one at a time so memory stays bounded.
 	Customers(ctx context.Context, day periods.Period, fn func(*CustomerDay) error) error
+}
+
+// Sort orders each of a customer's slices by its key, as every source yields
+// them (sync writes rows in the order it gets them); stable, so rows with equal
+// keys keep their delivered order and a re-run writes the same bytes.
+func (cd *CustomerDay) Sort() {
+	sort.SliceStable(cd.Clusters, func(i, j int) bool { return cd.Clusters[i].ClusterID < cd.Clusters[j].ClusterID })
+	sort.SliceStable(cd.Servers, func(i, j int) bool { return cd.Servers[i].ServerID < cd.Servers[j].ServerID })
+	sort.SliceStable(cd.Users, func(i, j int) bool { return cd.Users[i].UserID < cd.Users[j].UserID })
+	sort.SliceStable(cd.Devices, func(i, j int) bool { return cd.Devices[i].DeviceID < cd.Devices[j].DeviceID })
+	sort.SliceStable(cd.Numbers, func(i, j int) bool { return cd.Numbers[i].Number < cd.Numbers[j].Number })
+	sort.SliceStable(cd.Subscriptions, func(i, j int) bool {
+		a, b := cd.Subscriptions[i], cd.Subscriptions[j]
+		return a.SubscriptionID+a.SubscriberID < b.SubscriptionID+b.SubscriberID
+	})
+	sort.SliceStable(cd.Orders, func(i, j int) bool {
+		a, b := cd.Orders[i], cd.Orders[j]
+		return a.OrderID+a.LicenseType < b.OrderID+b.LicenseType
+	})
+	sort.SliceStable(cd.Calls, func(i, j int) bool { return cd.Calls[i].LegID < cd.Calls[j].LegID })
 }

@@ -223,20 +223,7 @@ func (g *Generator) customerDay(c *cust, day periods.Period) *source.CustomerDay
 	if c.calling() {
 		cd.Calls = g.calls(c, day, cd.Users, cd.Devices)
 	}
-	sort.Slice(cd.Clusters, func(i, j int) bool { return cd.Clusters[i].ClusterID < cd.Clusters[j].ClusterID })
-	sort.Slice(cd.Servers, func(i, j int) bool { return cd.Servers[i].ServerID < cd.Servers[j].ServerID })
-	sort.Slice(cd.Users, func(i, j int) bool { return cd.Users[i].UserID < cd.Users[j].UserID })
-	sort.Slice(cd.Devices, func(i, j int) bool { return cd.Devices[i].DeviceID < cd.Devices[j].DeviceID })
-	sort.Slice(cd.Numbers, func(i, j int) bool { return cd.Numbers[i].Number < cd.Numbers[j].Number })
-	sort.Slice(cd.Subscriptions, func(i, j int) bool {
-		a, b := cd.Subscriptions[i], cd.Subscriptions[j]
-		return a.SubscriptionID+a.SubscriberID < b.SubscriptionID+b.SubscriberID
-	})
-	sort.Slice(cd.Orders, func(i, j int) bool {
-		a, b := cd.Orders[i], cd.Orders[j]
-		return a.OrderID+a.LicenseType < b.OrderID+b.LicenseType
-	})
-	sort.Slice(cd.Calls, func(i, j int) bool { return cd.Calls[i].LegID < cd.Calls[j].LegID })
+	cd.Sort()
 	return cd
 }
 

@@ -451,7 +451,7 @@ func (s *Source) addCDRLegs(ctx context.Context, p periods.Period, d *day) error
 				return out
 			}
 			cd.Calls = append(keep(cd.Calls, "calls/"), keep(add, "cdr/")...)
-			sortCustomer(cd)
+			cd.Sort()
 		}
 	}
 	if len(read) > 0 {

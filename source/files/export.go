@@ -13,7 +13,6 @@ import (
 
 	"tally/model"
 	"tally/periods"
-	"tally/pq"
 	"tally/source"
 	"tally/storage"
 )
@@ -133,40 +132,6 @@ func encode(sc *schema, rows []reflect.Value, format string) ([]byte, error) {
 		}
 		return buf.Bytes(), nil
 	}
-	return encodeParquet(sc, rows, &buf)
-}
-
-func encodeParquet(sc *schema, rows []reflect.Value, buf *bytes.Buffer) ([]byte, error) {
-	var err error
-	switch sc.typ {
-	case reflect.TypeOf(model.Partner{}):
-		_, err = pq.WriteAll(buf, typed[model.Partner](rows))
-	case reflect.TypeOf(model.Customer{}):
-		_, err = pq.WriteAll(buf, typed[model.Customer](rows))
-	case reflect.TypeOf(model.Subscription{}):
-		_, err = pq.WriteAll(buf, typed[model.Subscription](rows))
-	case reflect.TypeOf(model.Order{}):
-		_, err = pq.WriteAll(buf, typed[model.Order](rows))
-	case reflect.TypeOf(model.Cluster{}):
-		_, err = pq.WriteAll(buf, typed[model.Cluster](rows))
-	case reflect.TypeOf(model.Server{}):
-		_, err = pq.WriteAll(buf, typed[model.Server](rows))
-	case reflect.TypeOf(model.User{}):
-		_, err = pq.WriteAll(buf, typed[model.User](rows))
-	case reflect.TypeOf(model.Device{}):
-		_, err = pq.WriteAll(buf, typed[model.Device](rows))
-	case reflect.TypeOf(model.Number{}):
-		_, err = pq.WriteAll(buf, typed[model.Number](rows))
-	default:
-		_, err = pq.WriteAll(buf, typed[model.CallLeg](rows))
-	}
+	err := sc.writeParquet(&buf, rows)
 	return buf.Bytes(), err
-}
-
-func typed[T any](rows []reflect.Value) []T {
-	out := make([]T, len(rows))
-	for i, v := range rows {
-		out[i] = v.Interface().(T)
-	}
-	return out
 }

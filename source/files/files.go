@@ -500,7 +500,7 @@ func (s *Source) parseParquet(ctx context.Context, key string, sc *schema) (rows
 			return nil, nil, nil, source.Permanent(fmt.Errorf("files: %s: missing required column %s (%s)", key, c.Name, c.kind))
 		}
 	}
-	rows, err = readParquet(pf, sc)
+	rows, err = sc.readParquet(pf)
 	if err != nil {
 		return nil, nil, nil, source.Permanent(fmt.Errorf("files: %s: %v", key, err))
 	}
@@ -516,33 +516,8 @@ func containsKind(ks []parquet.Kind, k parquet.Kind) bool {
 	return false
 }
 
-// readParquet reads every row of pf into values of the schema's struct, by
-// column name (parquet-go converts INT32 to INT64 and fills absent optional
-// columns with nulls).
-func readParquet(pf *parquet.File, sc *schema) ([]reflect.Value, error) {
-	switch sc.typ {
-	case reflect.TypeOf(model.Partner{}):
-		return readAs[model.Partner](pf)
-	case reflect.TypeOf(model.Customer{}):
-		return readAs[model.Customer](pf)
-	case reflect.TypeOf(model.Subscription{}):
-		return readAs[model.Subscription](pf)
-	case reflect.TypeOf(model.Order{}):
-		return readAs[model.Order](pf)
-	case reflect.TypeOf(model.Cluster{}):
-		return readAs[model.Cluster](pf)
-	case reflect.TypeOf(model.Server{}):
-		return readAs[model.Server](pf)
-	case reflect.TypeOf(model.User{}):
-		return readAs[model.User](pf)
-	case reflect.TypeOf(model.Device{}):
-		return readAs[model.Device](pf)
-	case reflect.TypeOf(model.Number{}):
-		return readAs[model.Number](pf)
-	}
-	return readAs[model.CallLeg](pf)
-}
-
+// readAs reads every row of pf into values of T, by column name (parquet-go
+// converts INT32 to INT64 and fills absent optional columns with nulls).
 func readAs[T any](pf *parquet.File) ([]reflect.Value, error) {
 	r := parquet.NewGenericReader[T](pf)
 	defer r.Close()

@@ -62,7 +62,7 @@ func (d *day) group(rows map[string]map[string][]reflect.Value) {
 	}
 	for _, cds := range d.customers {
 		for _, cd := range cds {
-			sortCustomer(cd)
+			cd.Sort()
 		}
 	}
 }
@@ -89,41 +89,11 @@ func schemaFor(t reflect.Type) *schema {
 	panic("files: no schema for " + t.String())
 }
 
-func appendTo(cd *source.CustomerDay, entity string, v reflect.Value) {
-	switch entity {
-	case "subscriptions":
-		cd.Subscriptions = append(cd.Subscriptions, v.Interface().(model.Subscription))
-	case "orders":
-		cd.Orders = append(cd.Orders, v.Interface().(model.Order))
-	case "clusters":
-		cd.Clusters = append(cd.Clusters, v.Interface().(model.Cluster))
-	case "servers":
-		cd.Servers = append(cd.Servers, v.Interface().(model.Server))
-	case "users":
-		cd.Users = append(cd.Users, v.Interface().(model.User))
-	case "devices":
-		cd.Devices = append(cd.Devices, v.Interface().(model.Device))
-	case "numbers":
-		cd.Numbers = append(cd.Numbers, v.Interface().(model.Number))
-	case "calls":
-		cd.Calls = append(cd.Calls, v.Interface().(model.CallLeg))
-	}
-}
+// fields are the CustomerDay slices of the per-customer entities.
+var fields = map[string]string{"subscriptions": "Subscriptions", "orders": "Orders", "clusters": "Clusters", "servers": "Servers",
+	"users": "Users", "devices": "Devices", "numbers": "Numbers", "calls": "Calls"}
 
-// sortCustomer orders each of a customer's slices by its key, as every source does.
-func sortCustomer(cd *source.CustomerDay) {
-	sort.SliceStable(cd.Clusters, func(i, j int) bool { return cd.Clusters[i].ClusterID < cd.Clusters[j].ClusterID })
-	sort.SliceStable(cd.Servers, func(i, j int) bool { return cd.Servers[i].ServerID < cd.Servers[j].ServerID })
-	sort.SliceStable(cd.Users, func(i, j int) bool { return cd.Users[i].UserID < cd.Users[j].UserID })
-	sort.SliceStable(cd.Devices, func(i, j int) bool { return cd.Devices[i].DeviceID < cd.Devices[j].DeviceID })
-	sort.SliceStable(cd.Numbers, func(i, j int) bool { return cd.Numbers[i].Number < cd.Numbers[j].Number })
-	sort.SliceStable(cd.Subscriptions, func(i, j int) bool {
-		a, b := cd.Subscriptions[i], cd.Subscriptions[j]
-		return a.SubscriptionID+a.SubscriberID < b.SubscriptionID+b.SubscriberID
-	})
-	sort.SliceStable(cd.Orders, func(i, j int) bool {
-		a, b := cd.Orders[i], cd.Orders[j]
-		return a.OrderID+a.LicenseType < b.OrderID+b.LicenseType
-	})
-	sort.SliceStable(cd.Calls, func(i, j int) bool { return cd.Calls[i].LegID < cd.Calls[j].LegID })
+func appendTo(cd *source.CustomerDay, entity string, v reflect.Value) {
+	f := reflect.ValueOf(cd).Elem().FieldByName(fields[entity])
+	f.Set(reflect.Append(f, v))
 }

@@ -3,12 +3,16 @@ package files
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
+
 	"tally/model"
+	"tally/pq"
 )
 
 // Entities are the landing zone's entity directories, in the contract's order.
@@ -46,6 +50,10 @@ type schema struct {
 	typ     reflect.Type
 	columns []Column
 	byName  map[string]int
+	// readParquet and writeParquet move rows of this entity's struct through
+	// Parquet by column name.
+	readParquet  func(*parquet.File) ([]reflect.Value, error)
+	writeParquet func(io.Writer, []reflect.Value) error
 }
 
 var (
@@ -53,9 +61,18 @@ var (
 	dateType = reflect.TypeOf(model.Date(0))
 )
 
-func schemaOf(v any) *schema {
-	t := reflect.TypeOf(v)
-	s := &schema{typ: t, byName: map[string]int{}}
+func schemaOf[T any]() *schema {
+	t := reflect.TypeFor[T]()
+	s := &schema{typ: t, byName: map[string]int{},
+		readParquet: readAs[T],
+		writeParquet: func(w io.Writer, rows []reflect.Value) error {
+			out := make([]T, len(rows))
+			for i, v := range rows {
+				out[i] = v.Interface().(T)
+			}
+			_, err := pq.WriteAll(w, out)
+			return err
+		}}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		tag := f.Tag.Get("parquet")
@@ -96,9 +113,9 @@ func schemaOf(v any) *schema {
 
 // Schemas are every entity's columns.
 var Schemas = map[string]*schema{
-	"partners": schemaOf(model.Partner{}), "customers": schemaOf(model.Customer{}), "subscriptions": schemaOf(model.Subscription{}),
-	"orders": schemaOf(model.Order{}), "clusters": schemaOf(model.Cluster{}), "servers": schemaOf(model.Server{}),
-	"users": schemaOf(model.User{}), "devices": schemaOf(model.Device{}), "numbers": schemaOf(model.Number{}), "calls": schemaOf(model.CallLeg{}),
+	"partners": schemaOf[model.Partner](), "customers": schemaOf[model.Customer](), "subscriptions": schemaOf[model.Subscription](),
+	"orders": schemaOf[model.Order](), "clusters": schemaOf[model.Cluster](), "servers": schemaOf[model.Server](),
+	"users": schemaOf[model.User](), "devices": schemaOf[model.Device](), "numbers": schemaOf[model.Number](), "calls": schemaOf[model.CallLeg](),
 }
 
 // Columns lists an entity's contract columns (for the README and --help).
