@@ -13,7 +13,7 @@ MINIO           := $(TOOLS_BIN)/minio-$(MINIO_VERSION)
 TOXIPROXY_VERSION := v2.12.0
 TOXIPROXY       := $(TOOLS_BIN)/toxiproxy-server-$(TOXIPROXY_VERSION)
 
-.PHONY: all build demo demo-files demo-subscriptions test fmt-check vet unit servers fuzz bench clean
+.PHONY: all build demo demo-files demo-subscriptions test fmt-check vet unit servers fuzz bench bench-cdr clean
 
 all: build
 
@@ -106,6 +106,12 @@ fuzz:
 bench:
 	$(GO) build -o bin/bench ./internal/bench
 	bin/bench -rows 5000000,20000000 -out bench-results.json
+
+## bench-cdr: the files source reading a day of 50K and 5M CUCM CDR records (with
+## their CMRs): peak RSS must stay flat. Figures in bench-cdr-results.json.
+bench-cdr:
+	$(GO) build -o bin/bench ./internal/bench
+	bin/bench -cdr 50000,5000000 -runs 1 -out bench-cdr-results.json
 
 clean:
 	rm -rf bin tally-data tally-data-files landing

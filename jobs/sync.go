@@ -291,7 +291,12 @@ func (r *regionSnapshot) add(ctx context.Context, cd *source.CustomerDay) error 
 	if err := validAdd(ctx, q, "numbers", r.numbers, cd.Numbers, (*model.Number).Validate); err != nil {
 		return err
 	}
-	return validAdd(ctx, q, "calls", r.calls, cd.Calls, (*model.CallLeg).Validate)
+	if cd.CallStream == nil {
+		return validAdd(ctx, q, "calls", r.calls, cd.Calls, (*model.CallLeg).Validate)
+	}
+	return cd.EachCall(func(l model.CallLeg) error {
+		return validAdd(ctx, q, "calls", r.calls, []model.CallLeg{l}, (*model.CallLeg).Validate)
+	})
 }
 
 func validAdd[T any](ctx context.Context, q *quarantine, entity string, t *table[T], rows []T, validate func(*T) error) error {

@@ -69,6 +69,9 @@ type CustomerDay struct {
 	// Rejected rows are quarantined. A CustomerDay with an empty Customer
 	// carries only these.
 	Rejected []Rejected
+	// CallStream, when set, yields the customer's calls in leg_id order instead
+	// of Calls, so a customer with millions of legs a day is never all in memory.
+	CallStream func(yield func(model.CallLeg) error) error
 }
 
 // Source yields a day of the estate.
@@ -100,4 +103,19 @@ func (cd *CustomerDay) Sort() {
 		return a.OrderID+a.LicenseType < b.OrderID+b.LicenseType
 	})
 	sort.SliceStable(cd.Calls, func(i, j int) bool { return cd.Calls[i].LegID < cd.Calls[j].LegID })
+}
+
+// EachCall calls fn for every call of the customer: from CallStream when the
+// source streams them, else from Calls. Call it while the CustomerDay is
+// yielded: a stream is read once, before the next customer.
+func (cd *CustomerDay) EachCall(fn func(model.CallLeg) error) error {
+	if cd.CallStream != nil {
+		return cd.CallStream(fn)
+	}
+	for _, l := range cd.Calls {
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	return nil
 }

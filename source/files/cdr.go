@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,107 +120,207 @@ func flatRecords(r io.Reader, file string, fn func(line int, rec map[string]stri
 	}
 }
 
-// cmrKey matches a CMR to a CDR leg: callManagerId, callId and the leg's call identifier.
-type cmrKey struct{ cm, call, leg string }
+// A day's call records go through three spills, so memory does not grow with
+// the day's call count: CMRs and CDR sides, each sorted by leg key
+// (cluster, callManagerId, callId, leg identifier) and merge-joined; then the
+// legs sorted by region and customer, read back as each customer is yielded.
 
+// cmr is a CMR's quality for one leg.
 type cmr struct {
-	jitter, latency, loss                float64
-	videoJitter, videoLatency, videoLoss *float64
-	file                                 string
-	line                                 int
-	used                                 bool
+	Key                                  string
+	Jitter, Latency, Loss                float64
+	VideoJitter, VideoLatency, VideoLoss *float64
+	Cluster, File                        string
+	Line                                 int
 }
 
-// cdrLegs turns the day's CDR and CMR files into call legs of the clusters'
-// customers. It returns the legs by customer, and the records it rejected
-// (with their region where a cluster gives one; region "" otherwise).
-func (s *Source) cdrLegs(ctx context.Context, day periods.Period, inv *inventory) (map[string][]model.CallLeg, []rejectedIn, []ManifestFile, error) {
+// side is one side of a CDR: a leg of the cluster's device, or (Mapped false) a
+// trunk or gateway side that still owns its CMR.
+type side struct {
+	Key    string
+	Mapped bool
+	Leg    model.CallLeg
+}
+
+// placed is a leg on its way to its customer, in yield order.
+type placed struct {
+	Region   int
+	Customer string
+	Leg      model.CallLeg
+}
+
+func legKey(cluster, cm, call, leg string) string {
+	return cluster + "\x00" + cm + "\x00" + call + "\x00" + leg
+}
+
+// spillRecords bounds each spill's buffer: records held in memory at once.
+const spillRecords = 50_000
+
+// cdrLegs reads the day's CDR and CMR files into d.calls: legs of the
+// clusters' customers, sorted for Customers. Rejected records go to d.rejected
+// (by the cluster's region) or, without a region, to the returned list.
+func (s *Source) cdrLegs(ctx context.Context, day periods.Period, inv *inventory, d *day) ([]source.Rejected, []ManifestFile, error) {
 	files, err := cdrFiles(ctx, s.Root, day, s.MaxCallLength)
-	if err != nil {
-		return nil, nil, nil, err
+	if err != nil || len(files) == 0 {
+		return nil, nil, err
 	}
-	var read []ManifestFile
-	var rejected []rejectedIn
+	dir, err := os.MkdirTemp(s.TmpDir, "tally-cdr-*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("files: call records: %w", err)
+	}
+	d.tmp = dir
+	cmrs := newSpill(dir, spillRecords, func(a, b *cmr) int { return strings.Compare(a.Key, b.Key) })
+	sides := newSpill(dir, spillRecords, func(a, b *side) int { return strings.Compare(a.Key, b.Key) })
+	defer cmrs.remove()
+	defer sides.remove()
+	var unplaced []source.Rejected
 	reject := func(cluster, file string, line int, reason string, row map[string]string) {
-		r := rejectedIn{region: inv.clusterRegion[cluster]}
-		r.Entity, r.File, r.Line, r.Reason = "calls", file, int64(line), reason
-		r.Row = map[string]any{}
+		r := source.Rejected{Entity: "calls", File: file, Line: int64(line), Reason: reason, Row: map[string]any{}}
 		for k, v := range row {
 			r.Row[k] = v
 		}
-		rejected = append(rejected, r)
-	}
-	// CMRs first, so each CDR leg finds its quality.
-	cmrs := map[cmrKey]*cmr{}
-	sort.Slice(files, func(i, j int) bool {
-		if files[i].cmr != files[j].cmr {
-			return files[i].cmr
+		if region, ok := inv.clusterRegion[cluster]; ok {
+			d.rejected[region] = append(d.rejected[region], r)
+		} else {
+			unplaced = append(unplaced, r)
 		}
-		return files[i].key < files[j].key
-	})
-	legs := map[string][]model.CallLeg{}
-	seen := map[string]bool{}
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].key < files[j].key })
+	var read []ManifestFile
 	for _, f := range files {
 		sum, size, err := s.hash(ctx, f.key)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("files: %s: %w", f.key, err)
+			return nil, nil, fmt.Errorf("files: %s: %w", f.key, err)
 		}
 		read = append(read, ManifestFile{Path: f.key, Size: size, SHA256: sum})
 		rc, _, err := s.Root.Get(ctx, f.key)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("files: %w", err)
+			return nil, nil, fmt.Errorf("files: %w", err)
 		}
 		bad := func(line int, reason string) { reject(f.cluster, f.key, line, reason, nil) }
-		var each func(line int, rec map[string]string) error
-		if f.cmr {
-			each = func(line int, rec map[string]string) error {
-				if _, ok := inv.clusterRegion[f.cluster]; !ok {
-					reject(f.cluster, f.key, line, fmt.Sprintf("cluster %s is not in the day's clusters inventory", f.cluster), rec)
-					return nil
-				}
+		each := func(line int, rec map[string]string) error {
+			if _, ok := inv.clusterCustomer[f.cluster]; !ok {
+				reject(f.cluster, f.key, line, fmt.Sprintf("cluster %s is not in the day's clusters inventory", f.cluster), rec)
+				return nil
+			}
+			if f.cmr {
 				c, err := parseCMR(rec)
 				if err != nil {
 					reject(f.cluster, f.key, line, err.Error(), rec)
 					return nil
 				}
-				c.file, c.line = f.key, line
-				cmrs[cmrKey{rec["globalCallID_callManagerId"], rec["globalCallID_callId"], rec["callIdentifier"]}] = c
+				c.Key = legKey(f.cluster, rec["globalCallID_callManagerId"], rec["globalCallID_callId"], rec["callIdentifier"])
+				c.Cluster, c.File, c.Line = f.cluster, f.key, line
+				return cmrs.add(*c)
+			}
+			out, reason := inv.sidesOf(f.cluster, rec, day)
+			if reason != "" {
+				reject(f.cluster, f.key, line, reason, rec)
 				return nil
 			}
-		} else {
-			each = func(line int, rec map[string]string) error {
-				out, reason := inv.legsOf(f.cluster, rec, cmrs, day)
-				if reason != "" {
-					reject(f.cluster, f.key, line, reason, rec)
-					return nil
+			for _, sd := range out {
+				if err := sides.add(sd); err != nil {
+					return err
 				}
-				for _, l := range out {
-					if seen[l.LegID] {
-						continue // a re-delivered or overlapping file
-					}
-					seen[l.LegID] = true
-					legs[l.CustomerID] = append(legs[l.CustomerID], l)
-				}
-				return nil
 			}
+			return nil
 		}
 		err = flatRecords(rc, f.key, each, bad)
 		rc.Close()
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 	}
-	for k, c := range cmrs {
-		if !c.used {
-			reject(clusterOfFile(c.file), c.file, c.line, fmt.Sprintf("CMR of call %s:%s leg %s has no CDR", k.cm, k.call, k.leg), nil)
-		}
-	}
-	return legs, rejected, read, nil
-}
 
-func clusterOfFile(key string) string {
-	f, _ := parseCDRName(key)
-	return f.cluster
+	// Join sides and CMRs by leg key; a re-delivered side is the same key.
+	legs := newSpill(dir, spillRecords, func(a, b *placed) int {
+		if a.Region != b.Region {
+			return a.Region - b.Region
+		}
+		if c := strings.Compare(a.Customer, b.Customer); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Leg.LegID, b.Leg.LegID)
+	})
+	d.calls = legs
+	si, err := sides.iter()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer si.close()
+	ci, err := cmrs.iter()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ci.close()
+	// Contract-shaped calls/ rows of the day, by call id: a call delivered both
+	// ways is a conflict.
+	contract := map[string]bool{}
+	for _, cds := range d.customers {
+		for _, cd := range cds {
+			for _, l := range cd.Calls {
+				contract[l.CallID] = true
+			}
+		}
+	}
+	lastKey := ""
+	for {
+		sd, ok, err := si.next()
+		if err != nil {
+			return nil, nil, err
+		}
+		// CMRs before this side's key have no CDR.
+		for {
+			c, more := ci.peek()
+			if !more || (ok && c.Key >= sd.Key) {
+				break
+			}
+			cm, _, _ := ci.next()
+			if cm.Key != lastKey {
+				parts := strings.Split(cm.Key, "\x00")
+				reject(cm.Cluster, cm.File, cm.Line, fmt.Sprintf("CMR of call %s:%s leg %s has no CDR", parts[1], parts[2], parts[3]), nil)
+			}
+		}
+		if !ok {
+			break
+		}
+		if sd.Key == lastKey {
+			continue // a re-delivered or overlapping file
+		}
+		lastKey = sd.Key
+		var q *cmr
+		for {
+			c, more := ci.peek()
+			if !more || c.Key != sd.Key {
+				break
+			}
+			cm, _, _ := ci.next()
+			q = &cm
+		}
+		if !sd.Mapped {
+			continue
+		}
+		l := sd.Leg
+		if contract[l.CallID] {
+			d.conflicts[l.CallID] = true
+			region := inv.clusterRegion[strings.SplitN(sd.Key, "\x00", 2)[0]]
+			d.rejected[region] = append(d.rejected[region], source.Rejected{Entity: "calls", File: "cdr/",
+				Reason: fmt.Sprintf("call %s is delivered both as calls/ rows and as CDRs: a conflict", l.CallID), Row: rowOf(reflect.ValueOf(l))})
+			continue
+		}
+		if q != nil {
+			l.AudioJitterMs, l.AudioLatencyMs, l.AudioLossPct = q.Jitter, q.Latency, q.Loss
+			l.VideoJitterMs, l.VideoLatencyMs, l.VideoLossPct = q.VideoJitter, q.VideoLatency, q.VideoLoss
+		}
+		region := inv.clusterRegion[strings.SplitN(sd.Key, "\x00", 2)[0]]
+		if err := legs.add(placed{Region: slices.Index(model.Regions, region), Customer: l.CustomerID, Leg: l}); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := legs.flush(); err != nil {
+		return nil, nil, err
+	}
+	return unplaced, read, nil
 }
 
 func parseCMR(rec map[string]string) (*cmr, error) {
@@ -239,13 +341,13 @@ func parseCMR(rec map[string]string) (*cmr, error) {
 	for _, f := range []struct {
 		name string
 		dst  *float64
-	}{{"jitter", &c.jitter}, {"latency", &c.latency}, {"numberPacketsLost", &lost}, {"numberPacketsReceived", &received}} {
+	}{{"jitter", &c.Jitter}, {"latency", &c.Latency}, {"numberPacketsLost", &lost}, {"numberPacketsReceived", &received}} {
 		if *f.dst, err = num(f.name); err != nil {
 			return nil, err
 		}
 	}
 	if lost+received > 0 {
-		c.loss = 100 * lost / (lost + received)
+		c.Loss = 100 * lost / (lost + received)
 	}
 	if _, ok := rec["videoAverageJitter"]; ok && rec["videoDuration"] != "" && rec["videoDuration"] != "0" {
 		vj, err1 := num("videoAverageJitter")
@@ -255,15 +357,15 @@ func parseCMR(rec map[string]string) (*cmr, error) {
 		if err := errors.Join(err1, err2, err3, err4); err != nil {
 			return nil, err
 		}
-		c.videoJitter = &vj
+		c.VideoJitter = &vj
 		if vl > 0 {
-			c.videoLatency = &vl
+			c.VideoLatency = &vl
 		}
 		loss := 0.0
 		if vlost+vrecv > 0 {
 			loss = 100 * vlost / (vlost + vrecv)
 		}
-		c.videoLoss = &loss
+		c.VideoLoss = &loss
 	}
 	return c, nil
 }
@@ -292,14 +394,12 @@ func (inv *inventory) device(cluster, name string) *model.Device {
 	return nil
 }
 
-// legsOf maps one CDR record to 0–2 legs: one per side whose device is the
-// cluster's; a trunk or gateway side is not a leg. A record neither side of
-// which maps is rejected with its reason.
-func (inv *inventory) legsOf(cluster string, rec map[string]string, cmrs map[cmrKey]*cmr, day periods.Period) ([]model.CallLeg, string) {
-	customer, ok := inv.clusterCustomer[cluster]
-	if !ok {
-		return nil, fmt.Sprintf("cluster %s is not in the day's clusters inventory", cluster)
-	}
+// sidesOf maps one CDR record to its two sides: a leg for each side whose
+// device is the cluster's, a bare key for a trunk or gateway side (it still owns
+// its CMR). A record neither side of which maps is rejected with its reason; an
+// end-of-call record of another day yields nothing (that day reads it).
+func (inv *inventory) sidesOf(cluster string, rec map[string]string, day periods.Period) ([]side, string) {
+	customer := inv.clusterCustomer[cluster]
 	if rec["cdrRecordType"] != "" && rec["cdrRecordType"] != "1" {
 		return nil, "" // not a call's end record (0: start, 2: CMR)
 	}
@@ -313,7 +413,7 @@ func (inv *inventory) legsOf(cluster string, rec map[string]string, cmrs map[cmr
 	}
 	start := time.Unix(origination, 0).UTC()
 	if start.Before(day.Start) || !start.Before(day.End()) {
-		return nil, "" // another day's leg: that day reads it
+		return nil, ""
 	}
 	duration, err := strconv.ParseInt(orZero(rec["duration"]), 10, 64)
 	if err != nil || duration < 0 {
@@ -323,36 +423,30 @@ func (inv *inventory) legsOf(cluster string, rec map[string]string, cmrs map[cmr
 	if destLeg == "" {
 		destLeg = rec["destLegCallIdentifier"]
 	}
-	sides := []struct {
-		device, leg, video, direction string
-	}{
+	ends := []struct{ device, leg, video, direction string }{
 		{rec["origDeviceName"], rec["origLegCallIdentifier"], rec["origVideoCap_Codec"], "outbound"},
 		{rec["destDeviceName"], destLeg, rec["destVideoCap_Codec"], "inbound"},
 	}
-	origDev, destDev := inv.device(cluster, sides[0].device), inv.device(cluster, sides[1].device)
-	if origDev == nil && destDev == nil {
-		return nil, fmt.Sprintf("neither origDeviceName %q nor destDeviceName %q is a device of cluster %s", sides[0].device, sides[1].device, cluster)
+	devs := []*model.Device{inv.device(cluster, ends[0].device), inv.device(cluster, ends[1].device)}
+	if devs[0] == nil && devs[1] == nil {
+		return nil, fmt.Sprintf("neither origDeviceName %q nor destDeviceName %q is a device of cluster %s", ends[0].device, ends[1].device, cluster)
 	}
 	callID := cluster + ":" + cm + ":" + call
-	var out []model.CallLeg
-	for i, d := range []*model.Device{origDev, destDev} {
-		if d == nil {
-			continue
+	var out []side
+	for i, d := range devs {
+		e := ends[i]
+		sd := side{Key: legKey(cluster, cm, call, e.leg)}
+		if d != nil {
+			dir := e.direction
+			if devs[0] != nil && devs[1] != nil {
+				dir = "internal"
+			}
+			sd.Mapped = true
+			sd.Leg = model.CallLeg{LegID: callID + ":" + e.leg, CallID: callID, CustomerID: customer, LocationID: d.LocationID,
+				UserID: d.UserID, DeviceType: d.DeviceType, StartTime: start, DurationSeconds: duration, Direction: dir,
+				IsVideo: e.video != "" && e.video != "0"}
 		}
-		side := sides[i]
-		dir := side.direction
-		if origDev != nil && destDev != nil {
-			dir = "internal"
-		}
-		l := model.CallLeg{LegID: callID + ":" + side.leg, CallID: callID, CustomerID: customer, LocationID: d.LocationID,
-			UserID: d.UserID, DeviceType: d.DeviceType, StartTime: start, DurationSeconds: duration, Direction: dir,
-			IsVideo: side.video != "" && side.video != "0"}
-		if c := cmrs[cmrKey{cm, call, side.leg}]; c != nil {
-			c.used = true
-			l.AudioJitterMs, l.AudioLatencyMs, l.AudioLossPct = c.jitter, c.latency, c.loss
-			l.VideoJitterMs, l.VideoLatencyMs, l.VideoLossPct = c.videoJitter, c.videoLatency, c.videoLoss
-		}
-		out = append(out, l)
+		out = append(out, sd)
 	}
 	return out, ""
 }
@@ -362,13 +456,6 @@ func orZero(s string) string {
 		return "0"
 	}
 	return s
-}
-
-// rejectedIn is a rejected row with the region whose quarantine takes it (""
-// when no cluster gives one: the ledger lists it instead).
-type rejectedIn struct {
-	source.Rejected
-	region string
 }
 
 func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 64*1024) }
@@ -402,57 +489,15 @@ func newInventory(d *day) *inventory {
 	return inv
 }
 
-// addCDRLegs adds the day's Dedicated Instance call legs to their customers. A
-// call_id that is also delivered as contract-shaped calls/ rows is a conflict:
-// both are rejected.
+// addCDRLegs reads the day's Dedicated Instance call records (see cdrLegs).
 func (s *Source) addCDRLegs(ctx context.Context, p periods.Period, d *day) error {
 	inv := newInventory(d)
 	if len(inv.clusterCustomer) == 0 {
 		return nil
 	}
-	legs, rejected, read, err := s.cdrLegs(ctx, p, inv)
+	unplaced, read, err := s.cdrLegs(ctx, p, inv, d)
 	if err != nil {
 		return err
-	}
-	var unplaced []source.Rejected
-	for _, r := range rejected {
-		if r.region == "" {
-			unplaced = append(unplaced, r.Rejected)
-			continue
-		}
-		d.rejected[r.region] = append(d.rejected[r.region], r.Rejected)
-	}
-	for region, cds := range d.customers {
-		for _, cd := range cds {
-			add := legs[cd.Customer.CustomerID]
-			if len(add) == 0 {
-				continue
-			}
-			fromCDR := map[string]bool{}
-			for _, l := range add {
-				fromCDR[l.CallID] = true
-			}
-			conflict := map[string]bool{}
-			for _, l := range cd.Calls {
-				if fromCDR[l.CallID] {
-					conflict[l.CallID] = true
-				}
-			}
-			keep := func(ls []model.CallLeg, from string) []model.CallLeg {
-				var out []model.CallLeg
-				for _, l := range ls {
-					if !conflict[l.CallID] {
-						out = append(out, l)
-						continue
-					}
-					d.rejected[region] = append(d.rejected[region], source.Rejected{Entity: "calls", File: from,
-						Reason: fmt.Sprintf("call %s is delivered both as calls/ rows and as CDRs: a conflict", l.CallID), Row: rowOf(reflect.ValueOf(l))})
-				}
-				return out
-			}
-			cd.Calls = append(keep(cd.Calls, "calls/"), keep(add, "cdr/")...)
-			cd.Sort()
-		}
 	}
 	if len(read) > 0 {
 		d.notes["cdr_files"] = read
@@ -461,4 +506,56 @@ func (s *Source) addCDRLegs(ctx context.Context, p periods.Period, d *day) error
 		d.notes["cdr_rejected_without_region"] = unplaced
 	}
 	return nil
+}
+
+// withCDRLegs streams a customer's calls: its calls/ rows merged by leg_id
+// with its legs from the call records, read in yield order from legs. A call
+// delivered both ways is a conflict: its calls/ rows are rejected here (its CDR
+// legs were when they were joined).
+func (d *day) withCDRLegs(cd *source.CustomerDay, legs *merged[placed]) {
+	region := slices.Index(model.Regions, cd.Region)
+	var kept []model.CallLeg
+	for _, l := range cd.Calls {
+		if !d.conflicts[l.CallID] {
+			kept = append(kept, l)
+			continue
+		}
+		cd.Rejected = append(cd.Rejected, source.Rejected{Entity: "calls", File: "calls/",
+			Reason: fmt.Sprintf("call %s is delivered both as calls/ rows and as CDRs: a conflict", l.CallID), Row: rowOf(reflect.ValueOf(l))})
+	}
+	cd.Calls = kept
+	mine := func() (*placed, bool) {
+		for {
+			next, ok := legs.peek()
+			if !ok || next.Region > region || (next.Region == region && next.Customer > cd.Customer.CustomerID) {
+				return nil, false
+			}
+			if next.Region == region && next.Customer == cd.Customer.CustomerID {
+				return next, true
+			}
+			legs.next() // an earlier customer's leg its consumer did not read (a region outside --region)
+		}
+	}
+	cd.CallStream = func(yield func(model.CallLeg) error) error {
+		i := 0
+		for {
+			next, ok := mine()
+			for i < len(kept) && (!ok || kept[i].LegID < next.Leg.LegID) {
+				if err := yield(kept[i]); err != nil {
+					return err
+				}
+				i++
+			}
+			if !ok {
+				return nil
+			}
+			pl, _, err := legs.next()
+			if err != nil {
+				return err
+			}
+			if err := yield(pl.Leg); err != nil {
+				return err
+			}
+		}
+	}
 }

@@ -54,7 +54,11 @@ func Export(ctx context.Context, src source.Source, day periods.Period, out stor
 		add("users", cd.Region, cd.Users)
 		add("devices", cd.Region, cd.Devices)
 		add("numbers", cd.Region, cd.Numbers)
-		add("calls", cd.Region, cd.Calls)
+		var calls []model.CallLeg
+		if err := cd.EachCall(func(l model.CallLeg) error { calls = append(calls, l); return nil }); err != nil {
+			return err
+		}
+		add("calls", cd.Region, calls)
 		if partnerRegions[cd.Customer.PartnerID] == nil {
 			partnerRegions[cd.Customer.PartnerID] = map[string]bool{}
 		}

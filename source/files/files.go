@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"reflect"
 	"sort"
@@ -64,13 +65,16 @@ type Source struct {
 	// MaxCallLength is how long after a day ends its calls' CDR files may be
 	// named (a call that starts at 23:59 is written when it ends).
 	MaxCallLength time.Duration
-	Now           func() time.Time
+	// TmpDir holds the spill files of a day's call records ("": the system's).
+	TmpDir string
+	Now    func() time.Time
 
 	// The days read lately (sync reads Partners, Customers, then Notes of one
 	// day; a parallel backfill reads several days at once).
 	mu     sync.Mutex
 	loaded map[string]*day
 	order  []string
+	notes  map[string]map[string]any // days yielded, until sync takes their notes
 }
 
 // keep is how many parsed days the source holds for their runs.
@@ -88,6 +92,19 @@ type day struct {
 	customers map[string][]*source.CustomerDay // region → customers sorted by id
 	rejected  map[string][]source.Rejected     // region → rows no customer can take
 	notes     map[string]any
+	calls     *spill[placed]  // the call records' legs, in yield order (nil: none)
+	conflicts map[string]bool // call ids delivered both as calls/ rows and as CDRs
+	tmp       string          // their spill directory
+}
+
+// release removes the day's spill files.
+func (d *day) release() {
+	if d.calls != nil {
+		d.calls.remove()
+	}
+	if d.tmp != "" {
+		os.RemoveAll(d.tmp)
+	}
 }
 
 // Partners reads the day (once) and returns its partners.
@@ -100,11 +117,21 @@ func (s *Source) Partners(ctx context.Context, p periods.Period) ([]model.Partne
 }
 
 // Customers yields the day's customers, region by region, by customer_id; a
-// region's rejected rows come first, in a CustomerDay without a customer.
+// region's rejected rows come first, in a CustomerDay without a customer. The
+// call records' legs are read from their spill as each customer is yielded.
+// Once yielded, the day is let go (its notes stay for Notes).
 func (s *Source) Customers(ctx context.Context, p periods.Period, fn func(*source.CustomerDay) error) error {
 	d, err := s.read(ctx, p)
 	if err != nil {
 		return err
+	}
+	defer s.done(d)
+	var legs *merged[placed]
+	if d.calls != nil {
+		if legs, err = d.calls.iter(); err != nil {
+			return err
+		}
+		defer legs.close()
 	}
 	for _, region := range model.Regions {
 		if rej := d.rejected[region]; len(rej) > 0 {
@@ -113,6 +140,9 @@ func (s *Source) Customers(ctx context.Context, p periods.Period, fn func(*sourc
 			}
 		}
 		for _, cd := range d.customers[region] {
+			if legs != nil {
+				d.withCDRLegs(cd, legs)
+			}
 			if err := fn(cd); err != nil {
 				return err
 			}
@@ -121,24 +151,34 @@ func (s *Source) Customers(ctx context.Context, p periods.Period, fn func(*sourc
 	return nil
 }
 
+// done lets a yielded day go: its spill files are removed, its notes kept.
+func (s *Source) done(d *day) {
+	d.release()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loaded[d.id] == d {
+		delete(s.loaded, d.id)
+		for i, id := range s.order {
+			if id == d.id {
+				s.order = append(s.order[:i], s.order[i+1:]...)
+				break
+			}
+		}
+	}
+	if s.notes == nil {
+		s.notes = map[string]map[string]any{}
+	}
+	s.notes[d.id] = d.notes
+}
+
 // Notes are what the ledger records of the day's input: every file with its
-// size and sha256, and columns the contract does not know. Sync asks last, so
-// the parsed day is let go here: the next run of the day reads it afresh.
+// size and sha256, and columns the contract does not know. Sync asks last.
 func (s *Source) Notes(p periods.Period) map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.loaded[p.ID()]
-	if d == nil {
-		return nil
-	}
-	delete(s.loaded, p.ID())
-	for i, id := range s.order {
-		if id == p.ID() {
-			s.order = append(s.order[:i], s.order[i+1:]...)
-			break
-		}
-	}
-	return d.notes
+	n := s.notes[p.ID()]
+	delete(s.notes, p.ID())
+	return n
 }
 
 func (s *Source) read(ctx context.Context, p periods.Period) (*day, error) {
@@ -162,6 +202,7 @@ func (s *Source) read(ctx context.Context, p periods.Period) (*day, error) {
 	}
 	s.loaded[p.ID()] = d
 	for len(s.order) > keep {
+		s.loaded[s.order[0]].release()
 		delete(s.loaded, s.order[0])
 		s.order = s.order[1:]
 	}
@@ -174,7 +215,7 @@ func (s *Source) parseDay(ctx context.Context, p periods.Period) (*day, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &day{id: p.ID(), customers: map[string][]*source.CustomerDay{}, rejected: map[string][]source.Rejected{}}
+	d := &day{id: p.ID(), customers: map[string][]*source.CustomerDay{}, rejected: map[string][]source.Rejected{}, conflicts: map[string]bool{}}
 	rows := map[string]map[string][]reflect.Value{} // entity → region → rows
 	extra := map[string][]string{}
 	for _, f := range m.Files {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"tally/model"
 	"tally/periods"
 	"tally/source"
 	"tally/storage/local"
@@ -55,7 +56,16 @@ func dayIn(t *testing.T, s *Source) ([]*source.CustomerDay, error) {
 	if _, err := s.Partners(context.Background(), testDay); err != nil {
 		return nil, err
 	}
-	err := s.Customers(context.Background(), testDay, func(cd *source.CustomerDay) error { out = append(out, cd); return nil })
+	err := s.Customers(context.Background(), testDay, func(cd *source.CustomerDay) error {
+		// Read a streamed customer's calls while it is yielded, as sync does.
+		var calls []model.CallLeg
+		if err := cd.EachCall(func(l model.CallLeg) error { calls = append(calls, l); return nil }); err != nil {
+			return err
+		}
+		cd.Calls, cd.CallStream = calls, nil
+		out = append(out, cd)
+		return nil
+	})
 	return out, err
 }
 
