@@ -65,19 +65,74 @@ func (s *spill[T]) flush() error {
 	return nil
 }
 
+// fanIn bounds how many runs are merged at once: each open run holds a read
+// buffer and a decoder, so merging all of a huge day's runs at once would make
+// memory grow with the record count. More runs are merged in passes first.
+const fanIn = 16
+
 // iter reads every record in order (a merge of the runs).
 func (s *spill[T]) iter() (*merged[T], error) {
 	if err := s.flush(); err != nil {
 		return nil, err
 	}
+	for len(s.runs) > fanIn {
+		if err := s.mergeRuns(fanIn); err != nil {
+			return nil, err
+		}
+	}
+	return s.open(s.runs)
+}
+
+// mergeRuns merges the first n runs into one new run.
+func (s *spill[T]) mergeRuns(n int) error {
+	m, err := s.open(s.runs[:n])
+	if err != nil {
+		return err
+	}
+	defer m.close()
+	f, err := os.CreateTemp(s.dir, "run-*")
+	if err != nil {
+		return fmt.Errorf("spill: %w", err)
+	}
+	w := bufio.NewWriterSize(f, 256*1024)
+	enc := gob.NewEncoder(w)
+	for {
+		v, ok, err := m.next()
+		if err == nil && ok {
+			err = enc.Encode(&v)
+		}
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("spill: %w", err)
+		}
+		if !ok {
+			break
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("spill: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("spill: %w", err)
+	}
+	for _, r := range s.runs[:n] {
+		os.Remove(r)
+	}
+	s.runs = append(s.runs[n:], f.Name())
+	return nil
+}
+
+// open merges the given runs.
+func (s *spill[T]) open(runs []string) (*merged[T], error) {
 	m := &merged[T]{h: runHeapOf[T]{cmp: s.cmp}}
-	for _, name := range s.runs {
+	for _, name := range runs {
 		f, err := os.Open(name)
 		if err != nil {
 			m.close()
 			return nil, fmt.Errorf("spill: %w", err)
 		}
-		r := &run[T]{f: f, dec: gob.NewDecoder(bufio.NewReaderSize(f, 64*1024))}
+		r := &run[T]{f: f, dec: gob.NewDecoder(bufio.NewReaderSize(f, 32*1024))}
 		m.files = append(m.files, f)
 		if ok, err := r.next(); err != nil {
 			m.close()
