@@ -67,7 +67,11 @@ func TestAnExportedDemoDayReadBackByTheFilesSourceGivesByteIdenticalUsageAndRepo
 		cfg, data := writeConfig(t, "")
 		os.WriteFile(cfg, bytes.Replace(must(os.ReadFile(cfg)), []byte("source:\n  scale: 20\n"),
 			[]byte("source:\n  type: files\n  files:\n    path: "+landing+"\n"), 1), 0o644)
+		before := tree(landing)
 		chain(cfg)
+		if after := tree(landing); after != before {
+			t.Fatalf("%s: reading the landing zone wrote into it:\nbefore %s\nafter  %s", format, before, after)
+		}
 		recs := ledger(t, cfg, "sync-clusters")
 		if src, _ := recs[0]["notes"].(map[string]any)["source"].(map[string]any); src == nil || len(src["input_files"].([]any)) < 30 {
 			t.Fatalf("%s: the files run's ledger does not list its input files: %v", format, recs[0]["notes"])
@@ -206,18 +210,21 @@ func TestTheFilesSourceReadsALandingZoneInS3LikeOneOnDisk(t *testing.T) {
 	if err := st.EnsureBucket(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	filepath.Walk(local, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || fi.IsDir() || strings.Contains(p, "/.") {
+	upload := func(manifest bool) {
+		filepath.Walk(local, func(p string, fi os.FileInfo, err error) error {
+			if err != nil || fi.IsDir() || strings.Contains(p, "/.") || strings.Contains(p, "/_ready/") != manifest {
+				return nil
+			}
+			rel, _ := filepath.Rel(local, p)
+			f, _ := os.Open(p)
+			defer f.Close()
+			if _, err := st.Put(context.Background(), filepath.ToSlash(rel), f); err != nil {
+				t.Fatal(err)
+			}
 			return nil
-		}
-		rel, _ := filepath.Rel(local, p)
-		f, _ := os.Open(p)
-		defer f.Close()
-		if _, err := st.Put(context.Background(), filepath.ToSlash(rel), f); err != nil {
-			t.Fatal(err)
-		}
-		return nil
-	})
+		})
+	}
+	upload(false) // the files, but not yet the manifest
 	dir := t.TempDir()
 	keyFile, secretFile := filepath.Join(dir, "key"), filepath.Join(dir, "secret")
 	os.WriteFile(keyFile, []byte(srv.AccessKey), 0o600)
@@ -226,6 +233,10 @@ func TestTheFilesSourceReadsALandingZoneInS3LikeOneOnDisk(t *testing.T) {
 	os.WriteFile(cfg, bytes.Replace(must(os.ReadFile(cfg)), []byte("source:\n  scale: 20\n"), []byte(fmt.Sprintf(
 		"source:\n  type: files\n  files:\n    s3:\n      endpoint: %s\n      bucket: %s\n      prefix: partner-x\n      path_style: true\n      access_key_file: %s\n      secret_key_file: %s\n",
 		srv.Endpoint, bucket, keyFile, secretFile)), 1), 0o644)
+	if code, stdout, stderr := run(t, "--config", cfg, "run", "license-usage", "--period", day); code != 0 || !strings.Contains(stdout+stderr, "waiting") {
+		t.Fatalf("before the manifest: exit %d, want 0 and waiting\n%s%s", code, stdout, stderr)
+	}
+	upload(true)
 	if code, stdout, stderr := run(t, "--config", cfg, "run", "license-usage", "--period", day); code != 0 {
 		t.Fatalf("the chain on an S3 landing zone: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -237,6 +248,13 @@ func TestTheFilesSourceReadsALandingZoneInS3LikeOneOnDisk(t *testing.T) {
 		if !bytes.Equal(got[k], b) {
 			t.Errorf("%s differs from the demo run's", k)
 		}
+	}
+	// A re-delivered object makes the day and its downstream stale, as on disk.
+	if _, err := st.Put(context.Background(), "devices/region=US/day="+day+"/part-0.jsonl", strings.NewReader("{}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, stdout, _ := run(t, "--config", cfg, "plan", "--from", day, "--to", day); !strings.Contains(stdout, "changed after the run used it") || !strings.Contains(stdout, "upstream sync-clusters "+day+" is stale") {
+		t.Fatalf("plan after a changed S3 delivery:\n%s", stdout)
 	}
 }
 
@@ -364,4 +382,16 @@ func pqReadLegs(path string) ([]model.CallLeg, error) {
 	defer f.Close()
 	fi, _ := f.Stat()
 	return pq.ReadAll[model.CallLeg](f, fi.Size())
+}
+
+// tree lists every path under dir with its size (to see that nothing changed).
+func tree(dir string) string {
+	var out []string
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil {
+			out = append(out, fmt.Sprintf("%s:%d", p, fi.Size()))
+		}
+		return nil
+	})
+	return strings.Join(out, " ")
 }

@@ -230,12 +230,15 @@ func (a *app) openSource() (source.Source, error) {
 	switch a.cfg.Source.Type {
 	case "files":
 		f := a.cfg.Source.Files
-		root, err := openStore(StoreConfig{Type: "local", Path: f.Path})
-		if f.Path == "" {
-			root, err = openStore(StoreConfig{Type: "s3", S3: f.S3})
-		}
-		if err != nil {
-			return nil, fmt.Errorf("source.files: %w", err)
+		var root storage.Store
+		var err error
+		if f.Path != "" {
+			// Read only: nothing is created in a partner's landing zone.
+			if root, err = local.Open(f.Path); err != nil {
+				return nil, runner.Usagef("source.files.path: %v", err)
+			}
+		} else if root, err = openStore(StoreConfig{Type: "s3", S3: f.S3}); err != nil {
+			return nil, fmt.Errorf("source.files.s3: %w", err)
 		}
 		t := storage.Timeouts{Request: a.cfg.Storage.RequestTimeout.D(), Idle: a.cfg.Storage.IdleTimeout.D()}
 		return &files.Source{Root: storage.WithTimeouts(root, t), ReadyDeadline: f.ReadyDeadline.D(), MaxCallLength: f.MaxCallLength.D(), Now: a.clock.Now}, nil

@@ -49,12 +49,7 @@ func TestDedicatedInstanceCDRAndCMRFilesBecomeLegsAndEveryBadRecordIsRejected(t 
 		files[k] = v
 	}
 	s := landing(t, files, false, testDay.End().Add(time.Hour))
-	root := s.Root
-	put := func(key, content string) {
-		if _, err := root.Put(t.Context(), key, strings.NewReader(content)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	put := func(key, content string) { putFile(t, s, key, content) }
 	cdr := cdrHeader +
 		// internal: a desk phone (by name) calls a Jabber client (CSF: by name only)
 		cdrLine(1, 100, 16777217, 16777218, "2026-11-21T09:00:00Z", 120, "SEPAABBCCDDEEFF", "CSFALICE") +
@@ -139,5 +134,3 @@ func keys(m map[string]model.CallLeg) []string {
 	}
 	return out
 }
-
-func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }

@@ -41,7 +41,7 @@ func landing(t *testing.T, files map[string]string, noManifest bool, now time.Ti
 		os.MkdirAll(filepath.Join(dir, "_ready"), 0o755)
 		os.WriteFile(filepath.Join(dir, "_ready", "day="+testDay.ID()+".json"), b, 0o644)
 	}
-	st, err := local.New(dir)
+	st, err := local.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,5 +181,16 @@ func TestBadDeliveriesFailTheDayWithAClearMessage(t *testing.T) {
 		if err == nil || !source.IsPermanent(err) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want a failure saying %q", name, err, c.want)
 		}
+	}
+}
+
+// putFile delivers one more file into a test landing zone (the source itself
+// only reads).
+func putFile(t *testing.T, s *Source, key, content string) {
+	t.Helper()
+	full := filepath.Join(s.Root.(*local.Store).Root(), filepath.FromSlash(key))
+	os.MkdirAll(filepath.Dir(full), 0o755)
+	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -19,7 +19,7 @@ func FuzzLandingFilesParseToRowsRejectionsOrAnErrorNeverAPanic(f *testing.F) {
 		files["customers/region=US/day=2026-11-21/c.csv"] = csv
 		files["devices/region=EU/day=2026-11-21/d.jsonl"] = jsonl
 		s := landing(t, files, false, testDay.End().Add(time.Hour))
-		s.Root.Put(t.Context(), "cdr/cluster=CL1/cdr_CL1_01_202611211000_1", stringsReader(cdr))
+		putFile(t, s, "cdr/cluster=CL1/cdr_CL1_01_202611211000_1", cdr)
 		cds, err := dayIn(t, s)
 		if err != nil {
 			return

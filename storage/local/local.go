@@ -44,6 +44,19 @@ func New(dir string) (*Store, error) {
 	return &Store{root: abs}, nil
 }
 
+// Open opens an existing directory for reading without creating anything in
+// it (a landing zone tally only reads).
+func Open(dir string) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("local storage %s: %w", dir, err)
+	}
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("local storage %s: not a directory", dir)
+	}
+	return &Store{root: abs}, nil
+}
+
 // Root is the directory the store lives in.
 func (s *Store) Root() string { return s.root }
 
