@@ -20,6 +20,7 @@ import (
 	"tally/model"
 	"tally/periods"
 	"tally/runner"
+	"tally/source/files"
 	"tally/storage"
 )
 
@@ -599,6 +600,15 @@ is reachable and writable and that exclusive create refuses a second writer
 				if err := check("region "+region+" store", w.stores.Regions[region]); err != nil {
 					return err
 				}
+			}
+			if src, err := a.openSource(); err != nil {
+				return err
+			} else if fs, ok := src.(*files.Source); ok {
+				ready, err := fs.Root.List(cmd.Context(), "_ready/")
+				if err != nil {
+					return runner.Usagef("source.files: the landing zone is not readable: %v", err)
+				}
+				fmt.Fprintf(a.stdout, "# source.files: landing zone readable, %d day manifests\n", len(ready))
 			}
 			fmt.Fprintln(a.stdout, "# config ok")
 			return nil

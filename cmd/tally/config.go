@@ -115,6 +115,7 @@ type StorageConfig struct {
 	StoreConfig    `yaml:",inline"`
 	RequestTimeout Duration               `yaml:"request_timeout"` // each control call (lease, ledger, subscriptions, claims)
 	IdleTimeout    Duration               `yaml:"idle_timeout"`    // a data stream with no byte moved for this long fails
+	TmpDir         string                 `yaml:"tmp_dir"`         // spill files ("": the system's temp directory)
 	Regions        map[string]StoreConfig `yaml:"regions"`
 }
 

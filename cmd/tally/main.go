@@ -241,7 +241,8 @@ func (a *app) openSource() (source.Source, error) {
 			return nil, fmt.Errorf("source.files.s3: %w", err)
 		}
 		t := storage.Timeouts{Request: a.cfg.Storage.RequestTimeout.D(), Idle: a.cfg.Storage.IdleTimeout.D()}
-		return &files.Source{Root: storage.WithTimeouts(root, t), ReadyDeadline: f.ReadyDeadline.D(), MaxCallLength: f.MaxCallLength.D(), Now: a.clock.Now}, nil
+		return &files.Source{Root: storage.WithTimeouts(root, t), ReadyDeadline: f.ReadyDeadline.D(), MaxCallLength: f.MaxCallLength.D(),
+			TmpDir: a.cfg.Storage.TmpDir, Now: a.clock.Now}, nil
 	}
 	src, err := demo.New(demo.Options{Seed: a.cfg.Source.Seed, Scale: a.cfg.Source.Scale, BadRowRate: a.cfg.Source.BadRowRate})
 	if err != nil {
