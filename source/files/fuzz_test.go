@@ -1,6 +1,7 @@
 package files
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,6 +21,7 @@ func FuzzLandingFilesParseToRowsRejectionsOrAnErrorNeverAPanic(f *testing.F) {
 		files["devices/region=EU/day=2026-11-21/d.jsonl"] = jsonl
 		s := landing(t, files, false, testDay.End().Add(time.Hour))
 		putFile(t, s, "cdr/cluster=CL1/cdr_CL1_01_202611211000_1", cdr)
+		putFile(t, s, "cdr/cluster=CL1/cmr_CL1_01_202611211000_1", strings.Replace(cdr, cdrHeader, cmrHeader, 1))
 		cds, err := dayIn(t, s)
 		if err != nil {
 			return
