@@ -1,0 +1,168 @@
+package webex
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"tally/storage"
+)
+
+// TokenKey is where the OAuth tokens live in the control store: never in the
+// YAML, never logged.
+const TokenKey = "_secrets/webex-oauth.json"
+
+// stored is the token record. Webex rotates the refresh token on refresh, so
+// the newest one must never be lost: it is replaced by compare-and-swap only.
+type stored struct {
+	RefreshToken string    `json:"refresh_token"`
+	AccessToken  string    `json:"access_token,omitempty"`
+	ExpiresAt    time.Time `json:"expires_at,omitempty"`
+}
+
+// OAuth gives access tokens of an integration or service app, refreshing them
+// with the refresh-token grant before they expire and after a 401.
+type OAuth struct {
+	TokenURL     string // e.g. https://webexapis.com/v1/access_token
+	ClientID     string
+	ClientSecret string
+	Store        storage.Store // the control store
+	HTTP         *http.Client
+	Now          func() time.Time
+	// Early is how long before expiry a token is refreshed (default 5 min).
+	Early time.Duration
+
+	mu      sync.Mutex
+	current stored
+	revoked string // the token the API last refused: never used again
+}
+
+var _ Tokens = (*OAuth)(nil)
+
+// ErrNoToken means no refresh token was stored yet: run the documented first step.
+var ErrNoToken = errors.New("no Webex refresh token stored: import one with tally source webex login --refresh-token-file FILE")
+
+// ImportRefreshToken stores a first refresh token (the login step).
+func ImportRefreshToken(ctx context.Context, s storage.Store, refresh string) error {
+	b, _ := json.Marshal(stored{RefreshToken: strings.TrimSpace(refresh)})
+	_, err := s.Create(ctx, TokenKey, b)
+	if errors.Is(err, storage.ErrExists) {
+		_, obj, rerr := storage.ReadAll(ctx, s, TokenKey)
+		if rerr != nil {
+			return rerr
+		}
+		_, err = s.Replace(ctx, TokenKey, obj.ETag, b)
+	}
+	return err
+}
+
+func (o *OAuth) early() time.Duration {
+	if o.Early > 0 {
+		return o.Early
+	}
+	return 5 * time.Minute
+}
+
+func (o *OAuth) valid(t stored) bool {
+	return t.AccessToken != "" && o.Now().Add(o.early()).Before(t.ExpiresAt)
+}
+
+// Token is a valid access token: the one held, one another process stored, or
+// a fresh one from the refresh-token grant.
+func (o *OAuth) Token(ctx context.Context) (string, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.valid(o.current) {
+		return o.current.AccessToken, nil
+	}
+	for try := 0; try < 3; try++ {
+		b, obj, err := storage.ReadAll(ctx, o.Store, TokenKey)
+		if errors.Is(err, storage.ErrNotFound) {
+			return "", ErrNoToken
+		}
+		if err != nil {
+			return "", fmt.Errorf("webex: token store: %w", err)
+		}
+		var st stored
+		if err := json.Unmarshal(b, &st); err != nil {
+			return "", fmt.Errorf("webex: token store %s: %w", TokenKey, err)
+		}
+		if o.valid(st) && st.AccessToken != o.revoked {
+			o.current = st // another process refreshed
+			return st.AccessToken, nil
+		}
+		fresh, err := o.refresh(ctx, st.RefreshToken)
+		if errors.Is(err, errInvalidGrant) {
+			continue // rotated by another process meanwhile: read it again
+		}
+		if err != nil {
+			return "", err
+		}
+		nb, _ := json.Marshal(fresh)
+		if _, err := o.Store.Replace(ctx, TokenKey, obj.ETag, nb); errors.Is(err, storage.ErrPreconditionFailed) {
+			continue // another process stored its refresh first: use theirs
+		} else if err != nil {
+			return "", fmt.Errorf("webex: token store: %w", err)
+		}
+		o.current = fresh
+		return fresh.AccessToken, nil
+	}
+	return "", errors.New("webex: could not refresh the access token: the refresh token kept changing under us")
+}
+
+// Invalidate forgets token (the API answered 401 to it).
+func (o *OAuth) Invalidate(token string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.revoked = token
+	if o.current.AccessToken == token {
+		o.current.AccessToken, o.current.ExpiresAt = "", time.Time{}
+	}
+}
+
+var errInvalidGrant = errors.New("invalid_grant")
+
+func (o *OAuth) refresh(ctx context.Context, refresh string) (stored, error) {
+	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {o.ClientID}, "client_secret": {o.ClientSecret}, "refresh_token": {refresh}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.TokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return stored{}, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	hc := o.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return stored{}, fmt.Errorf("webex: refresh the access token at %s: %w", o.TokenURL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var tok struct {
+		AccessToken  string `json:"access_token"`
+		ExpiresIn    int64  `json:"expires_in"`
+		RefreshToken string `json:"refresh_token"`
+		Error        string `json:"error"`
+	}
+	json.Unmarshal(body, &tok)
+	if resp.StatusCode >= 300 || tok.AccessToken == "" {
+		if tok.Error == "invalid_grant" {
+			return stored{}, errInvalidGrant
+		}
+		// The body may echo secrets: only the status and the error code.
+		return stored{}, fmt.Errorf("webex: refresh the access token at %s: %s (%s, trackingid %s)", o.TokenURL, resp.Status, tok.Error, resp.Header.Get("Trackingid"))
+	}
+	st := stored{AccessToken: tok.AccessToken, ExpiresAt: o.Now().Add(time.Duration(tok.ExpiresIn) * time.Second), RefreshToken: tok.RefreshToken}
+	if st.RefreshToken == "" {
+		st.RefreshToken = refresh // not rotated
+	}
+	return st, nil
+}
