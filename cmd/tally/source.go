@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -9,6 +10,7 @@ import (
 	"tally/periods"
 	"tally/runner"
 	"tally/source/files"
+	"tally/source/webex"
 	"tally/storage/local"
 )
 
@@ -69,7 +71,49 @@ and a files source pointed at DIR reproduces the demo's outputs byte for byte.`,
 	export.Flags().StringVar(&period, "period", "latest", "the day (YYYY-MM-DD) or latest")
 	export.Flags().StringVar(&out, "out", "", "the landing directory to write")
 	export.Flags().StringVar(&format, "format", "parquet", "parquet, csv or jsonl")
-	cmd.AddCommand(export)
+	cmd.AddCommand(export, a.webexCmd())
+	return cmd
+}
+
+// webexCmd is the first step of the webex source: store a refresh token.
+func (a *app) webexCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "webex", Short: "The Webex source's one-time setup"}
+	var file string
+	login := &cobra.Command{
+		Use:   "login --refresh-token-file FILE",
+		Short: "Store the first Webex refresh token in the control store",
+		Long: `Store the first refresh token of your Webex integration or service app (obtained
+once in the Webex developer portal's authorization-code flow) in the control store,
+at _secrets/webex-oauth.json. From then on tally refreshes the access token itself,
+and keeps each rotated refresh token there by compare-and-swap, so several pods can
+refresh at once without losing it. The token is read from a file, never from the
+command line or the YAML, and never printed or logged.`,
+		Example: "  tally source webex login --refresh-token-file /run/secrets/webex-refresh-token",
+		Args:    usageArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" {
+				return runner.Usagef("source webex login: --refresh-token-file FILE is required")
+			}
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return runner.Usagef("--refresh-token-file: %v", err)
+			}
+			if strings.TrimSpace(string(b)) == "" {
+				return runner.Usagef("--refresh-token-file %s is empty", file)
+			}
+			stores, err := a.openStores()
+			if err != nil {
+				return err
+			}
+			if err := webex.ImportRefreshToken(cmd.Context(), stores.Control, string(b)); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "stored the Webex refresh token in the control store (%s)\n", webex.TokenKey)
+			return nil
+		},
+	}
+	login.Flags().StringVar(&file, "refresh-token-file", "", "a file holding the refresh token")
+	cmd.AddCommand(login)
 	return cmd
 }
 
