@@ -93,7 +93,8 @@ FUZZ_TARGETS := ./periods:FuzzPeriodIDsParseToThemselvesOrAnErrorNeverAPanic \
 	./subscriptions:FuzzSubscriptionFieldsNeverReachAHeaderOrAKeyUnchecked \
 	./report:FuzzCSVRoundTripsThroughEncodingCSVAndNeverLeavesAFormulaUnneutralised \
 	./cmd/tally:FuzzConfigYAMLAndEnvironmentDecodeToAConfigOrAUsageError \
-	./source/files:FuzzLandingFilesParseToRowsRejectionsOrAnErrorNeverAPanic
+	./source/files:FuzzLandingFilesParseToRowsRejectionsOrAnErrorNeverAPanic \
+	./source/webex:FuzzOrganizationJSONMapsToACustomerOrAnErrorNeverAPanic
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

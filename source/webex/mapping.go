@@ -1,0 +1,84 @@
+package webex
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"tally/model"
+)
+
+// Organization is a managed customer organisation as GET /v1/organizations
+// lists it (developer.webex.com/docs/api/v1/organizations: id, displayName,
+// created).
+type Organization struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+	Created     string `json:"created"`
+}
+
+// OrgUUID is the standard id inside a base64 Webex organization id: decoding
+// gives ciscospark://<cluster>/ORGANIZATION/<uuid> (developer.webex.com/docs/
+// api/v1/identity-organization, "For handling organizationId"). A plain UUID is
+// returned as it is.
+func OrgUUID(id string) (string, error) {
+	if looksLikeUUID(id) {
+		return strings.ToLower(id), nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(id, "="))
+	if err != nil {
+		if raw, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(id, "=")); err != nil {
+			return "", fmt.Errorf("organization id %q is neither a UUID nor base64", id)
+		}
+	}
+	s := string(raw)
+	i := strings.LastIndex(s, "/ORGANIZATION/")
+	if !strings.HasPrefix(s, "ciscospark://") || i < 0 || !looksLikeUUID(s[i+len("/ORGANIZATION/"):]) {
+		return "", fmt.Errorf("organization id %q decodes to %q, not ciscospark://…/ORGANIZATION/<uuid>", id, s)
+	}
+	return strings.ToLower(s[i+len("/ORGANIZATION/"):]), nil
+}
+
+func looksLikeUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// CustomerOf maps one organization to a §5 customer of partnerID. Fields the
+// API does not give (products, managed by, tags, last admin login) are left
+// for other endpoints to fill.
+func CustomerOf(raw json.RawMessage, partnerID string) (model.Customer, error) {
+	var o Organization
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return model.Customer{}, fmt.Errorf("webex: organization: %w", err)
+	}
+	id, err := OrgUUID(o.ID)
+	if err != nil {
+		return model.Customer{}, fmt.Errorf("webex: %w", err)
+	}
+	if strings.TrimSpace(o.DisplayName) == "" {
+		return model.Customer{}, fmt.Errorf("webex: organization %s has no displayName", id)
+	}
+	created, err := time.Parse(time.RFC3339Nano, o.Created)
+	if err != nil {
+		return model.Customer{}, fmt.Errorf("webex: organization %s: created %q is not a timestamp", id, o.Created)
+	}
+	return model.Customer{CustomerID: id, CustomerName: o.DisplayName, PartnerID: partnerID, ManagedBy: "partner",
+		CreatedAt: created.UTC().Truncate(time.Microsecond)}, nil
+}
