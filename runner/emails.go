@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"tally/storage"
@@ -52,14 +51,8 @@ type EmailClaim struct {
 	etag    string
 }
 
-// MessageID is the key as an RFC 5322 Message-ID (without the angle brackets).
-func (c *EmailClaim) MessageID() string {
-	return strings.ReplaceAll(c.Key, "/", ".") + "@tally"
-}
-
-func claimPrefix(job, period, sub string) string {
-	return fmt.Sprintf("_emails/%s/%s/%s/", job, period, sub)
-}
+// claimPath is where a claim lives in the control store.
+func claimPath(key string) string { return "_emails/" + key + ".json" }
 
 // Claims lists the email claims under _emails/<prefix> (prefix "" for all, or
 // "<job>/", "<job>/<period>/"), oldest key first.
@@ -99,7 +92,7 @@ func (c *claimer) claim(ctx context.Context, sub, group string) (claim *EmailCla
 	if err := c.lease.Check(ctx); err != nil {
 		return nil, false, err
 	}
-	existing, err := Claims(ctx, c.store, strings.TrimPrefix(claimPrefix(c.job, c.period, sub), "_emails/"))
+	existing, err := Claims(ctx, c.store, fmt.Sprintf("%s/%s/%s/", c.job, c.period, sub))
 	if err != nil {
 		return nil, false, err
 	}
@@ -109,18 +102,18 @@ func (c *claimer) claim(ctx context.Context, sub, group string) (claim *EmailCla
 			newest = e
 		}
 	}
-	gen := 1
+	gen, mine := 1, sub+"/"+group
 	switch {
 	case newest != nil && newest.Status != ClaimSent:
 		// Claimed, never confirmed: its process died between claim and confirm.
 		newest.Resumed = true
-		c.gens[sub+"/"+group] = newest.Generation
+		c.gens[mine] = newest.Generation
 		return newest, false, nil
-	case c.gens[sub+"/"+group] != 0:
-		if newest != nil && newest.Generation == c.gens[sub+"/"+group] {
+	case c.gens[mine] != 0:
+		if newest != nil && newest.Generation == c.gens[mine] {
 			return newest, true, nil
 		}
-		gen = c.gens[sub+"/"+group]
+		gen = c.gens[mine]
 	case newest != nil && !c.fresh:
 		return newest, true, nil
 	case newest != nil:
@@ -130,7 +123,7 @@ func (c *claimer) claim(ctx context.Context, sub, group string) (claim *EmailCla
 		Subscription: sub, Group: group, Generation: gen, RunID: c.runID, Holder: c.holder, Token: c.lease.token(),
 		ClaimedAt: c.now(), Status: ClaimPending}
 	b, _ := json.MarshalIndent(cl, "", "  ")
-	obj, err := c.store.Create(ctx, "_emails/"+cl.Key+".json", b)
+	obj, err := c.store.Create(ctx, claimPath(cl.Key), b)
 	if errors.Is(err, storage.ErrExists) {
 		return nil, false, fmt.Errorf("%w: email %s was claimed by another runner", ErrLeaseLost, cl.Key)
 	}
@@ -138,7 +131,7 @@ func (c *claimer) claim(ctx context.Context, sub, group string) (claim *EmailCla
 		return nil, false, fmt.Errorf("email claim %s: %w", cl.Key, err)
 	}
 	cl.etag = obj.ETag
-	c.gens[sub+"/"+group] = gen
+	c.gens[mine] = gen
 	return cl, false, nil
 }
 
@@ -148,7 +141,7 @@ func (c *claimer) confirm(ctx context.Context, cl *EmailClaim, via string) error
 	next := *cl
 	next.Status, next.SentAt, next.SentBy, next.Via = ClaimSent, &now, c.runID, via
 	b, _ := json.MarshalIndent(&next, "", "  ")
-	obj, err := c.store.Replace(ctx, "_emails/"+cl.Key+".json", cl.etag, b)
+	obj, err := c.store.Replace(ctx, claimPath(cl.Key), cl.etag, b)
 	if err != nil {
 		return fmt.Errorf("email claim %s: confirm: %w", cl.Key, err)
 	}

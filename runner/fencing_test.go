@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"tally/mail"
 	"tally/periods"
 	"tally/storage"
 )
@@ -139,7 +140,7 @@ func TestAnEmailClaimedButNeverConfirmedIsResentUnderItsKeyAndAConfirmedOneNever
 	// …a forced --email run (or resend) starts generation 2 on purpose, once.
 	c4 := r.claimer(lease, "reports-daily", day.ID(), "reports-daily/2026-11-21/0004", true)
 	g2, sent, err := c4.claim(ctx, "flex", DefaultGroup)
-	if err != nil || sent || g2.Generation != 2 || g2.MessageID() != "reports-daily.2026-11-21.flex.all-g2@tally" {
+	if err != nil || sent || g2.Generation != 2 || mail.MessageID(g2.Key) != "reports-daily.2026-11-21.flex.all-g2@tally" {
 		t.Fatalf("fresh generation: %v sent=%v %+v", err, sent, g2)
 	}
 	c4.confirm(ctx, g2, "outbox")

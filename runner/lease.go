@@ -132,7 +132,7 @@ func (l *Lease) swap(ctx context.Context, next LeaseRecord) error {
 		case rerr != nil:
 			return fmt.Errorf("lease %s: reading it back after a failed swap: %w", l.key, rerr)
 		case cur.Token != l.rec.Token:
-			l.lost = fmt.Errorf("%w: %s was taken over by pid %d on %s (run %s)", ErrLeaseLost, l.key, cur.Holder.PID, cur.Holder.Host, cur.Holder.RunID)
+			l.lost = takenOver(l.key, cur.Holder)
 			return l.lost
 		case try > 0:
 			return fmt.Errorf("lease %s: our own swap keeps failing its precondition", l.key)
@@ -140,6 +140,11 @@ func (l *Lease) swap(ctx context.Context, next LeaseRecord) error {
 		// Still ours: an earlier write of ours landed unseen. Swap from its version.
 		l.etag = etag
 	}
+}
+
+// takenOver is ErrLeaseLost naming the holder that has the lease now.
+func takenOver(key string, h Holder) error {
+	return fmt.Errorf("%w: %s was taken over by pid %d on %s (run %s)", ErrLeaseLost, key, h.PID, h.Host, h.RunID)
 }
 
 func (l *Lease) token() string {
@@ -195,7 +200,7 @@ func (l *Lease) Check(ctx context.Context) error {
 		return fmt.Errorf("lease %s: %w", l.key, err)
 	}
 	if cur.Token != token || cur.Released {
-		return fmt.Errorf("%w: %s was taken over by pid %d on %s (run %s)", ErrLeaseLost, l.key, cur.Holder.PID, cur.Holder.Host, cur.Holder.RunID)
+		return takenOver(l.key, cur.Holder)
 	}
 	return nil
 }

@@ -168,14 +168,7 @@ func (s *timed) Put(ctx context.Context, key string, r io.Reader) (Object, error
 	w := newWatchdog(cancel, s.t.Idle, &ErrTimeout{Op: "put", Key: key, After: s.t.Idle, Idle: true})
 	defer w.stop()
 	o, err := s.Store.Put(ctx, key, &idleReader{r: r, ctx: ctx, w: w, producer: true})
-	if err != nil {
-		if c := context.Cause(ctx); c != nil {
-			if te, ok := c.(*ErrTimeout); ok {
-				return o, fmt.Errorf("%w (%v)", te, err)
-			}
-		}
-	}
-	return o, err
+	return o, cause(ctx, err)
 }
 
 // watchdog cancels a context with a cause when it is not reset in time.

@@ -3,6 +3,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -248,7 +249,7 @@ func (s *Store) Create(ctx context.Context, key string, data []byte) (storage.Ob
 	if err != nil {
 		return storage.Object{}, err
 	}
-	tmp, err := s.writeTemp(ctx, strings.NewReader(string(data)))
+	tmp, err := s.writeTemp(ctx, bytes.NewReader(data))
 	if err != nil {
 		return storage.Object{}, fmt.Errorf("local: create %s: %w", key, err)
 	}
@@ -278,7 +279,7 @@ func (s *Store) Replace(ctx context.Context, key, etag string, data []byte) (sto
 	if err != nil {
 		return storage.Object{}, err
 	}
-	tmp, err := s.writeTemp(ctx, strings.NewReader(string(data)))
+	tmp, err := s.writeTemp(ctx, bytes.NewReader(data))
 	if err != nil {
 		return storage.Object{}, fmt.Errorf("local: replace %s: %w", key, err)
 	}
