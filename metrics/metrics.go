@@ -4,6 +4,8 @@
 package metrics
 
 import (
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +25,9 @@ type Metrics struct {
 	emails      *prometheus.CounterVec
 	lastSuccess *prometheus.GaugeVec
 	unconfirmed *prometheus.GaugeVec
+
+	mu   sync.Mutex
+	open map[string]string // unconfirmed claim key → job
 }
 
 // New registers the collectors, labelled by job (for /metrics).
@@ -156,10 +161,25 @@ func (m *Metrics) Expect(jobs map[string]periods.Cadence, now func() time.Time) 
 
 // Unconfirmed sets tally_emails_unconfirmed{job}: sends claimed but never
 // confirmed (the process died between claim and send); the next run of the
-// period sends them again with the same Message-ID.
-func (m *Metrics) Unconfirmed(claims []*runner.EmailClaim) {
-	m.unconfirmed.Reset()
+// period sends them again with the same Message-ID. claims are every claim
+// under scope, a claim key prefix ("" for all, "<job>/<period>/" after a run),
+// so a finished run rereads only its own period's claims.
+func (m *Metrics) Unconfirmed(scope string, claims []*runner.EmailClaim) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.open == nil {
+		m.open = map[string]string{}
+	}
+	for key := range m.open {
+		if strings.HasPrefix(key, scope) {
+			delete(m.open, key)
+		}
+	}
 	for _, c := range runner.Unconfirmed(claims) {
-		m.unconfirmed.WithLabelValues(m.lv(c.Job)...).Inc()
+		m.open[c.Key] = c.Job
+	}
+	m.unconfirmed.Reset()
+	for _, job := range m.open {
+		m.unconfirmed.WithLabelValues(m.lv(job)...).Inc()
 	}
 }

@@ -53,15 +53,19 @@ freshness gauge rebuilt from the ledger on start.`,
 			}
 			m.Expect(cadences, a.clock.Now)
 			if claims, err := runner.Claims(cmd.Context(), w.stores.Control, ""); err == nil {
-				m.Unconfirmed(claims)
+				m.Unconfirmed("", claims)
 			}
 			notifier := a.notifier(w)
 			s := &serve.Scheduler{Runner: r, Registry: reg, Clock: a.clock, CatchUp: a.cfg.Serve.CatchUp, Grace: a.cfg.Serve.Grace.D(), Log: a.log,
 				Poll: a.cfg.Source.Files.Poll.D(),
 				Done: func(job string, res *runner.Result, err error) {
 					a.afterRun(context.Background(), r, m, notifier, job, res, err)
-					if claims, err := runner.Claims(context.Background(), w.stores.Control, ""); err == nil {
-						m.Unconfirmed(claims)
+					if res == nil {
+						return
+					}
+					scope := job + "/" + res.Period.ID() + "/" // only the finished run's period can have changed
+					if claims, err := runner.Claims(context.Background(), w.stores.Control, scope); err == nil {
+						m.Unconfirmed(scope, claims)
 					}
 				}}
 			if err := s.Init(); err != nil {

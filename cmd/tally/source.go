@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -34,7 +35,7 @@ and a files source pointed at DIR reproduces the demo's outputs byte for byte.`,
 			if out == "" {
 				return runner.Usagef("source export: --out DIR is required")
 			}
-			if !contains(files.Formats, format) {
+			if !slices.Contains(files.Formats, format) {
 				return runner.Usagef("--format %q: %s", format, strings.Join(files.Formats, ", "))
 			}
 			now, err := a.now()
@@ -115,13 +116,4 @@ command line or the YAML, and never printed or logged.`,
 	login.Flags().StringVar(&file, "refresh-token-file", "", "a file holding the refresh token")
 	cmd.AddCommand(login)
 	return cmd
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
