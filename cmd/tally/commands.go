@@ -111,13 +111,11 @@ func (a *app) printResult(ctx context.Context, r *runner.Runner, res *runner.Res
 	}
 	// Upstream periods this run had to run first: one line each.
 	for _, up := range res.Upstream {
-		{
-			var rows int64
-			for _, o := range up.Outputs {
-				rows += o.Rows
-			}
-			fmt.Fprintf(a.stdout, "ran upstream %s %s: %s (%d rows) [%s, %s]\n", up.Job, up.Period, up.Status, rows, up.RunID, duration(up))
+		var rows int64
+		for _, o := range up.Outputs {
+			rows += o.Rows
 		}
+		fmt.Fprintf(a.stdout, "ran upstream %s %s: %s (%d rows) [%s, %s]\n", up.Job, up.Period, up.Status, rows, up.RunID, duration(up))
 	}
 	note := ""
 	if res.Status == runner.StatusSkipped {
@@ -581,25 +579,15 @@ is reachable and writable and that exclusive create refuses a second writer
 				return err
 			}
 			fmt.Fprint(a.stdout, "# effective config (defaults < file < TALLY_* environment)\n"+a.cfg.redacted())
-			checked := map[storage.Store]bool{}
-			check := func(name string, s storage.Store) error {
-				if checked[s] {
-					return nil
-				}
-				checked[s] = true
+			err = eachStore(w.stores, func(name string, s storage.Store) error {
 				if err := checkStore(cmd.Context(), s, a.clock.Now()); err != nil {
-					return runner.Usagef("%s: %v", name, err)
+					return runner.Usagef("%s store: %v", name, err)
 				}
-				fmt.Fprintf(a.stdout, "# %s: reachable, writable, refuses a second exclusive create\n", name)
+				fmt.Fprintf(a.stdout, "# %s store: reachable, writable, refuses a second exclusive create\n", name)
 				return nil
-			}
-			if err := check("control store", w.stores.Control); err != nil {
+			})
+			if err != nil {
 				return err
-			}
-			for _, region := range model.Regions {
-				if err := check("region "+region+" store", w.stores.Regions[region]); err != nil {
-					return err
-				}
 			}
 			if src, err := a.openSource(); err != nil {
 				return err

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"tally/model"
 	"tally/runner"
 	"tally/storage"
 )
@@ -39,25 +38,15 @@ example DaysAfterInitiation: 1) does the same for uploads without a cron job.`,
 			cutoff := a.clock.Now().Add(-olderThan)
 			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "STORE\tKIND\tKEY\tSINCE\tBYTES\tACTION")
-			seen := map[storage.Store]bool{}
 			var found, removed int
-			names := []string{"control"}
-			all := []storage.Store{stores.Control}
-			for _, r := range model.Regions {
-				names, all = append(names, "region "+r), append(all, stores.Regions[r])
-			}
-			for i, s := range all {
-				if seen[s] {
-					continue
-				}
-				seen[s] = true
+			err = eachStore(stores, func(name string, s storage.Store) error {
 				c, ok := storage.As[storage.Collector](s)
 				if !ok {
-					continue
+					return nil
 				}
 				leftovers, err := c.Leftovers(cmd.Context())
 				if err != nil {
-					return fmt.Errorf("gc: %s store: %w", names[i], err)
+					return fmt.Errorf("gc: %s store: %w", name, err)
 				}
 				for _, l := range leftovers {
 					if l.Since.After(cutoff) {
@@ -67,12 +56,16 @@ example DaysAfterInitiation: 1) does the same for uploads without a cron job.`,
 					action := "would remove (--apply)"
 					if apply {
 						if err := c.RemoveLeftover(cmd.Context(), l); err != nil {
-							return fmt.Errorf("gc: %s store: %w", names[i], err)
+							return fmt.Errorf("gc: %s store: %w", name, err)
 						}
 						action, removed = "removed", removed+1
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", names[i], l.Kind, l.Key, l.Since.Format(time.RFC3339), l.Size, action)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", name, l.Kind, l.Key, l.Since.Format(time.RFC3339), l.Size, action)
 				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 			tw.Flush()
 			fmt.Fprintf(a.stdout, "%d leftovers older than %s, %d removed\n", found, olderThan, removed)

@@ -251,6 +251,28 @@ func (a *app) openSource() (source.Source, error) {
 	return src, nil
 }
 
+// eachStore calls fn once per distinct store: the control store, then each
+// region's (a store several share is visited once, under its first name).
+func eachStore(stores storage.Regional, fn func(name string, s storage.Store) error) error {
+	seen := map[storage.Store]bool{}
+	visit := func(name string, s storage.Store) error {
+		if seen[s] {
+			return nil
+		}
+		seen[s] = true
+		return fn(name, s)
+	}
+	if err := visit("control", stores.Control); err != nil {
+		return err
+	}
+	for _, r := range model.Regions {
+		if err := visit("region "+r, stores.Regions[r]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // openStores opens the control store and each region's, every call bounded by
 // storage.request_timeout and every stream by storage.idle_timeout.
 func (a *app) openStores() (storage.Regional, error) {
