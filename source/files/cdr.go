@@ -188,15 +188,6 @@ func (s *Source) cdrLegs(ctx context.Context, day periods.Period, inv *inventory
 	sort.Slice(files, func(i, j int) bool { return files[i].key < files[j].key })
 	var read []ManifestFile
 	for _, f := range files {
-		sum, size, err := s.hash(ctx, f.key)
-		if err != nil {
-			return nil, nil, fmt.Errorf("files: %s: %w", f.key, err)
-		}
-		read = append(read, ManifestFile{Path: f.key, Size: size, SHA256: sum})
-		rc, _, err := s.Root.Get(ctx, f.key)
-		if err != nil {
-			return nil, nil, fmt.Errorf("files: %w", err)
-		}
 		bad := func(line int, reason string) { reject(f.cluster, f.key, line, reason, nil) }
 		each := func(line int, rec map[string]string) error {
 			if _, ok := inv.clusterCustomer[f.cluster]; !ok {
@@ -225,11 +216,11 @@ func (s *Source) cdrLegs(ctx context.Context, day periods.Period, inv *inventory
 			}
 			return nil
 		}
-		err = flatRecords(rc, f.key, each, bad)
-		rc.Close()
+		sum, size, err := s.stream(ctx, f.key, func(r io.Reader) error { return flatRecords(r, f.key, each, bad) })
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, err // flatRecords' errors and the store's name the file
 		}
+		read = append(read, ManifestFile{Path: f.key, Size: size, SHA256: sum})
 	}
 
 	// Join sides and CMRs by leg key; a re-delivered side is the same key.

@@ -223,7 +223,7 @@ func (s *Source) parseDay(ctx context.Context, p periods.Period) (*day, error) {
 		if err != nil {
 			return nil, err
 		}
-		vals, rejected, unknown, err := s.parse(ctx, f, entity)
+		vals, rejected, unknown, err := s.parse(ctx, f, ManifestKey(p), entity)
 		if err != nil {
 			return nil, err
 		}
@@ -250,9 +250,9 @@ func (s *Source) parseDay(ctx context.Context, p periods.Period) (*day, error) {
 	return d, nil
 }
 
-// manifest reads and verifies the day's manifest: before it exists the day is
-// waiting (until ReadyDeadline), and a file whose size or sha256 differs is a
-// partial or changed delivery, never ingested.
+// manifest reads the day's manifest: before it exists the day is waiting
+// (until ReadyDeadline). Its files' sizes and sha256 are checked as they are
+// parsed (read), so each file is read once.
 func (s *Source) manifest(ctx context.Context, p periods.Period) (*Manifest, error) {
 	b, _, err := storage.ReadAll(ctx, s.Root, ManifestKey(p))
 	if errors.Is(err, storage.ErrNotFound) {
@@ -274,14 +274,6 @@ func (s *Source) manifest(ctx context.Context, p periods.Period) (*Manifest, err
 	for _, f := range m.Files {
 		if _, _, err := s.place(f.Path, p); err != nil {
 			return nil, err
-		}
-		sum, size, err := s.hash(ctx, f.Path)
-		if err != nil {
-			return nil, fmt.Errorf("files: manifest %s lists %s: %w", ManifestKey(p), f.Path, err)
-		}
-		if size != f.Size || sum != f.SHA256 {
-			return nil, source.Permanent(fmt.Errorf("files: %s is %d bytes with sha256 %s, but manifest %s says %d bytes with sha256 %s: a partial or changed delivery is not ingested",
-				f.Path, size, sum, ManifestKey(p), f.Size, f.SHA256))
 		}
 	}
 	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Path < m.Files[j].Path })
@@ -320,40 +312,82 @@ func (s *Source) place(p string, day periods.Period) (entity, region string, err
 }
 
 func (s *Source) hash(ctx context.Context, key string) (string, int64, error) {
+	return s.stream(ctx, key, nil)
+}
+
+// stream streams key to parse (nil: only hash it) and returns the sha256 and size
+// of all of its bytes, the ones parse left unread included.
+func (s *Source) stream(ctx context.Context, key string, parse func(io.Reader) error) (sum string, size int64, err error) {
 	rc, _, err := s.Root.Get(ctx, key)
 	if err != nil {
 		return "", 0, err
 	}
 	defer rc.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, rc)
+	r := io.TeeReader(rc, h)
+	var perr error
+	if parse != nil {
+		perr = parse(&counter{r: r, n: &size})
+	}
+	rest, err := io.Copy(io.Discard, r)
 	if err != nil {
 		return "", 0, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	return hex.EncodeToString(h.Sum(nil)), size + rest, perr
+}
+
+// verified parses a delivered file while checking it against its manifest
+// entry: a size or sha256 that differs is a partial or changed delivery, never
+// ingested, and that verdict wins over whatever parse made of the bytes.
+func (s *Source) verified(ctx context.Context, f ManifestFile, manifest string, parse func(io.Reader) error) error {
+	sum, size, err := s.stream(ctx, f.Path, parse)
+	if sum == "" && err != nil {
+		return fmt.Errorf("files: manifest %s lists %s: %w", manifest, f.Path, err)
+	}
+	if size != f.Size || sum != f.SHA256 {
+		return source.Permanent(fmt.Errorf("files: %s is %d bytes with sha256 %s, but manifest %s says %d bytes with sha256 %s: a partial or changed delivery is not ingested",
+			f.Path, size, sum, manifest, f.Size, f.SHA256))
+	}
+	return err
+}
+
+// counter counts the bytes read through it.
+type counter struct {
+	r io.Reader
+	n *int64
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	return n, err
 }
 
 // parse reads one file into rows of its entity. A malformed row is rejected
 // with its line (or row) and reason; a missing required column or a column of
 // the wrong type fails the day.
-func (s *Source) parse(ctx context.Context, f ManifestFile, entity string) (rows []reflect.Value, rejected []source.Rejected, unknown []string, err error) {
+func (s *Source) parse(ctx context.Context, f ManifestFile, manifest, entity string) (rows []reflect.Value, rejected []source.Rejected, unknown []string, err error) {
 	sc := Schemas[entity]
+	var parse func(r io.Reader) error
 	switch path.Ext(f.Path) {
 	case ".csv":
-		return s.parseCSV(ctx, f.Path, sc)
+		parse = func(r io.Reader) error { rows, rejected, unknown, err = parseCSV(r, f.Path, sc); return err }
 	case ".jsonl":
-		return s.parseJSONL(ctx, f.Path, sc)
+		parse = func(r io.Reader) error { rows, rejected, unknown, err = parseJSONL(r, f.Path, sc); return err }
+	default: // Parquet needs random access: check the file, then read it
+		if err := s.verified(ctx, f, manifest, nil); err != nil {
+			return nil, nil, nil, err
+		}
+		return s.parseParquet(ctx, f.Path, sc)
 	}
-	return s.parseParquet(ctx, f.Path, sc)
+	if err := s.verified(ctx, f, manifest, parse); err != nil {
+		return nil, nil, nil, err
+	}
+	return rows, rejected, unknown, nil
 }
 
-func (s *Source) parseCSV(ctx context.Context, key string, sc *schema) (rows []reflect.Value, rejected []source.Rejected, unknown []string, err error) {
-	rc, _, err := s.Root.Get(ctx, key)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("files: %w", err)
-	}
-	defer rc.Close()
-	r := csv.NewReader(&lineLimit{r: bufio.NewReader(rc), max: MaxLine, file: key})
+func parseCSV(in io.Reader, key string, sc *schema) (rows []reflect.Value, rejected []source.Rejected, unknown []string, err error) {
+	r := csv.NewReader(&lineLimit{r: bufio.NewReader(in), max: MaxLine, file: key})
 	r.FieldsPerRecord = -1
 	r.ReuseRecord = true
 	header, err := r.Read()
@@ -403,13 +437,8 @@ func (s *Source) parseCSV(ctx context.Context, key string, sc *schema) (rows []r
 	}
 }
 
-func (s *Source) parseJSONL(ctx context.Context, key string, sc *schema) (rows []reflect.Value, rejected []source.Rejected, unknown []string, err error) {
-	rc, _, err := s.Root.Get(ctx, key)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("files: %w", err)
-	}
-	defer rc.Close()
-	scan := bufio.NewScanner(rc)
+func parseJSONL(in io.Reader, key string, sc *schema) (rows []reflect.Value, rejected []source.Rejected, unknown []string, err error) {
+	scan := bufio.NewScanner(in)
 	scan.Buffer(make([]byte, 64*1024), MaxLine)
 	seen := map[string]bool{}
 	line := int64(0)
