@@ -17,6 +17,7 @@ import (
 	"tally/model"
 	"tally/report"
 	"tally/runner"
+	"tally/storage"
 	"tally/subscriptions"
 )
 
@@ -550,6 +551,11 @@ func (c *Config) runnerConfig() runner.Config {
 	return runner.Config{LeaseTTL: r.LeaseTTL.D(), LeaseRenew: r.LeaseRenew.D(), MaxAttempts: r.MaxAttempts,
 		Backoff: r.Backoff.D(), BackoffMax: r.BackoffMax.D(), AttemptTimeout: r.AttemptTimeout.D(), UpstreamWait: wait,
 		MaxBackfillPeriods: r.MaxBackfillPeriods, RequestTimeout: c.Storage.RequestTimeout.D()}
+}
+
+// timeouts bound every store call (storage.request_timeout, storage.idle_timeout).
+func (c *Config) timeouts() storage.Timeouts {
+	return storage.Timeouts{Request: c.Storage.RequestTimeout.D(), Idle: c.Storage.IdleTimeout.D()}
 }
 
 // redacted renders the effective config with secrets hidden.

@@ -240,8 +240,7 @@ func (a *app) openSource() (source.Source, error) {
 		} else if root, err = openStore(StoreConfig{Type: "s3", S3: f.S3}); err != nil {
 			return nil, fmt.Errorf("source.files.s3: %w", err)
 		}
-		t := storage.Timeouts{Request: a.cfg.Storage.RequestTimeout.D(), Idle: a.cfg.Storage.IdleTimeout.D()}
-		return &files.Source{Root: storage.WithTimeouts(root, t), ReadyDeadline: f.ReadyDeadline.D(), MaxCallLength: f.MaxCallLength.D(),
+		return &files.Source{Root: storage.WithTimeouts(root, a.cfg.timeouts()), ReadyDeadline: f.ReadyDeadline.D(), MaxCallLength: f.MaxCallLength.D(),
 			TmpDir: a.cfg.Storage.TmpDir, Now: a.clock.Now}, nil
 	}
 	src, err := demo.New(demo.Options{Seed: a.cfg.Source.Seed, Scale: a.cfg.Source.Scale, BadRowRate: a.cfg.Source.BadRowRate})
@@ -276,13 +275,12 @@ func eachStore(stores storage.Regional, fn func(name string, s storage.Store) er
 // openStores opens the control store and each region's, every call bounded by
 // storage.request_timeout and every stream by storage.idle_timeout.
 func (a *app) openStores() (storage.Regional, error) {
-	t := storage.Timeouts{Request: a.cfg.Storage.RequestTimeout.D(), Idle: a.cfg.Storage.IdleTimeout.D()}
 	openStore := func(sc StoreConfig) (storage.Store, error) {
 		s, err := openStore(sc)
 		if err != nil {
 			return nil, err
 		}
-		return storage.WithTimeouts(s, t), nil
+		return storage.WithTimeouts(s, a.cfg.timeouts()), nil
 	}
 	control, err := openStore(a.cfg.Storage.StoreConfig)
 	if err != nil {
