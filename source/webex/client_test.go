@@ -38,6 +38,12 @@ func setup(t *testing.T) (*webex.Client, *webextest.Fake, *clock.Fake, *bytes.Bu
 	return c, f, clk, &logs, oauth
 }
 
+// anotherProcess is the same integration in another process (pod): the same
+// token store, nothing held in memory.
+func anotherProcess(o *webex.OAuth, now func() time.Time) *webex.OAuth {
+	return &webex.OAuth{TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecret: o.ClientSecret, Store: o.Store, Now: now}
+}
+
 func orgs(n int) []webextest.Org {
 	out := make([]webextest.Org, n)
 	for i := range out {
@@ -140,7 +146,7 @@ func TestAnExpiredTokenIsRefreshedOnceAndTheRotatedRefreshTokenKept(t *testing.T
 	}
 	// A second process (another pod) with the same store refreshes with the
 	// rotated refresh token, not the one used up.
-	other := &webex.OAuth{TokenURL: oauth.TokenURL, ClientID: oauth.ClientID, ClientSecret: oauth.ClientSecret, Store: oauth.Store, Now: oauth.Now}
+	other := anotherProcess(oauth, oauth.Now)
 	f.ExpireTokens()
 	oauth.Invalidate(mustToken(t, oauth))
 	if _, err := oauth.Token(context.Background()); err != nil {
@@ -172,7 +178,7 @@ func TestTwoProcessesRefreshingAtOnceBothGetAValidTokenAndTheNewestRefreshTokenI
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := &webex.OAuth{TokenURL: oauth.TokenURL, ClientID: oauth.ClientID, ClientSecret: oauth.ClientSecret, Store: oauth.Store, Now: oauth.Now}
+			p := anotherProcess(oauth, oauth.Now)
 			cl := &webex.Client{BaseURL: c.BaseURL, Tokens: p, Clock: c.Clock, Log: c.Log, RequestTimeout: c.RequestTimeout, Jitter: c.Jitter}
 			if err := cl.List(context.Background(), "/organizations", nil, func(json.RawMessage) error { return nil }); err != nil {
 				errs <- err
@@ -186,7 +192,7 @@ func TestTwoProcessesRefreshingAtOnceBothGetAValidTokenAndTheNewestRefreshTokenI
 	}
 	// The refresh token in the store still works: one more process can refresh.
 	f.ExpireTokens()
-	p := &webex.OAuth{TokenURL: oauth.TokenURL, ClientID: oauth.ClientID, ClientSecret: oauth.ClientSecret, Store: oauth.Store, Now: func() time.Time { return oauth.Now().Add(30 * 24 * time.Hour) }}
+	p := anotherProcess(oauth, func() time.Time { return oauth.Now().Add(30 * 24 * time.Hour) })
 	if _, err := p.Token(context.Background()); err != nil {
 		t.Fatalf("the stored refresh token no longer works: %v", err)
 	}
