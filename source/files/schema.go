@@ -282,17 +282,14 @@ func (c Column) jsonValue(v reflect.Value) any {
 	}
 	switch c.kind {
 	case kInt, kFloat:
-		return json.Number(c.format(v))
+		return json.Number(c.format(v)) // the same digits as the CSV cell
 	case kBool:
-		b, _ := strconv.ParseBool(c.format(v))
-		return b
+		return reflect.Indirect(f).Bool()
 	case kList:
-		var out []string
-		json.Unmarshal([]byte(c.format(v)), &out)
-		if out == nil {
-			out = []string{}
+		if f.IsNil() {
+			return []string{}
 		}
-		return out
+		return f.Interface()
 	}
 	return c.format(v)
 }
