@@ -578,7 +578,7 @@ is reachable and writable and that exclusive create refuses a second writer
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(a.stdout, "# effective config (defaults < file < TALLY_* environment)\n"+a.cfg.redacted())
+			fmt.Fprint(a.stdout, "# effective config (defaults < file < TALLY_* environment)\n"+a.cfg.Redacted())
 			err = eachStore(w.stores, func(name string, s storage.Store) error {
 				if err := checkStore(cmd.Context(), s, a.clock.Now()); err != nil {
 					return runner.Usagef("%s store: %v", name, err)

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"tally/clock"
+	"tally/config"
 )
 
 // manifests strict-decodes every document in deploy/kubernetes into its typed
@@ -206,7 +207,7 @@ func TestEveryManifestStrictDecodesAndEachCronJobRunsItsJobOnItsScheduleInCode(t
 	// The ConfigMap's tally.yaml is a valid config.
 	p := filepath.Join(t.TempDir(), "tally.yaml")
 	os.WriteFile(p, []byte(configMaps[0].Data["tally.yaml"]), 0o644)
-	if _, err := loadConfig(p, nil); err != nil {
+	if _, err := config.Load(p, nil); err != nil {
 		t.Fatalf("the ConfigMap's tally.yaml: %v", err)
 	}
 }
@@ -226,7 +227,7 @@ func failsOnExit2(p *batchv1.PodFailurePolicy) bool {
 // newTestApp is an app on the embedded defaults, storage in a temp dir.
 func newTestApp(t *testing.T) *app {
 	t.Helper()
-	cfg, err := loadConfig("", []string{"TALLY_STORAGE_PATH=" + t.TempDir()})
+	cfg, err := config.Load("", []string{"TALLY_STORAGE_PATH=" + t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"tally/analytics"
 	"tally/clock"
+	"tally/config"
 	"tally/jobs"
 	"tally/mail"
 	"tally/model"
@@ -84,7 +85,7 @@ type app struct {
 	configPath     string
 	asOf           string
 	logLevel       string
-	cfg            *Config
+	cfg            *config.Config
 	log            zerolog.Logger
 }
 
@@ -127,7 +128,7 @@ Exit codes: 0 done (or already complete), 1 failed, 2 usage or config error,
 }
 
 func (a *app) setup() error {
-	cfg, err := loadConfig(a.configPath, os.Environ())
+	cfg, err := config.Load(a.configPath, os.Environ())
 	if err != nil {
 		return err
 	}
@@ -145,7 +146,7 @@ func (a *app) setup() error {
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	a.log = zerolog.New(w).Level(level).With().Timestamp().Logger()
-	for _, k := range cfg.ignoredEnv {
+	for _, k := range cfg.IgnoredEnv {
 		a.log.Debug().Str("variable", k).Msg("ignoring a Kubernetes service-link variable (set enableServiceLinks: false on the pod to drop it)")
 	}
 	return nil
@@ -214,14 +215,14 @@ func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 			Thresholds: thresholds, SendAttempts: a.cfg.SMTP.Attempts, SendBackoff: a.cfg.SMTP.Backoff.D()}
 	}
 	ledger := &runner.Ledger{Store: stores.Control}
-	reg := jobs.NewRegistry(a.cfg.schedules(),
+	reg := jobs.NewRegistry(a.cfg.Schedules(),
 		&jobs.Sync{Source: src, EmptyGuard: a.cfg.Source.EmptyGuard, Ledger: ledger, Grace: a.cfg.Source.Grace.D()},
 		&jobs.Usage{UnderThreshold: a.cfg.License.UnderThreshold},
 		&jobs.WeeklyAnalytics{Ledger: ledger, LowBelow: a.cfg.Analytics.LowAssignmentBelow, Thresholds: thresholds},
 		w.reports[periods.Daily], w.reports[periods.Weekly], w.reports[periods.Monthly],
 	)
 	host, _ := os.Hostname()
-	r := runner.New(reg.Jobs(), stores, a.clock, a.cfg.runnerConfig(), runner.Holder{Host: host, PID: os.Getpid()}, a.log)
+	r := runner.New(reg.Jobs(), stores, a.clock, a.cfg.RunnerConfig(), runner.Holder{Host: host, PID: os.Getpid()}, a.log)
 	return r, reg, w, nil
 }
 
@@ -237,10 +238,10 @@ func (a *app) openSource() (source.Source, error) {
 			if root, err = local.Open(f.Path); err != nil {
 				return nil, runner.Usagef("source.files.path: %v", err)
 			}
-		} else if root, err = openStore(StoreConfig{Type: "s3", S3: f.S3}); err != nil {
+		} else if root, err = openStore(config.StoreConfig{Type: "s3", S3: f.S3}); err != nil {
 			return nil, fmt.Errorf("source.files.s3: %w", err)
 		}
-		return &files.Source{Root: storage.WithTimeouts(root, a.cfg.timeouts()), ReadyDeadline: f.ReadyDeadline.D(), MaxCallLength: f.MaxCallLength.D(),
+		return &files.Source{Root: storage.WithTimeouts(root, a.cfg.Timeouts()), ReadyDeadline: f.ReadyDeadline.D(), MaxCallLength: f.MaxCallLength.D(),
 			TmpDir: a.cfg.Storage.TmpDir, Now: a.clock.Now}, nil
 	}
 	src, err := demo.New(demo.Options{Seed: a.cfg.Source.Seed, Scale: a.cfg.Source.Scale, BadRowRate: a.cfg.Source.BadRowRate})
@@ -275,12 +276,12 @@ func eachStore(stores storage.Regional, fn func(name string, s storage.Store) er
 // openStores opens the control store and each region's, every call bounded by
 // storage.request_timeout and every stream by storage.idle_timeout.
 func (a *app) openStores() (storage.Regional, error) {
-	openStore := func(sc StoreConfig) (storage.Store, error) {
+	openStore := func(sc config.StoreConfig) (storage.Store, error) {
 		s, err := openStore(sc)
 		if err != nil {
 			return nil, err
 		}
-		return storage.WithTimeouts(s, a.cfg.timeouts()), nil
+		return storage.WithTimeouts(s, a.cfg.Timeouts()), nil
 	}
 	control, err := openStore(a.cfg.Storage.StoreConfig)
 	if err != nil {
@@ -300,7 +301,7 @@ func (a *app) openStores() (storage.Regional, error) {
 	return stores, nil
 }
 
-func openStore(sc StoreConfig) (storage.Store, error) {
+func openStore(sc config.StoreConfig) (storage.Store, error) {
 	switch sc.Type {
 	case "local":
 		return local.New(sc.Path)

@@ -1,4 +1,6 @@
-package main
+// Package config owns tally.yaml: its keys, the embedded defaults, TALLY_*
+// environment overrides, and validation that names the setting at fault.
+package config
 
 import (
 	_ "embed"
@@ -43,7 +45,7 @@ type Config struct {
 
 	// ignoredEnv are unknown variables of the kubelet's service-link shapes,
 	// logged at debug once the logger exists.
-	ignoredEnv []string
+	IgnoredEnv []string `yaml:"-"`
 }
 
 // ServeConfig tunes tally serve.
@@ -208,11 +210,11 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 // D is the time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type main\.(\w+)`)
+var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type config\.(\w+)`)
 
-// loadConfig reads the embedded defaults, then the file (if any), then TALLY_*
+// Load reads the embedded defaults, then the file (if any), then TALLY_*
 // environment variables. Unknown keys anywhere are errors.
-func loadConfig(path string, env []string) (*Config, error) {
+func Load(path string, env []string) (*Config, error) {
 	var cfg Config
 	if err := decodeStrict(defaultsYAML, &cfg, "embedded defaults"); err != nil {
 		return nil, err
@@ -229,7 +231,7 @@ func loadConfig(path string, env []string) (*Config, error) {
 	if err := applyEnv(&cfg, env); err != nil {
 		return nil, err
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
@@ -311,7 +313,7 @@ func applyEnv(cfg *Config, env []string) error {
 		}
 		f, ok := fields[k]
 		if !ok && kubeletServiceLink.MatchString(k) {
-			cfg.ignoredEnv = append(cfg.ignoredEnv, k)
+			cfg.IgnoredEnv = append(cfg.IgnoredEnv, k)
 			continue
 		}
 		if !ok {
@@ -386,7 +388,8 @@ func setField(f reflect.Value, s string) error {
 	return nil
 }
 
-func (c *Config) validate() error {
+// Validate checks every setting and names each one at fault.
+func (c *Config) Validate() error {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	checkStore := func(where string, sc StoreConfig) {
@@ -469,7 +472,7 @@ func (c *Config) validate() error {
 	if b := c.Analytics.LowAssignmentBelow; b <= 0 || b > 1 {
 		bad("analytics.low_assignment_below: %g: must be in (0, 1]", b)
 	}
-	for name, spec := range c.schedules() {
+	for name, spec := range c.Schedules() {
 		if _, err := cron.ParseStandard(spec); err != nil {
 			bad("jobs.%s.schedule: %q: %v", name, spec, err)
 		}
@@ -524,8 +527,8 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// schedules are the configured schedule overrides by job name.
-func (c *Config) schedules() map[string]string {
+// Schedules are the configured schedule overrides by job name.
+func (c *Config) Schedules() map[string]string {
 	out := map[string]string{}
 	if s := c.Jobs.SyncClusters.Schedule; s != "" {
 		out["sync-clusters"] = s
@@ -542,7 +545,8 @@ func (c *Config) schedules() map[string]string {
 	return out
 }
 
-func (c *Config) runnerConfig() runner.Config {
+// RunnerConfig is the runner's settings.
+func (c *Config) RunnerConfig() runner.Config {
 	r := c.Runner
 	wait := r.UpstreamWait.D()
 	if wait <= 0 {
@@ -553,13 +557,13 @@ func (c *Config) runnerConfig() runner.Config {
 		MaxBackfillPeriods: r.MaxBackfillPeriods, RequestTimeout: c.Storage.RequestTimeout.D()}
 }
 
-// timeouts bound every store call (storage.request_timeout, storage.idle_timeout).
-func (c *Config) timeouts() storage.Timeouts {
+// Timeouts bound every store call (storage.request_timeout, storage.idle_timeout).
+func (c *Config) Timeouts() storage.Timeouts {
 	return storage.Timeouts{Request: c.Storage.RequestTimeout.D(), Idle: c.Storage.IdleTimeout.D()}
 }
 
-// redacted renders the effective config with secrets hidden.
-func (c *Config) redacted() string {
+// Redacted renders the effective config with secrets hidden.
+func (c *Config) Redacted() string {
 	shown := *c
 	if shown.SMTP.Password != "" {
 		shown.SMTP.Password = "<redacted>"

@@ -1,8 +1,10 @@
-package main
+package config
 
 import (
 	"strings"
 	"testing"
+
+	"tally/runner"
 )
 
 // The config file and TALLY_* variables come from operators: any bytes must give
@@ -23,10 +25,10 @@ func FuzzConfigYAMLAndEnvironmentDecodeToAConfigOrAUsageError(f *testing.F) {
 			err = applyEnv(&cfg, strings.Split(env, "\x00"))
 		}
 		if err == nil {
-			err = cfg.validate()
+			err = cfg.Validate()
 		}
-		if err != nil && exitCode(err) != exitUsage {
-			t.Fatalf("a bad config is exit %d, want 2: %v", exitCode(err), err)
+		if err != nil && !runner.IsUsage(err) {
+			t.Fatalf("a bad config is not a usage error (exit 2): %v", err)
 		}
 	})
 }
