@@ -131,7 +131,38 @@ type SourceConfig struct {
 	Grace      Duration    `yaml:"grace"`
 	EmptyGuard bool        `yaml:"empty_guard"`
 	Files      FilesConfig `yaml:"files"`
+	Webex      WebexConfig `yaml:"webex"`
 }
+
+// WebexConfig is the webex source: an OAuth integration or service app whose
+// refresh token each partner's administrator granted once (tally source webex
+// login). The client secret comes from a file or the environment only.
+type WebexConfig struct {
+	BaseURL             string            `yaml:"base_url"`
+	TokenURL            string            `yaml:"token_url"`
+	ClientID            string            `yaml:"client_id"`
+	ClientIDFile        string            `yaml:"client_id_file"`
+	ClientSecret        string            `yaml:"client_secret"`
+	ClientSecretFile    string            `yaml:"client_secret_file"`
+	Partners            []WebexPartner    `yaml:"partners"`
+	Regions             map[string]string `yaml:"regions"`
+	CallsHosts          map[string]string `yaml:"calls_hosts"`
+	Parallel            int               `yaml:"parallel"`
+	CallsParallel       int               `yaml:"calls_parallel"`
+	CallsInterval       Duration          `yaml:"calls_interval"`
+	RequestsPerSecond   float64           `yaml:"requests_per_second"`
+	RequestTimeout      Duration          `yaml:"request_timeout"`
+	SkipFailedCustomers bool              `yaml:"skip_failed_customers"`
+}
+
+// WebexPartner is one partner organisation the source reads for.
+type WebexPartner struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+}
+
+// HasFiles reports whether source.files names a landing zone.
+func (f FilesConfig) HasFiles() bool { return f.Path != "" || f.S3.Bucket != "" }
 
 // FilesConfig is the landing zone of the files source: a local directory (path)
 // or an S3 bucket and prefix (s3, with credentials as for storage).
@@ -245,6 +276,16 @@ func decodeStrict(b []byte, cfg *Config, name string) error {
 	}
 	if yaml.Unmarshal(b, &secrets) == nil && secrets.SMTP.Password != "" {
 		return runner.Usagef("config %s: smtp.password: secrets are never read from the config file; set TALLY_SMTP_PASSWORD or smtp.password_file", name)
+	}
+	var webexSecret struct {
+		Source struct {
+			Webex struct {
+				ClientSecret string `yaml:"client_secret"`
+			} `yaml:"webex"`
+		} `yaml:"source"`
+	}
+	if yaml.Unmarshal(b, &webexSecret) == nil && webexSecret.Source.Webex.ClientSecret != "" {
+		return runner.Usagef("config %s: source.webex.client_secret: secrets are never read from the config file; set TALLY_SOURCE_WEBEX_CLIENT_SECRET or source.webex.client_secret_file", name)
 	}
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
@@ -441,8 +482,10 @@ func (c *Config) Validate() error {
 		if f.ReadyDeadline <= 0 {
 			bad("source.files.ready_deadline: must be positive")
 		}
+	case "webex":
+		c.validateWebex(bad)
 	default:
-		bad("source.type: %q is not a source (demo, files)", c.Source.Type)
+		bad("source.type: %q is not a source (demo, files, webex)", c.Source.Type)
 	}
 	r := c.Runner
 	if r.LeaseTTL <= 0 || r.LeaseRenew <= 0 || r.LeaseRenew >= r.LeaseTTL {
@@ -527,6 +570,71 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// validateWebex checks the webex source's settings, reading the client id and
+// secret from their files; every missing one is named with where to set it.
+func (c *Config) validateWebex(bad func(string, ...any)) {
+	w := &c.Source.Webex
+	read := func(key, file string, into *string) {
+		if *into != "" || file == "" {
+			return
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			bad("source.webex.%s: %v", key, err)
+			return
+		}
+		*into = strings.TrimSpace(string(b))
+	}
+	read("client_id_file", w.ClientIDFile, &w.ClientID)
+	read("client_secret_file", w.ClientSecretFile, &w.ClientSecret)
+	if w.ClientID == "" {
+		bad("source.webex.client_id: not set (set source.webex.client_id, source.webex.client_id_file or TALLY_SOURCE_WEBEX_CLIENT_ID to your integration's client id)")
+	}
+	if w.ClientSecret == "" {
+		bad("source.webex.client_secret: not set (set source.webex.client_secret_file or TALLY_SOURCE_WEBEX_CLIENT_SECRET; never in the config file)")
+	}
+	if len(w.Partners) == 0 {
+		bad(`source.webex.partners: none (list each partner as {id: P1, name: "Partner One"}, then store its refresh token with tally source webex login --partner P1)`)
+	}
+	seen := map[string]bool{}
+	for i, p := range w.Partners {
+		if p.ID == "" || p.Name == "" || strings.ContainsAny(p.ID, `/\ `) {
+			bad("source.webex.partners[%d]: id (no slashes or spaces) and name are required", i)
+		}
+		if seen[p.ID] {
+			bad("source.webex.partners: %s is listed twice", p.ID)
+		}
+		seen[p.ID] = true
+	}
+	for _, u := range []struct{ key, v string }{{"base_url", w.BaseURL}, {"token_url", w.TokenURL}} {
+		if !strings.HasPrefix(u.v, "http://") && !strings.HasPrefix(u.v, "https://") {
+			bad("source.webex.%s %q: an http:// or https:// URL", u.key, u.v)
+		}
+	}
+	regions := map[string]string{}
+	for org, r := range w.Regions {
+		if !model.ValidRegion(r) {
+			bad("source.webex.regions.%s: %q is not a region (%s)", org, r, strings.Join(model.Regions, ", "))
+		}
+		regions[strings.ToLower(org)] = r
+	}
+	w.Regions = regions
+	for r, host := range w.CallsHosts {
+		if !model.ValidRegion(r) {
+			bad("source.webex.calls_hosts.%s: not a region (%s)", r, strings.Join(model.Regions, ", "))
+		}
+		if !strings.HasPrefix(host, "http://") && !strings.HasPrefix(host, "https://") {
+			bad("source.webex.calls_hosts.%s %q: an http:// or https:// URL", r, host)
+		}
+	}
+	if w.Parallel < 1 || w.CallsParallel < 1 {
+		bad("source.webex.parallel (%d) and calls_parallel (%d): at least 1", w.Parallel, w.CallsParallel)
+	}
+	if w.RequestsPerSecond <= 0 || w.RequestTimeout <= 0 || w.CallsInterval < 0 {
+		bad("source.webex.requests_per_second and request_timeout must be positive, calls_interval 0 or more")
+	}
+}
+
 // Schedules are the configured schedule overrides by job name.
 func (c *Config) Schedules() map[string]string {
 	out := map[string]string{}
@@ -567,6 +675,9 @@ func (c *Config) Redacted() string {
 	shown := *c
 	if shown.SMTP.Password != "" {
 		shown.SMTP.Password = "<redacted>"
+	}
+	if shown.Source.Webex.ClientSecret != "" {
+		shown.Source.Webex.ClientSecret = "<redacted>"
 	}
 	b, _ := yaml.Marshal(&shown)
 	return string(b)

@@ -73,7 +73,7 @@ func (r *regionSnapshot) tables() []committer {
 func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 	day := rc.Period
 	if s.Live && rc.Clock.Now().After(day.End().Add(s.Grace)) {
-		return runner.Permanent(fmt.Errorf("%w: source %s serves only the present: day %s ended more than %s ago", source.ErrNotBackfillable, s.Source.Name(), day.ID(), s.Grace))
+		return runner.Usage(fmt.Errorf("%w: source %s serves only the present: day %s ended more than %s ago (source.grace); use the files source or an export for past days", source.ErrNotBackfillable, s.Source.Name(), day.ID(), s.Grace))
 	}
 	partners, err := s.Source.Partners(ctx, day)
 	if err != nil {
@@ -156,6 +156,15 @@ func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 	}
 	if err := commitAll(all); err != nil {
 		return err
+	}
+	if ps, ok := s.Source.(source.Partial); ok {
+		if skipped := ps.Skipped(day); len(skipped) > 0 {
+			rc.Note("skipped_customers", skipped)
+			for _, sk := range skipped {
+				rc.Partial(fmt.Sprintf("customer %s (%s) skipped: %s", sk.Customer, sk.Name, sk.Reason))
+			}
+			rc.Log.Warn().Int("customers", len(skipped)).Msg("the day is partial: some customers were skipped (tally runs shows which)")
+		}
 	}
 	if n, ok := s.Source.(source.Noter); ok {
 		if notes := n.Notes(day); notes != nil {

@@ -68,6 +68,7 @@ type RunContext struct {
 	outputs    []Output
 	counts     map[string]int64
 	notes      map[string]any
+	partial    []string
 }
 
 // Publish writes one output atomically into region's store ("" = the control
@@ -176,6 +177,20 @@ func (rc *RunContext) Note(name string, v any) {
 		rc.notes = map[string]any{}
 	}
 	rc.notes[name] = v
+}
+
+// Partial records what the run's outputs lack (its status reads partial).
+func (rc *RunContext) Partial(what string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.partial = append(rc.partial, what)
+}
+
+// Gaps are the run's Partial lines so far (a report email names them).
+func (rc *RunContext) Gaps() []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]string(nil), rc.partial...)
 }
 
 // Output is one published file, as the ledger records it.

@@ -30,27 +30,31 @@ const (
 
 // Record is one attempt in the ledger: _runs/<job>/<period>/<attempt>.json.
 type Record struct {
-	RunID      string           `json:"run_id"`
-	Job        string           `json:"job"`
-	Period     string           `json:"period"`
-	Attempt    int              `json:"attempt"`
-	Regions    []string         `json:"regions"`
-	Trigger    string           `json:"trigger"`
-	Forced     bool             `json:"forced,omitempty"`
-	Status     Status           `json:"status"`
-	StartedAt  time.Time        `json:"started_at"`
-	EndedAt    *time.Time       `json:"ended_at,omitempty"`
-	Error      string           `json:"error,omitempty"`
-	Retryable  bool             `json:"retryable,omitempty"`
-	Holder     Holder           `json:"holder"`
-	Inputs     []Input          `json:"inputs,omitempty"`
-	Outputs    []Output         `json:"outputs,omitempty"`
-	Rows       map[string]int64 `json:"rows,omitempty"`
-	Counts     map[string]int64 `json:"counts,omitempty"`
-	Notes      map[string]any   `json:"notes,omitempty"`
-	Emails     []Email          `json:"emails,omitempty"`
-	Checksum   string           `json:"checksum,omitempty"`
-	DurationMS int64            `json:"duration_ms,omitempty"`
+	RunID     string           `json:"run_id"`
+	Job       string           `json:"job"`
+	Period    string           `json:"period"`
+	Attempt   int              `json:"attempt"`
+	Regions   []string         `json:"regions"`
+	Trigger   string           `json:"trigger"`
+	Forced    bool             `json:"forced,omitempty"`
+	Status    Status           `json:"status"`
+	StartedAt time.Time        `json:"started_at"`
+	EndedAt   *time.Time       `json:"ended_at,omitempty"`
+	Error     string           `json:"error,omitempty"`
+	Retryable bool             `json:"retryable,omitempty"`
+	Holder    Holder           `json:"holder"`
+	Inputs    []Input          `json:"inputs,omitempty"`
+	Outputs   []Output         `json:"outputs,omitempty"`
+	Rows      map[string]int64 `json:"rows,omitempty"`
+	Counts    map[string]int64 `json:"counts,omitempty"`
+	Notes     map[string]any   `json:"notes,omitempty"`
+	// Partial lists what a succeeded run's outputs lack (customers a source
+	// skipped, or a partial upstream): shown as status partial, never as
+	// silently complete.
+	Partial    []string `json:"partial,omitempty"`
+	Emails     []Email  `json:"emails,omitempty"`
+	Checksum   string   `json:"checksum,omitempty"`
+	DurationMS int64    `json:"duration_ms,omitempty"`
 
 	// etag is the version of the entry this process last wrote or read: an
 	// update is a compare-and-swap on it, so a runner that lost its lease can
@@ -65,6 +69,20 @@ type Input struct {
 	Period   string `json:"period"`
 	RunID    string `json:"run_id"`
 	Checksum string `json:"checksum"`
+	Partial  bool   `json:"partial,omitempty"`
+}
+
+// StatusPartial is how a succeeded run with Partial reads (tally plan, runs,
+// the console, report emails); the ledger keeps it succeeded, so nothing re-runs
+// it by itself.
+const StatusPartial Status = "partial"
+
+// Shown is the status a reader sees: partial for a succeeded run with gaps.
+func (r *Record) Shown() Status {
+	if r.Status == StatusSucceeded && len(r.Partial) > 0 {
+		return StatusPartial
+	}
+	return r.Status
 }
 
 // Email is one send (or failed send) of a run.

@@ -111,7 +111,7 @@ func (r *Runner) Resend(ctx context.Context, runID string) (*Record, error) {
 	defer lease.Release(context.WithoutCancel(ctx))
 	log := r.log.With().Str(LogJob, jobName).Str(LogPeriod, period).Str(LogRunID, runID).Logger()
 	rc := &RunContext{Job: jobName, Period: p, RunID: runID, Regions: rec.Regions, Stores: r.stores, Clock: r.clock,
-		Log: log, outputs: rec.Outputs, notes: rec.Notes}
+		Log: log, outputs: rec.Outputs, notes: rec.Notes, partial: rec.Partial}
 	cl := r.claimer(lease, jobName, period, runID, true)
 	return rec, n.Notify(log.WithContext(ctx), rc, r.recordOn(ctx, lease, rec, cl))
 }

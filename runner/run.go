@@ -301,11 +301,16 @@ func (r *Runner) attempt(ctx context.Context, job Job, p periods.Period, regions
 
 	rc := &RunContext{Job: job.Name(), Period: p, RunID: rec.RunID, Regions: regions, Stores: r.stores,
 		Clock: r.clock, Log: log, checkLease: lease.Check}
+	for _, in := range inputs {
+		if in.Partial {
+			rc.Partial(fmt.Sprintf("upstream %s %s is partial", in.Job, in.Period))
+		}
+	}
 	err = job.Run(ctx, rc)
 	if err == nil && ctx.Err() != nil {
 		err = context.Cause(ctx)
 	}
-	rec.Outputs, rec.Counts, rec.Notes = rc.outputs, rc.counts, rc.notes
+	rec.Outputs, rec.Counts, rec.Notes, rec.Partial = rc.outputs, rc.counts, rc.notes, rc.partial
 	sort.Slice(rec.Outputs, func(i, j int) bool { return rec.Outputs[i].Key < rec.Outputs[j].Key })
 	rec.Rows = map[string]int64{}
 	for _, out := range rec.Outputs {
@@ -350,7 +355,7 @@ func (r *Runner) upstream(ctx context.Context, job Job, p periods.Period, o Opti
 				}
 			}
 		}
-		inputs = append(inputs, Input{Job: d.Job, Period: d.Period.ID(), RunID: rec.RunID, Checksum: rec.Checksum})
+		inputs = append(inputs, Input{Job: d.Job, Period: d.Period.ID(), RunID: rec.RunID, Checksum: rec.Checksum, Partial: len(rec.Partial) > 0})
 	}
 	return inputs, nil
 }

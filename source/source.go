@@ -48,6 +48,20 @@ type ChangeDetector interface {
 	Changed(ctx context.Context, day periods.Period, notes map[string]any) (reason string, err error)
 }
 
+// Skipped is a customer a day was synced without, and why.
+type Skipped struct {
+	Customer string `json:"customer_id"`
+	Name     string `json:"customer_name,omitempty"`
+	Reason   string `json:"reason"`
+}
+
+// Partial is a source that may leave customers out of a day (they kept
+// failing, or their region is unknown): the day is then partial, never
+// silently complete. Sync asks before Notes.
+type Partial interface {
+	Skipped(day periods.Period) []Skipped
+}
+
 // Noter is a source with facts for the run's ledger entry (input files, …).
 type Noter interface {
 	Notes(day periods.Period) map[string]any

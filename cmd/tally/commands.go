@@ -21,6 +21,7 @@ import (
 	"tally/periods"
 	"tally/runner"
 	"tally/source/files"
+	"tally/source/webex"
 	"tally/storage"
 )
 
@@ -127,7 +128,10 @@ func (a *app) printResult(ctx context.Context, r *runner.Runner, res *runner.Res
 func (a *app) printRecord(rec *runner.Record, note string) {
 	w := a.stdout
 	rec = asStored(rec)
-	fmt.Fprintf(w, "%s %s: %s%s  [%s, %s]\n", rec.Job, rec.Period, rec.Status, note, rec.RunID, duration(rec))
+	fmt.Fprintf(w, "%s %s: %s%s  [%s, %s]\n", rec.Job, rec.Period, rec.Shown(), note, rec.RunID, duration(rec))
+	for _, gap := range rec.Partial {
+		fmt.Fprintf(w, "  partial: %s\n", gap)
+	}
 	if rec.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", rec.Error)
 	}
@@ -478,9 +482,9 @@ runner that died, whose lease is gone, shows as abandoned.`,
 					recs = []*runner.Record{}
 				}
 				return enc.Encode(recs)
-			case "table", "":
+			case "table", "wide", "":
 			default:
-				return runner.Usagef("-o %q: want table or json", output)
+				return runner.Usagef("-o %q: want table, wide or json", output)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "RUN ID\tSTATUS\tTRIGGER\tSTARTED\tDURATION\tROWS\tERROR")
@@ -491,10 +495,13 @@ runner that died, whose lease is gone, shows as abandoned.`,
 				}
 				dur := duration(rec)
 				errText := rec.Error
-				if len(errText) > 80 {
+				if errText == "" && len(rec.Partial) > 0 {
+					errText = strings.Join(rec.Partial, "; ")
+				}
+				if len(errText) > 80 && output != "wide" {
 					errText = errText[:77] + "..."
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", rec.RunID, rec.Status, rec.Trigger, rec.StartedAt.Format(time.RFC3339), dur, rows, errText)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", rec.RunID, rec.Shown(), rec.Trigger, rec.StartedAt.Format(time.RFC3339), dur, rows, errText)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -502,7 +509,7 @@ runner that died, whose lease is gone, shows as abandoned.`,
 			return a.printUnconfirmed(cmd.Context(), r, job, period)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide (errors not cut) or json")
 	cmd.Flags().StringVar(&period, "period", "", "only this period id")
 	cmd.Flags().IntVar(&limit, "limit", 0, "only the last N attempts (0: all)")
 	return cmd
@@ -597,6 +604,10 @@ is reachable and writable and that exclusive create refuses a second writer
 					return runner.Usagef("source.files: the landing zone is not readable: %v", err)
 				}
 				fmt.Fprintf(a.stdout, "# source.files: landing zone readable, %d day manifests\n", len(ready))
+			} else if ws, ok := src.(*webex.Source); ok {
+				if err := a.checkWebex(cmd.Context(), ws); err != nil {
+					return err
+				}
 			}
 			fmt.Fprintln(a.stdout, "# config ok")
 			return nil
@@ -604,6 +615,26 @@ is reachable and writable and that exclusive create refuses a second writer
 	}
 	cfg.AddCommand(check)
 	return cfg
+}
+
+// checkWebex proves each partner's credentials work by listing the customers
+// its token can see, with the region each one's rows go to.
+func (a *app) checkWebex(ctx context.Context, ws *webex.Source) error {
+	day := periods.Containing(periods.Daily, a.clock.Now())
+	r, err := ws.Roster(ctx, day)
+	if err != nil {
+		return runner.Usagef("source.webex: %v", err)
+	}
+	for _, acc := range ws.Accounts {
+		fmt.Fprintf(a.stdout, "# source.webex: partner %s (%s): credentials ok\n", acc.Partner.PartnerID, acc.Partner.PartnerName)
+	}
+	for _, m := range r.Members() {
+		fmt.Fprintf(a.stdout, "#   %s  %-3s  %s  %s\n", m.Partner, m.Region, m.Customer.CustomerID, m.Customer.CustomerName)
+	}
+	for _, sk := range ws.Skipped(day) {
+		fmt.Fprintf(a.stdout, "#   SKIPPED  %s  %s: %s\n", sk.Customer, sk.Name, sk.Reason)
+	}
+	return nil
 }
 
 // checkStore proves a store is writable and that exclusive create refuses a

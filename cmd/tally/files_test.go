@@ -395,19 +395,3 @@ func tree(dir string) string {
 	})
 	return strings.Join(out, " ")
 }
-
-func TestWebexLoginStoresTheRefreshTokenInTheControlStoreAndNeverPrintsIt(t *testing.T) {
-	cfg, data := writeConfig(t, "")
-	tokenFile := filepath.Join(t.TempDir(), "refresh")
-	os.WriteFile(tokenFile, []byte("rt-very-secret-123\n"), 0o600)
-	code, stdout, stderr := run(t, "--config", cfg, "source", "webex", "login", "--refresh-token-file", tokenFile)
-	if code != 0 || strings.Contains(stdout+stderr, "rt-very-secret-123") {
-		t.Fatalf("login: exit %d (the token must never be printed)\n%s%s", code, stdout, stderr)
-	}
-	if b := must(os.ReadFile(filepath.Join(data, "_secrets", "webex-oauth.json"))); !bytes.Contains(b, []byte(`"refresh_token":"rt-very-secret-123"`)) {
-		t.Fatalf("stored: %s", b)
-	}
-	if code, _, stderr := run(t, "--config", cfg, "source", "webex", "login"); code != exitUsage || !strings.Contains(stderr, "--refresh-token-file") {
-		t.Fatalf("login without a file: exit %d, want 2 naming the flag\n%s", code, stderr)
-	}
-}

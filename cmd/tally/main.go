@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -18,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	"golang.org/x/time/rate"
 
 	"tally/analytics"
 	"tally/clock"
@@ -30,6 +32,7 @@ import (
 	"tally/source"
 	"tally/source/demo"
 	"tally/source/files"
+	"tally/source/webex"
 	"tally/storage"
 	"tally/storage/local"
 	s3store "tally/storage/s3"
@@ -216,7 +219,7 @@ func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 	}
 	ledger := &runner.Ledger{Store: stores.Control}
 	reg := jobs.NewRegistry(a.cfg.Schedules(),
-		&jobs.Sync{Source: src, EmptyGuard: a.cfg.Source.EmptyGuard, Ledger: ledger, Grace: a.cfg.Source.Grace.D()},
+		&jobs.Sync{Source: src, EmptyGuard: a.cfg.Source.EmptyGuard, Ledger: ledger, Grace: a.cfg.Source.Grace.D(), Live: src.Name() == "webex"},
 		&jobs.Usage{UnderThreshold: a.cfg.License.UnderThreshold},
 		&jobs.WeeklyAnalytics{Ledger: ledger, LowBelow: a.cfg.Analytics.LowAssignmentBelow, Thresholds: thresholds},
 		w.reports[periods.Daily], w.reports[periods.Weekly], w.reports[periods.Monthly],
@@ -230,23 +233,59 @@ func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 func (a *app) openSource() (source.Source, error) {
 	switch a.cfg.Source.Type {
 	case "files":
-		f := a.cfg.Source.Files
-		var root storage.Store
-		var err error
-		if f.Path != "" {
-			// Read only: nothing is created in a partner's landing zone.
-			if root, err = local.Open(f.Path); err != nil {
-				return nil, runner.Usagef("source.files.path: %v", err)
-			}
-		} else if root, err = openStore(config.StoreConfig{Type: "s3", S3: f.S3}); err != nil {
-			return nil, fmt.Errorf("source.files.s3: %w", err)
-		}
-		return &files.Source{Root: storage.WithTimeouts(root, a.cfg.Timeouts()), ReadyDeadline: f.ReadyDeadline.D(), MaxCallLength: f.MaxCallLength.D(),
-			TmpDir: a.cfg.Storage.TmpDir, Now: a.clock.Now}, nil
+		return a.openFiles()
+	case "webex":
+		return a.openWebex()
 	}
 	src, err := demo.New(demo.Options{Seed: a.cfg.Source.Seed, Scale: a.cfg.Source.Scale, BadRowRate: a.cfg.Source.BadRowRate})
 	if err != nil {
 		return nil, runner.Usage(err)
+	}
+	return src, nil
+}
+
+// openFiles is the files landing zone (source.files).
+func (a *app) openFiles() (*files.Source, error) {
+	f := a.cfg.Source.Files
+	var root storage.Store
+	var err error
+	if f.Path != "" {
+		// Read only: nothing is created in a partner's landing zone.
+		if root, err = local.Open(f.Path); err != nil {
+			return nil, runner.Usagef("source.files.path: %v", err)
+		}
+	} else if root, err = openStore(config.StoreConfig{Type: "s3", S3: f.S3}); err != nil {
+		return nil, fmt.Errorf("source.files.s3: %w", err)
+	}
+	return &files.Source{Root: storage.WithTimeouts(root, a.cfg.Timeouts()), ReadyDeadline: f.ReadyDeadline.D(), MaxCallLength: f.MaxCallLength.D(),
+		TmpDir: a.cfg.Storage.TmpDir, Now: a.clock.Now}, nil
+}
+
+// openWebex is the webex source: one client per partner (its own token),
+// sharing one request rate limit; with source.files, the landing zone adds what
+// the API lacks.
+func (a *app) openWebex() (*webex.Source, error) {
+	w := a.cfg.Source.Webex
+	stores, err := a.openStores()
+	if err != nil {
+		return nil, err
+	}
+	limit := rate.NewLimiter(rate.Limit(w.RequestsPerSecond), max(1, int(w.RequestsPerSecond)))
+	hc := &http.Client{Transport: http.DefaultTransport}
+	src := &webex.Source{Regions: w.Regions, CallsHosts: w.CallsHosts, Parallel: w.Parallel, CallsParallel: w.CallsParallel,
+		CallsInterval: w.CallsInterval.D(), SkipFailedCustomers: w.SkipFailedCustomers, Clock: a.clock, Log: a.log}
+	for _, p := range w.Partners {
+		oauth := &webex.OAuth{Key: webex.TokenKey(p.ID), TokenURL: w.TokenURL, ClientID: w.ClientID, ClientSecret: w.ClientSecret,
+			Store: stores.Control, HTTP: hc, Now: a.clock.Now}
+		client := &webex.Client{BaseURL: w.BaseURL, HTTP: hc, Tokens: oauth, Limit: limit, RequestTimeout: w.RequestTimeout.D(),
+			Clock: a.clock, Log: a.log.With().Str("partner_id", p.ID).Logger()}
+		src.Accounts = append(src.Accounts, webex.Account{Partner: model.Partner{PartnerID: p.ID, PartnerName: p.Name}, Client: client})
+	}
+	if a.cfg.Source.Files.HasFiles() {
+		if src.Files, err = a.openFiles(); err != nil {
+			return nil, err
+		}
+		src.Files.Roster = src.FilesRoster
 	}
 	return src, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -162,6 +163,9 @@ func (a *app) plan(ctx context.Context, r *runner.Runner, reg *jobs.Registry, no
 				switch rec.Status {
 				case runner.StatusSucceeded:
 					st.State = "complete"
+					if len(rec.Partial) > 0 {
+						st.State, st.Detail = "partial", strings.Join(rec.Partial, "; ")
+					}
 					if weeks, ok := rec.Notes["missing_trend_weeks"].([]any); ok && len(weeks) > 0 {
 						st.Detail = fmt.Sprintf("trends lack %d earlier weeks: %v", len(weeks), weeks)
 					}

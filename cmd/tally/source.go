@@ -79,17 +79,19 @@ and a files source pointed at DIR reproduces the demo's outputs byte for byte.`,
 // webexCmd is the first step of the webex source: store a refresh token.
 func (a *app) webexCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "webex", Short: "The Webex source's one-time setup"}
-	var file string
+	var file, partner string
 	login := &cobra.Command{
-		Use:   "login --refresh-token-file FILE",
+		Use:   "login [--partner ID] --refresh-token-file FILE",
 		Short: "Store the first Webex refresh token in the control store",
 		Long: `Store the first refresh token of your Webex integration or service app (obtained
-once in the Webex developer portal's authorization-code flow) in the control store,
-at _secrets/webex-oauth.json. From then on tally refreshes the access token itself,
+once by the partner's administrator in the Webex developer portal's
+authorization-code flow) in the control store, at _secrets/webex-oauth/<partner>.json.
+--partner names one of source.webex.partners (it may be left out when there is
+only one). From then on tally refreshes the access token itself,
 and keeps each rotated refresh token there by compare-and-swap, so several pods can
 refresh at once without losing it. The token is read from a file, never from the
 command line or the YAML, and never printed or logged.`,
-		Example: "  tally source webex login --refresh-token-file /run/secrets/webex-refresh-token",
+		Example: "  tally source webex login --partner P1 --refresh-token-file /run/secrets/webex-refresh-token",
 		Args:    usageArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
@@ -102,18 +104,31 @@ command line or the YAML, and never printed or logged.`,
 			if strings.TrimSpace(string(b)) == "" {
 				return runner.Usagef("--refresh-token-file %s is empty", file)
 			}
+			var ids []string
+			for _, p := range a.cfg.Source.Webex.Partners {
+				ids = append(ids, p.ID)
+			}
+			switch {
+			case partner == "" && len(ids) == 1:
+				partner = ids[0]
+			case partner == "":
+				return runner.Usagef("source webex login: --partner is required (one of source.webex.partners: %s)", strings.Join(ids, ", "))
+			case !slices.Contains(ids, partner):
+				return runner.Usagef("source webex login: --partner %q is not in source.webex.partners (%s)", partner, strings.Join(ids, ", "))
+			}
 			stores, err := a.openStores()
 			if err != nil {
 				return err
 			}
-			if err := webex.ImportRefreshToken(cmd.Context(), stores.Control, string(b)); err != nil {
+			if err := webex.ImportRefreshToken(cmd.Context(), stores.Control, webex.TokenKey(partner), string(b)); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "stored the Webex refresh token in the control store (%s)\n", webex.TokenKey)
+			fmt.Fprintf(a.stdout, "stored partner %s's Webex refresh token in the control store (%s)\n", partner, webex.TokenKey(partner))
 			return nil
 		},
 	}
 	login.Flags().StringVar(&file, "refresh-token-file", "", "a file holding the refresh token")
+	login.Flags().StringVar(&partner, "partner", "", "the partner (an id in source.webex.partners)")
 	cmd.AddCommand(login)
 	return cmd
 }

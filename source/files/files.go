@@ -68,6 +68,12 @@ type Source struct {
 	// TmpDir holds the spill files of a day's call records ("": the system's).
 	TmpDir string
 	Now    func() time.Time
+	// Roster, when set, lists the day's partners and customers (by region)
+	// instead of partners/ and customers/ files: the files source then only
+	// supplements another source (webex) with what its API lacks. Every roster
+	// customer is yielded, with or without rows here; partners/ and customers/
+	// rows delivered anyway are rejected.
+	Roster func(ctx context.Context, p periods.Period) ([]model.Partner, map[string][]model.Customer, error)
 
 	// The days read lately (sync reads Partners, Customers, then Notes of one
 	// day; a parallel backfill reads several days at once).
@@ -239,6 +245,11 @@ func (s *Source) parseDay(ctx context.Context, p periods.Period) (*day, error) {
 			extra[f.Path] = unknown
 		}
 	}
+	if s.Roster != nil {
+		if err := s.roster(ctx, p, d, rows); err != nil {
+			return nil, err
+		}
+	}
 	d.group(rows)
 	d.notes = map[string]any{"input_files": m.Files}
 	if len(extra) > 0 {
@@ -248,6 +259,32 @@ func (s *Source) parseDay(ctx context.Context, p periods.Period) (*day, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// roster puts the Roster's partners and customers in place of delivered ones.
+func (s *Source) roster(ctx context.Context, p periods.Period, d *day, rows map[string]map[string][]reflect.Value) error {
+	partners, customers, err := s.Roster(ctx, p)
+	if err != nil {
+		return err
+	}
+	for _, entity := range []string{"partners", "customers"} {
+		for region, vals := range rows[entity] {
+			for _, v := range vals {
+				d.reject(region, entity, v, entity+" come from the primary source, not the landing zone")
+			}
+		}
+	}
+	rows["partners"] = map[string][]reflect.Value{}
+	rows["customers"] = map[string][]reflect.Value{}
+	for _, pt := range partners {
+		rows["partners"][model.Regions[0]] = append(rows["partners"][model.Regions[0]], reflect.ValueOf(pt))
+	}
+	for region, cs := range customers {
+		for _, c := range cs {
+			rows["customers"][region] = append(rows["customers"][region], reflect.ValueOf(c))
+		}
+	}
+	return nil
 }
 
 // manifest reads the day's manifest: before it exists the day is waiting

@@ -15,9 +15,9 @@ import (
 	"tally/storage"
 )
 
-// TokenKey is where the OAuth tokens live in the control store: never in the
-// YAML, never logged.
-const TokenKey = "_secrets/webex-oauth.json"
+// TokenKey is where a partner's OAuth tokens live in the control store: never
+// in the YAML, never logged.
+func TokenKey(partner string) string { return "_secrets/webex-oauth/" + partner + ".json" }
 
 // stored is the token record. Webex rotates the refresh token on refresh, so
 // the newest one must never be lost: it is replaced by compare-and-swap only.
@@ -30,6 +30,7 @@ type stored struct {
 // OAuth gives access tokens of an integration or service app, refreshing them
 // with the refresh-token grant before they expire and after a 401.
 type OAuth struct {
+	Key          string // TokenKey(partner)
 	TokenURL     string // e.g. https://webexapis.com/v1/access_token
 	ClientID     string
 	ClientSecret string
@@ -47,18 +48,18 @@ type OAuth struct {
 var _ Tokens = (*OAuth)(nil)
 
 // ErrNoToken means no refresh token was stored yet: run the documented first step.
-var ErrNoToken = errors.New("no Webex refresh token stored: import one with tally source webex login --refresh-token-file FILE")
+var ErrNoToken = errors.New("no Webex refresh token stored: import one with tally source webex login --partner ID --refresh-token-file FILE")
 
 // ImportRefreshToken stores a first refresh token (the login step).
-func ImportRefreshToken(ctx context.Context, s storage.Store, refresh string) error {
+func ImportRefreshToken(ctx context.Context, s storage.Store, key, refresh string) error {
 	b, _ := json.Marshal(stored{RefreshToken: strings.TrimSpace(refresh)})
-	_, err := s.Create(ctx, TokenKey, b)
+	_, err := s.Create(ctx, key, b)
 	if errors.Is(err, storage.ErrExists) {
-		_, obj, rerr := storage.ReadAll(ctx, s, TokenKey)
+		_, obj, rerr := storage.ReadAll(ctx, s, key)
 		if rerr != nil {
 			return rerr
 		}
-		_, err = s.Replace(ctx, TokenKey, obj.ETag, b)
+		_, err = s.Replace(ctx, key, obj.ETag, b)
 	}
 	return err
 }
@@ -83,16 +84,16 @@ func (o *OAuth) Token(ctx context.Context) (string, error) {
 		return o.current.AccessToken, nil
 	}
 	for try := 0; try < 3; try++ {
-		b, obj, err := storage.ReadAll(ctx, o.Store, TokenKey)
+		b, obj, err := storage.ReadAll(ctx, o.Store, o.Key)
 		if errors.Is(err, storage.ErrNotFound) {
-			return "", ErrNoToken
+			return "", fmt.Errorf("%w (%s)", ErrNoToken, o.Key)
 		}
 		if err != nil {
 			return "", fmt.Errorf("webex: token store: %w", err)
 		}
 		var st stored
 		if err := json.Unmarshal(b, &st); err != nil {
-			return "", fmt.Errorf("webex: token store %s: %w", TokenKey, err)
+			return "", fmt.Errorf("webex: token store %s: %w", o.Key, err)
 		}
 		if o.valid(st) && st.AccessToken != o.revoked {
 			o.current = st // another process refreshed
@@ -106,7 +107,7 @@ func (o *OAuth) Token(ctx context.Context) (string, error) {
 			return "", err
 		}
 		nb, _ := json.Marshal(fresh)
-		if _, err := o.Store.Replace(ctx, TokenKey, obj.ETag, nb); errors.Is(err, storage.ErrPreconditionFailed) {
+		if _, err := o.Store.Replace(ctx, o.Key, obj.ETag, nb); errors.Is(err, storage.ErrPreconditionFailed) {
 			continue // another process stored its refresh first: use theirs
 		} else if err != nil {
 			return "", fmt.Errorf("webex: token store: %w", err)

@@ -85,7 +85,13 @@ func (c *Client) attempts() int {
 // List calls GET path (relative to BaseURL, with query) and every next page its
 // Link header names, passing each of the pages' items to each.
 func (c *Client) List(ctx context.Context, path string, query url.Values, each func(json.RawMessage) error) error {
-	next := strings.TrimSuffix(c.BaseURL, "/") + path
+	return c.ListAt(ctx, c.BaseURL, path, query, "items", each)
+}
+
+// ListAt is List on another host (the call-history feed's regional host) and
+// with another key for the page's array (telephony numbers are "phoneNumbers").
+func (c *Client) ListAt(ctx context.Context, base, path string, query url.Values, key string, each func(json.RawMessage) error) error {
+	next := strings.TrimSuffix(base, "/") + path
 	if len(query) > 0 {
 		next += "?" + query.Encode()
 	}
@@ -94,13 +100,17 @@ func (c *Client) List(ctx context.Context, path string, query url.Values, each f
 		if err != nil {
 			return err
 		}
-		var page struct {
-			Items []json.RawMessage `json:"items"`
-		}
+		var page map[string]json.RawMessage
+		var items []json.RawMessage
 		if err := json.Unmarshal(body, &page); err != nil {
-			return fmt.Errorf("webex: GET %s: not a page of items: %w", pathOf(next), err)
+			return fmt.Errorf("webex: GET %s: not a page of %s: %w", pathOf(next), key, err)
 		}
-		for _, it := range page.Items {
+		if raw, ok := page[key]; ok {
+			if err := json.Unmarshal(raw, &items); err != nil {
+				return fmt.Errorf("webex: GET %s: %q is not a list: %w", pathOf(next), key, err)
+			}
+		}
+		for _, it := range items {
 			if err := each(it); err != nil {
 				return err
 			}

@@ -27,12 +27,12 @@ func setup(t *testing.T) (*webex.Client, *webextest.Fake, *clock.Fake, *bytes.Bu
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := webex.ImportRefreshToken(context.Background(), store, refresh); err != nil {
+	if err := webex.ImportRefreshToken(context.Background(), store, webex.TokenKey("p1"), refresh); err != nil {
 		t.Fatal(err)
 	}
 	clk := clock.NewFake(time.Date(2026, 11, 22, 0, 5, 0, 0, time.UTC))
 	var logs bytes.Buffer
-	oauth := &webex.OAuth{TokenURL: f.URL + "/access_token", ClientID: webextest.ClientID, ClientSecret: webextest.ClientSecret, Store: store, Now: clk.Now}
+	oauth := &webex.OAuth{Key: webex.TokenKey("p1"), TokenURL: f.URL + "/access_token", ClientID: webextest.ClientID, ClientSecret: webextest.ClientSecret, Store: store, Now: clk.Now}
 	c := &webex.Client{BaseURL: f.URL, Tokens: oauth, Clock: clk, Log: zerolog.New(zerolog.SyncWriter(&logs)), RequestTimeout: 200 * time.Millisecond,
 		Jitter: func() float64 { return 1 }}
 	return c, f, clk, &logs, oauth
@@ -41,7 +41,7 @@ func setup(t *testing.T) (*webex.Client, *webextest.Fake, *clock.Fake, *bytes.Bu
 // anotherProcess is the same integration in another process (pod): the same
 // token store, nothing held in memory.
 func anotherProcess(o *webex.OAuth, now func() time.Time) *webex.OAuth {
-	return &webex.OAuth{TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecret: o.ClientSecret, Store: o.Store, Now: now}
+	return &webex.OAuth{Key: o.Key, TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecret: o.ClientSecret, Store: o.Store, Now: now}
 }
 
 func orgs(n int) []webextest.Org {
@@ -213,7 +213,7 @@ func TestASilentResponseEndsAtTheRequestDeadlineAndIsRetried(t *testing.T) {
 
 func TestNoStoredRefreshTokenSaysHowToGetOne(t *testing.T) {
 	store, _ := local.New(t.TempDir())
-	o := &webex.OAuth{TokenURL: "http://127.0.0.1:1/none", Store: store, Now: time.Now}
+	o := &webex.OAuth{Key: webex.TokenKey("p1"), TokenURL: "http://127.0.0.1:1/none", Store: store, Now: time.Now}
 	if _, err := o.Token(context.Background()); !errors.Is(err, webex.ErrNoToken) || !strings.Contains(err.Error(), "tally source webex login") {
 		t.Fatalf("%v", err)
 	}

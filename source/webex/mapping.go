@@ -23,22 +23,39 @@ type Organization struct {
 // gives ciscospark://<cluster>/ORGANIZATION/<uuid> (developer.webex.com/docs/
 // api/v1/identity-organization, "For handling organizationId"). A plain UUID is
 // returned as it is.
-func OrgUUID(id string) (string, error) {
+func OrgUUID(id string) (string, error) { return UUIDOf(id, "ORGANIZATION") }
+
+// UUIDOf is the UUID inside a base64 Webex id of kind (ORGANIZATION, PEOPLE,
+// DEVICE, PLACE, …), or a plain UUID as it is.
+func UUIDOf(id, kind string) (string, error) {
 	if looksLikeUUID(id) {
 		return strings.ToLower(id), nil
 	}
+	tail, err := decodeID(id, kind)
+	if err != nil {
+		return "", err
+	}
+	if !looksLikeUUID(tail) {
+		return "", fmt.Errorf("%s id %q does not end in a UUID", strings.ToLower(kind), id)
+	}
+	return strings.ToLower(tail), nil
+}
+
+// decodeID is what follows /<kind>/ in a base64 ciscospark:// id.
+func decodeID(id, kind string) (string, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(id, "="))
 	if err != nil {
 		if raw, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(id, "=")); err != nil {
-			return "", fmt.Errorf("organization id %q is neither a UUID nor base64", id)
+			return "", fmt.Errorf("%s id %q is neither a UUID nor base64", strings.ToLower(kind), id)
 		}
 	}
 	s := string(raw)
-	i := strings.LastIndex(s, "/ORGANIZATION/")
-	if !strings.HasPrefix(s, "ciscospark://") || i < 0 || !looksLikeUUID(s[i+len("/ORGANIZATION/"):]) {
-		return "", fmt.Errorf("organization id %q decodes to %q, not ciscospark://…/ORGANIZATION/<uuid>", id, s)
+	marker := "/" + kind + "/"
+	i := strings.LastIndex(s, marker)
+	if !strings.HasPrefix(s, "ciscospark://") || i < 0 || i+len(marker) == len(s) {
+		return "", fmt.Errorf("%s id %q decodes to %q, not ciscospark://…/%s/<id>", strings.ToLower(kind), id, s, kind)
 	}
-	return strings.ToLower(s[i+len("/ORGANIZATION/"):]), nil
+	return s[i+len(marker):], nil
 }
 
 func looksLikeUUID(s string) bool {

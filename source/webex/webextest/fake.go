@@ -16,33 +16,35 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"tally/source/webex"
 )
 
-// License is one license as the API lists it (fields of the reference's example).
-type License struct {
-	ID                   string `json:"id"`
-	Name                 string `json:"name"`
-	TotalUnits           int64  `json:"totalUnits"`
-	ConsumedUnits        int64  `json:"consumedUnits"`
-	ConsumedByUsers      int64  `json:"consumedByUsers"`
-	ConsumedByWorkspaces int64  `json:"consumedByWorkspaces"`
-	SubscriptionID       string `json:"subscriptionId"`
-	SiteURL              string `json:"siteUrl,omitempty"`
-	SiteType             string `json:"siteType,omitempty"`
-}
-
-// Org is a managed customer organisation.
+// Org is a managed customer organisation, visible to its partner's tokens
+// (Partner "" is visible to every token).
 type Org struct {
 	ID          string `json:"id"`
 	DisplayName string `json:"displayName"`
 	Created     string `json:"created"`
+	Partner     string `json:"-"`
+}
+
+// Data is what the fake answers for one organisation.
+type Data struct {
+	Licenses   []webex.License
+	People     []webex.Person
+	Devices    []webex.Device
+	Workspaces []webex.Workspace
+	Locations  []webex.Location
+	Numbers    []webex.Number
+	CDRs       []webex.CDR // served by "End time"... filtered on "Start time"+"Duration"
 }
 
 // Fake is a running fake API.
 type Fake struct {
-	URL      string
-	Orgs     []Org
-	Licenses map[string][]License // org id → its licenses
+	URL  string
+	Orgs []Org
+	Data map[string]*Data // org id (as listed) → its answers
 
 	PageSize int // items per page (default 100)
 
@@ -57,16 +59,23 @@ type Fake struct {
 	Fail500    atomic.Int32 // answer this many requests 500
 	Silent     atomic.Int32 // never answer this many requests (until the client gives up)
 	FailOrg    string       // every request for this org answers 500
+	FailCalls  string       // every call-history request for this org answers 500
+	// CallsRegion, when set, is the region each org's call history lives in
+	// (org id → region); a request on /<region>/v1/cdr_feed for another
+	// region's org answers 451, as the real feed does.
+	CallsRegion map[string]string
 
-	Requests atomic.Int64 // API requests (not token grants)
-	Grants   atomic.Int64 // refresh-token grants
+	Requests  atomic.Int64 // API requests (not token grants)
+	Grants    atomic.Int64 // refresh-token grants
+	CallsSoon atomic.Int64 // call-history requests of one org less than a minute apart (Now)
 
-	mu       sync.Mutex
-	access   map[string]bool // valid access tokens
-	refresh  map[string]bool // valid refresh tokens (rotated on use)
-	n        int
-	srv      *httptest.Server
-	silentCh chan struct{}
+	mu        sync.Mutex
+	access    map[string]string // valid access token → its partner
+	refresh   map[string]string // valid refresh token (rotated on use) → its partner
+	lastCalls map[string]time.Time
+	n         int
+	srv       *httptest.Server
+	silentCh  chan struct{}
 }
 
 // ClientID and ClientSecret are the fake integration's credentials.
@@ -77,18 +86,98 @@ const (
 
 // New starts a fake with one valid refresh token, returned.
 func New(t testing.TB) (*Fake, string) {
-	f := &Fake{Licenses: map[string][]License{}, access: map[string]bool{}, refresh: map[string]bool{}, silentCh: make(chan struct{})}
+	f := &Fake{Data: map[string]*Data{}, access: map[string]string{}, refresh: map[string]string{}, lastCalls: map[string]time.Time{}, silentCh: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/access_token", f.token)
-	mux.HandleFunc("GET /v1/organizations", func(w http.ResponseWriter, r *http.Request) { f.list(w, r, anyOf(f.Orgs)) })
-	mux.HandleFunc("GET /v1/licenses", func(w http.ResponseWriter, r *http.Request) {
-		f.list(w, r, anyOf(f.Licenses[r.URL.Query().Get("orgId")]))
+	mux.HandleFunc("GET /v1/organizations", func(w http.ResponseWriter, r *http.Request) {
+		partner := f.partnerOf(r)
+		var visible []Org
+		for _, o := range f.Orgs {
+			if o.Partner == "" || o.Partner == partner {
+				visible = append(visible, o)
+			}
+		}
+		f.list(w, r, "items", anyOf(visible))
 	})
+	org := func(key string, items func(*Data) []any) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			d := f.Data[r.URL.Query().Get("orgId")]
+			var out []any
+			if d != nil {
+				out = items(d)
+			}
+			f.list(w, r, key, out)
+		}
+	}
+	mux.HandleFunc("GET /v1/licenses", org("items", func(d *Data) []any { return anyOf(d.Licenses) }))
+	mux.HandleFunc("GET /v1/people", org("items", func(d *Data) []any { return anyOf(d.People) }))
+	mux.HandleFunc("GET /v1/devices", org("items", func(d *Data) []any { return anyOf(d.Devices) }))
+	mux.HandleFunc("GET /v1/workspaces", org("items", func(d *Data) []any { return anyOf(d.Workspaces) }))
+	mux.HandleFunc("GET /v1/locations", org("items", func(d *Data) []any { return anyOf(d.Locations) }))
+	mux.HandleFunc("GET /v1/telephony/config/numbers", org("phoneNumbers", func(d *Data) []any { return anyOf(d.Numbers) }))
+	mux.HandleFunc("GET /{region}/v1/cdr_feed", f.cdrFeed)
 	f.srv = httptest.NewServer(mux)
 	f.URL = f.srv.URL + "/v1"
 	t.Cleanup(func() { close(f.silentCh); f.srv.Close() })
-	first := f.newToken(f.refresh)
+	first := f.RefreshToken("")
 	return f, first
+}
+
+// CallsHost is the call-history host the fake serves region's organisations on.
+func (f *Fake) CallsHost(region string) string { return f.srv.URL + "/" + region + "/v1" }
+
+// RefreshToken mints a refresh token of partner's administrator.
+func (f *Fake) RefreshToken(partner string) string { return f.newToken(f.refresh, partner) }
+
+func (f *Fake) partnerOf(r *http.Request) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.access[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+}
+
+// cdrFeed serves an org's records whose call ended in [startTime, endTime),
+// refusing windows over 12 hours, and counting an org's requests less than a
+// minute apart (the feed allows one a minute; pages of one request are free).
+func (f *Fake) cdrFeed(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	org := q.Get("orgId")
+	from, err1 := time.Parse(time.RFC3339Nano, q.Get("startTime"))
+	to, err2 := time.Parse(time.RFC3339Nano, q.Get("endTime"))
+	if err1 != nil || err2 != nil || !to.After(from) || to.Sub(from) > 12*time.Hour {
+		f.Requests.Add(1)
+		f.fail(w, http.StatusBadRequest, "startTime and endTime must be timestamps at most 12 hours apart")
+		return
+	}
+	if q.Get("start") == "" && f.Now != nil { // a first page: the per-org rate limit
+		f.mu.Lock()
+		if last, ok := f.lastCalls[org]; ok && f.Now().Sub(last) < time.Minute {
+			f.CallsSoon.Add(1)
+		}
+		f.lastCalls[org] = f.Now()
+		f.mu.Unlock()
+	}
+	if want := f.CallsRegion[org]; want != "" && want != r.PathValue("region") {
+		f.Requests.Add(1)
+		f.fail(w, http.StatusUnavailableForLegalReasons, "the organization's data is in another region")
+		return
+	}
+	if f.FailCalls != "" && org == f.FailCalls {
+		f.Requests.Add(1)
+		f.fail(w, http.StatusInternalServerError, "Internal Server Error")
+		return
+	}
+	var items []any
+	if d := f.Data[org]; d != nil {
+		for _, rec := range d.CDRs {
+			start, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(rec["Start time"]))
+			dur, _ := strconv.Atoi(fmt.Sprint(rec["Duration"]))
+			end := start.Add(time.Duration(dur) * time.Second)
+			if !end.Before(from) && end.Before(to) {
+				items = append(items, rec)
+			}
+		}
+	}
+	f.list(w, r, "items", items)
 }
 
 func anyOf[T any](xs []T) []any {
@@ -99,12 +188,12 @@ func anyOf[T any](xs []T) []any {
 	return out
 }
 
-func (f *Fake) newToken(m map[string]bool) string {
+func (f *Fake) newToken(m map[string]string, partner string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.n++
 	tok := fmt.Sprintf("tok-%d-%x", f.n, f.n*7919)
-	m[tok] = true
+	m[tok] = partner
 	return tok
 }
 
@@ -112,7 +201,7 @@ func (f *Fake) newToken(m map[string]bool) string {
 func (f *Fake) ExpireTokens() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.access = map[string]bool{}
+	f.access = map[string]string{}
 }
 
 // token is the refresh-token grant: the refresh token is rotated on use.
@@ -120,7 +209,8 @@ func (f *Fake) token(w http.ResponseWriter, r *http.Request) {
 	f.Grants.Add(1)
 	r.ParseForm()
 	f.mu.Lock()
-	ok := r.Form.Get("grant_type") == "refresh_token" && r.Form.Get("client_id") == ClientID && r.Form.Get("client_secret") == ClientSecret && f.refresh[r.Form.Get("refresh_token")]
+	partner, valid := f.refresh[r.Form.Get("refresh_token")]
+	ok := r.Form.Get("grant_type") == "refresh_token" && r.Form.Get("client_id") == ClientID && r.Form.Get("client_secret") == ClientSecret && valid
 	if ok {
 		delete(f.refresh, r.Form.Get("refresh_token"))
 	}
@@ -130,8 +220,8 @@ func (f *Fake) token(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant"})
 		return
 	}
-	json.NewEncoder(w).Encode(map[string]any{"access_token": f.newToken(f.access), "expires_in": 1209600,
-		"refresh_token": f.newToken(f.refresh), "refresh_token_expires_in": 7776000, "token_type": "Bearer"})
+	json.NewEncoder(w).Encode(map[string]any{"access_token": f.newToken(f.access, partner), "expires_in": 1209600,
+		"refresh_token": f.newToken(f.refresh, partner), "refresh_token_expires_in": 7776000, "token_type": "Bearer"})
 }
 
 func (f *Fake) fail(w http.ResponseWriter, status int, msg string) {
@@ -142,10 +232,10 @@ func (f *Fake) fail(w http.ResponseWriter, status int, msg string) {
 }
 
 // list serves items a page at a time, with a Link: <…>; rel="next" header.
-func (f *Fake) list(w http.ResponseWriter, r *http.Request, items []any) {
+func (f *Fake) list(w http.ResponseWriter, r *http.Request, key string, items []any) {
 	f.Requests.Add(1)
 	f.mu.Lock()
-	authorized := f.access[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+	_, authorized := f.access[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
 	f.mu.Unlock()
 	switch {
 	case !authorized:
@@ -187,5 +277,8 @@ func (f *Fake) list(w http.ResponseWriter, r *http.Request, items []any) {
 		w.Header().Set("Link", fmt.Sprintf(`<%s%s?%s>; rel="next"`, f.srv.URL, r.URL.Path, q.Encode()))
 	}
 	w.Header().Set("Trackingid", fmt.Sprintf("ROUTER_FAKE_%d", f.Requests.Load()))
-	json.NewEncoder(w).Encode(map[string]any{"items": items[start:end]})
+	if items == nil {
+		items = []any{}
+	}
+	json.NewEncoder(w).Encode(map[string]any{key: items[start:end]})
 }

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"tally/model"
+	"tally/pq"
+	"tally/source/webex/webextest"
+)
+
+// webexSetup is a fake Webex API with two partners' customers in all four
+// regions (P1's customer 0 and P2's customer 1 in each), and a tally config of
+// source type webex pointed at it, both partners logged in.
+func webexSetup(t *testing.T, extra string) (cfg, data string, f *webextest.Fake) {
+	t.Helper()
+	f, _ = webextest.New(t)
+	day := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	var regions, hosts strings.Builder
+	for _, region := range model.Regions {
+		for k, partner := range []string{"P1", "P2"} {
+			org, d := webextest.Customer(partner, region, k, day)
+			f.Add(org, d)
+			fmt.Fprintf(&regions, "      %s: %s\n", webextest.OrgUUID(org), region)
+		}
+		fmt.Fprintf(&hosts, "      %s: %s\n", region, f.CallsHost(region))
+	}
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "client-secret")
+	os.WriteFile(secret, []byte(webextest.ClientSecret+"\n"), 0o600)
+	data = filepath.Join(dir, "data")
+	cfg = filepath.Join(dir, "tally.yaml")
+	os.WriteFile(cfg, []byte("storage:\n  type: local\n  path: "+data+"\nrunner:\n  lease_ttl: 2s\n  lease_renew: 500ms\n  backoff: 10ms\n  backoff_max: 50ms\nlog:\n  format: json\n"+
+		"source:\n  type: webex\n  webex:\n    base_url: "+f.URL+"\n    token_url: "+f.URL+"/access_token\n"+
+		"    client_id: "+webextest.ClientID+"\n    client_secret_file: "+secret+"\n    calls_interval: 0s\n"+
+		"    partners:\n      - {id: P1, name: Partner One}\n      - {id: P2, name: Partner Two}\n    regions:\n"+regions.String()+"    calls_hosts:\n"+hosts.String()+extra), 0o644)
+	for _, partner := range []string{"P1", "P2"} {
+		file := filepath.Join(dir, "refresh-"+partner)
+		os.WriteFile(file, []byte(f.RefreshToken(partner)), 0o600)
+		if code, stdout, stderr := run(t, "--config", cfg, "source", "webex", "login", "--partner", partner, "--refresh-token-file", file); code != 0 {
+			t.Fatalf("login %s: exit %d\n%s%s", partner, code, stdout, stderr)
+		}
+	}
+	return cfg, data, f
+}
+
+func TestTheWebexSourceRunsTheDailyChainEndToEndForTwoPartnersInAllFourRegions(t *testing.T) {
+	cfg, data, f := webexSetup(t, "")
+	code, stdout, stderr := run(t, "--config", cfg, "config", "check")
+	if code != 0 {
+		t.Fatalf("config check: exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, o := range f.Orgs {
+		if !strings.Contains(stdout, webextest.OrgUUID(o)) || !strings.Contains(stdout, o.DisplayName) {
+			t.Errorf("config check does not list customer %s (%s):\n%s", webextest.OrgUUID(o), o.DisplayName, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "partner P1 (Partner One): credentials ok") || !strings.Contains(stdout, "partner P2 (Partner Two): credentials ok") {
+		t.Errorf("config check does not confirm both partners' credentials:\n%s", stdout)
+	}
+
+	for _, partner := range []string{"P1", "P2"} {
+		if code, _, stderr := run(t, "--config", cfg, "subscriptions", "add", "--id", "flex-"+strings.ToLower(partner), "--partner", partner, "--template", "flex-license-usage", "--cadence", "daily", "--to", "ops@example.com"); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	code, stdout, stderr = run(t, "--config", cfg, "run", "reports-daily", "--period", "2026-11-21")
+	if code != 0 {
+		t.Fatalf("the daily chain on the webex source: exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, tok := range []string{"tok-", webextest.ClientSecret} {
+		if strings.Contains(stdout+stderr, tok) {
+			t.Fatalf("a token or secret (%s…) is in the output:\n%s%s", tok, stdout, stderr)
+		}
+	}
+	// Per customer, by §6: 3+k Knowledge Worker (the Professional seats), 2
+	// Common Area (the workspace's Room Kit and ATA), 1 TelePresence; entitled
+	// 10+k and 2 from the licenses' totalUnits.
+	for _, region := range model.Regions {
+		rows := must2(pqRead[model.CustomerUsage](filepath.Join(data, "usage", "customer", "region="+region, "day=2026-11-21", "part-0.parquet")))
+		got := map[string]int64{}
+		for _, r := range rows {
+			got[r.CustomerID+" "+r.LicenseType+" consumed"] = r.Consumed
+			got[r.CustomerID+" "+r.LicenseType+" entitled"] = r.Entitled
+		}
+		for _, o := range f.Orgs {
+			if !strings.Contains(o.DisplayName, " "+region+" ") {
+				continue
+			}
+			k := int64(0)
+			if o.Partner == "P2" {
+				k = 1
+			}
+			id := webextest.OrgUUID(o)
+			want := map[string]int64{id + " knowledge_worker consumed": 3 + k, id + " knowledge_worker entitled": 10 + k,
+				id + " common_area consumed": 2, id + " common_area entitled": 2, id + " telepresence consumed": 1, id + " telepresence entitled": 0}
+			for key, n := range want {
+				if got[key] != n {
+					t.Errorf("region %s: %s = %d, want %d", region, key, got[key], n)
+				}
+			}
+		}
+		legs := must2(pqReadLegs(filepath.Join(data, "calls", "region="+region, "day=2026-11-21", "part-0.parquet")))
+		if len(legs) != (2*3+1)+(2*4+1) {
+			t.Errorf("region %s: %d call legs, want %d (two per licensed person and one queue call, per customer)", region, len(legs), 2*3+1+2*4+1)
+		}
+	}
+	var reports []string
+	filepath.Walk(filepath.Join(data, "reports"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			reports = append(reports, p)
+		}
+		return nil
+	})
+	for _, region := range model.Regions { // both partners' Flex reports, in every region
+		n := 0
+		for _, r := range reports {
+			if strings.Contains(r, "region="+region) {
+				n++
+			}
+		}
+		if n < 2 {
+			t.Errorf("region %s: %d report files, want each partner's Flex report: %v", region, n, reports)
+		}
+	}
+}
+
+func TestAWebexCustomerThatKeepsFailingFailsTheDayOrWithSkipFailedCustomersTheDayIsPartial(t *testing.T) {
+	cfg, _, f := webexSetup(t, "    skip_failed_customers: true\n")
+	f.FailCalls = f.Orgs[3].ID
+	code, stdout, stderr := run(t, "--config", cfg, "run", "license-usage", "--period", "2026-11-21")
+	if code != 0 {
+		t.Fatalf("with skip_failed_customers the day succeeds partial: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, _ = run(t, "--config", cfg, "plan", "--from", "2026-11-21", "--to", "2026-11-21")
+	if code != 0 || !strings.Contains(stdout, "partial") {
+		t.Fatalf("tally plan does not show the period partial:\n%s", stdout)
+	}
+	code, stdout, _ = run(t, "--config", cfg, "runs", "sync-clusters")
+	if !strings.Contains(stdout, webextest.OrgUUID(f.Orgs[3])) {
+		t.Fatalf("tally runs does not name the skipped customer:\n%s", stdout)
+	}
+
+	cfg2, _, f2 := webexSetup(t, "")
+	f2.FailCalls = f2.Orgs[3].ID
+	if code, stdout, stderr := run(t, "--config", cfg2, "run", "sync-clusters", "--period", "2026-11-21"); code == 0 || !strings.Contains(stdout+stderr, webextest.OrgUUID(f2.Orgs[3])) {
+		t.Fatalf("without skip_failed_customers one failing customer fails the day naming it: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+func TestWebexConfigCheckWithoutCredentialsExits2NamingTheSettings(t *testing.T) {
+	cfg, _ := writeConfig(t, "")
+	t.Setenv("TALLY_SOURCE_TYPE", "webex")
+	code, _, stderr := run(t, "--config", cfg, "config", "check")
+	if code != exitUsage {
+		t.Fatalf("exit %d, want 2\n%s", code, stderr)
+	}
+	for _, setting := range []string{"source.webex.client_id", "TALLY_SOURCE_WEBEX_CLIENT_ID", "source.webex.client_secret_file", "TALLY_SOURCE_WEBEX_CLIENT_SECRET", "source.webex.partners"} {
+		if !strings.Contains(stderr, setting) {
+			t.Errorf("the error does not name %s:\n%s", setting, stderr)
+		}
+	}
+}
+
+func TestAWebexDayPastTheGraceWindowIsRefusedWithExit2PointingToTheFilesSource(t *testing.T) {
+	cfg, _, _ := webexSetup(t, "")
+	code, stdout, stderr := run(t, "--config", cfg, "run", "sync-clusters", "--period", "2026-11-19")
+	if code != exitUsage || !strings.Contains(stdout+stderr, "use the files source or an export for past days") {
+		t.Fatalf("exit %d, want 2 with a clear message\n%s%s", code, stdout, stderr)
+	}
+}
+
+func TestWebexLoginStoresTheRefreshTokenInTheControlStoreAndNeverPrintsIt(t *testing.T) {
+	cfg, data, _ := webexSetup(t, "")
+	tokenFile := filepath.Join(t.TempDir(), "refresh")
+	os.WriteFile(tokenFile, []byte("rt-very-secret-123\n"), 0o600)
+	code, stdout, stderr := run(t, "--config", cfg, "source", "webex", "login", "--partner", "P2", "--refresh-token-file", tokenFile)
+	if code != 0 || strings.Contains(stdout+stderr, "rt-very-secret-123") {
+		t.Fatalf("login: exit %d (the token must never be printed)\n%s%s", code, stdout, stderr)
+	}
+	if b := must(os.ReadFile(filepath.Join(data, "_secrets", "webex-oauth", "P2.json"))); !strings.Contains(string(b), `"refresh_token":"rt-very-secret-123"`) {
+		t.Fatalf("stored: %s", b)
+	}
+	if code, _, stderr := run(t, "--config", cfg, "source", "webex", "login", "--refresh-token-file", tokenFile); code != exitUsage || !strings.Contains(stderr, "--partner") {
+		t.Fatalf("login with two partners and no --partner: exit %d, want 2 naming the flag\n%s", code, stderr)
+	}
+	if code, _, stderr := run(t, "--config", cfg, "source", "webex", "login", "--partner", "P2"); code != exitUsage || !strings.Contains(stderr, "--refresh-token-file") {
+		t.Fatalf("login without a file: exit %d, want 2 naming the flag\n%s", code, stderr)
+	}
+}
+
+func pqRead[T any](path string) ([]T, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	return pq.ReadAll[T](f, fi.Size())
+}

@@ -1,0 +1,513 @@
+package webex
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"tally/clock"
+	"tally/model"
+	"tally/periods"
+	"tally/source"
+	"tally/source/files"
+)
+
+// Account is one partner and the client its administrator's token reads with.
+type Account struct {
+	Partner model.Partner
+	Client  *Client
+}
+
+// Source reads the partners' managed customer organisations from the Webex
+// REST APIs: inventory as of now (present only: sync refuses days past its
+// grace window), calls from the call-history feed of each region's host.
+type Source struct {
+	Accounts []Account
+	// Regions maps an organisation (its UUID) to the region of its data: the
+	// API exposes no data location, so an unmapped organisation is quarantined,
+	// never put in a default region.
+	Regions map[string]string
+	// CallsHosts is each region's call-history host (https://analytics-calling.webexapis.com
+	// by default): the feed answers only from the organisation's own region.
+	CallsHosts map[string]string
+	// Parallel customers' inventory are fetched at once; CallsParallel
+	// customers' call histories.
+	Parallel, CallsParallel int
+	// CallsInterval is the wait between two call-history requests of one
+	// organisation (the feed allows one a minute); CallsLag how long after a
+	// day ends its last records are in (5 minutes).
+	CallsInterval, CallsLag time.Duration
+	// SkipFailedCustomers lets a day succeed, partial, without the customers
+	// that kept failing; otherwise one failing customer fails the day.
+	SkipFailedCustomers bool
+	// Files, when set, supplements the API with the landing zone (Dedicated
+	// Instance clusters, servers and their users and devices, CDRs, commerce).
+	Files *files.Source
+	Clock clock.Clock
+	Log   zerolog.Logger
+
+	mu      sync.Mutex
+	rosters map[string]*Roster // day → its roster, until Notes
+}
+
+// CallsWindow is the longest window one call-history request may cover.
+const CallsWindow = 12 * time.Hour
+
+// CallsRetention is how far back the call-history feed keeps records.
+const CallsRetention = 30 * 24 * time.Hour
+
+var (
+	_ source.Source  = (*Source)(nil)
+	_ source.Noter   = (*Source)(nil)
+	_ source.Partial = (*Source)(nil)
+)
+
+// Name is "webex".
+func (s *Source) Name() string { return "webex" }
+
+type member struct {
+	account *Account
+	orgID   string // as the API spells it, for orgId=
+	region  string
+	cust    model.Customer
+}
+
+// Roster is a day's organisations, and what went wrong with some of them.
+type Roster struct {
+	members  []member // by region (model.Regions order), then customer_id
+	skipped  []source.Skipped
+	mu       sync.Mutex
+	rejected int
+}
+
+// Member is a roster entry as tally config check shows it.
+type Member struct {
+	Partner, Region string
+	Customer        model.Customer
+}
+
+// Members are the roster's organisations, by region then customer_id.
+func (r *Roster) Members() []Member {
+	out := make([]Member, len(r.members))
+	for i, m := range r.members {
+		out[i] = Member{Partner: m.account.Partner.PartnerID, Region: m.region, Customer: m.cust}
+	}
+	return out
+}
+
+func (r *Roster) skip(sk source.Skipped) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.skipped = append(r.skipped, sk)
+}
+
+// Partners are the configured partners.
+func (s *Source) Partners(ctx context.Context, day periods.Period) ([]model.Partner, error) {
+	out := make([]model.Partner, len(s.Accounts))
+	for i, a := range s.Accounts {
+		out[i] = a.Partner
+	}
+	return out, nil
+}
+
+// Roster lists every partner's managed organisations (GET /v1/organizations
+// with the partner administrator's token), placed in their regions.
+func (s *Source) Roster(ctx context.Context, day periods.Period) (*Roster, error) {
+	s.mu.Lock()
+	r := s.rosters[day.ID()]
+	s.mu.Unlock()
+	if r != nil {
+		return r, nil
+	}
+	r = &Roster{}
+	for i := range s.Accounts {
+		a := &s.Accounts[i]
+		err := a.Client.List(ctx, "/organizations", nil, func(raw json.RawMessage) error {
+			var o Organization
+			json.Unmarshal(raw, &o)
+			c, err := CustomerOf(raw, a.Partner.PartnerID)
+			if err != nil {
+				r.skip(source.Skipped{Customer: o.ID, Name: o.DisplayName, Reason: err.Error()})
+				return nil
+			}
+			region, ok := s.Regions[c.CustomerID]
+			if !ok || !model.ValidRegion(region) {
+				r.skip(source.Skipped{Customer: c.CustomerID, Name: c.CustomerName,
+					Reason: fmt.Sprintf("no region for organisation %s: add it to source.webex.regions (the API gives no data location; never a default region)", c.CustomerID)})
+				return nil
+			}
+			r.members = append(r.members, member{account: a, orgID: o.ID, region: region, cust: c})
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("partner %s: list organisations: %w", a.Partner.PartnerID, err)
+		}
+	}
+	rank := map[string]int{}
+	for i, reg := range model.Regions {
+		rank[reg] = i
+	}
+	sort.SliceStable(r.members, func(i, j int) bool {
+		a, b := r.members[i], r.members[j]
+		if a.region != b.region {
+			return rank[a.region] < rank[b.region]
+		}
+		return a.cust.CustomerID < b.cust.CustomerID
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rosters == nil {
+		s.rosters = map[string]*Roster{}
+	}
+	s.rosters[day.ID()] = r
+	return r, nil
+}
+
+// Customers yields each organisation's day: its inventory fetched Parallel at
+// a time and its calls CallsParallel at a time, yielded in roster order. With
+// Files, the landing zone's rows of each customer are added to the API's.
+func (s *Source) Customers(ctx context.Context, day periods.Period, fn func(*source.CustomerDay) error) error {
+	if lag := s.callsLag(); s.Clock.Now().Before(day.End().Add(lag)) {
+		return fmt.Errorf("%w: the call history of %s is complete %s after the day ends (%s)", source.ErrWaiting, day.ID(), lag, day.End().Add(lag).Format(time.RFC3339))
+	}
+	r, err := s.Roster(ctx, day)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := s.fetchAll(ctx, day, r)
+	// next is the following customer's answer (nil when it was skipped).
+	next := func() (result, bool, error) {
+		res, ok := <-results
+		if ok && res.err != nil {
+			return res, true, res.err
+		}
+		if !ok && ctx.Err() != nil {
+			return res, false, ctx.Err()
+		}
+		return res, ok, nil
+	}
+	if s.Files == nil {
+		for {
+			res, ok, err := next()
+			if err != nil || !ok {
+				return err
+			}
+			if res.cd == nil {
+				continue
+			}
+			if err := fn(res.cd); err != nil {
+				return err
+			}
+		}
+	}
+	return s.Files.Customers(ctx, day, func(fcd *source.CustomerDay) error {
+		if fcd.Customer.CustomerID == "" {
+			return fn(fcd) // the landing zone's rejected rows
+		}
+		res, ok, err := next()
+		switch {
+		case err != nil:
+			return err
+		case !ok || res.id != fcd.Customer.CustomerID:
+			return fmt.Errorf("webex: the landing zone yielded customer %s out of the roster's order", fcd.Customer.CustomerID)
+		case res.cd == nil:
+			return nil // skipped: none of its rows are written
+		}
+		return fn(merge(res.cd, fcd))
+	})
+}
+
+// FilesRoster is the roster as the files source takes it (Files.Roster).
+func (s *Source) FilesRoster(ctx context.Context, day periods.Period) ([]model.Partner, map[string][]model.Customer, error) {
+	partners, _ := s.Partners(ctx, day)
+	r, err := s.Roster(ctx, day)
+	if err != nil {
+		return nil, nil, err
+	}
+	customers := map[string][]model.Customer{}
+	for _, m := range r.members {
+		customers[m.region] = append(customers[m.region], m.cust)
+	}
+	return partners, customers, nil
+}
+
+// merge adds the landing zone's rows to the API's: a delivered subscription
+// (with its term dates) replaces the one derived from licenses, with its orders.
+func merge(api, fz *source.CustomerDay) *source.CustomerDay {
+	out := *api
+	out.Rejected = append(append([]source.Rejected{}, api.Rejected...), fz.Rejected...)
+	if len(fz.Subscriptions) > 0 {
+		delivered := map[string]bool{}
+		for _, sub := range fz.Subscriptions {
+			delivered[sub.SubscriberID] = true
+		}
+		out.Subscriptions = append([]model.Subscription{}, fz.Subscriptions...)
+		for _, sub := range api.Subscriptions {
+			if !delivered[sub.SubscriberID] {
+				out.Subscriptions = append(out.Subscriptions, sub)
+			}
+		}
+		out.Orders = append([]model.Order{}, fz.Orders...)
+		for _, o := range api.Orders {
+			if !delivered[o.SubscriberID] {
+				out.Orders = append(out.Orders, o)
+			}
+		}
+	} else {
+		out.Orders = append(append([]model.Order{}, api.Orders...), fz.Orders...)
+	}
+	out.Clusters = append(append([]model.Cluster{}, api.Clusters...), fz.Clusters...)
+	out.Servers = append(append([]model.Server{}, api.Servers...), fz.Servers...)
+	out.Users = append(append([]model.User{}, api.Users...), fz.Users...)
+	out.Devices = append(append([]model.Device{}, api.Devices...), fz.Devices...)
+	out.Numbers = append(append([]model.Number{}, api.Numbers...), fz.Numbers...)
+	out.Calls = append(append([]model.CallLeg{}, api.Calls...), fz.Calls...)
+	if fz.CallStream != nil {
+		apiCalls, stream := out.Calls, fz.CallStream
+		out.Calls, out.CallStream = nil, func(yield func(model.CallLeg) error) error {
+			for _, l := range apiCalls {
+				if err := yield(l); err != nil {
+					return err
+				}
+			}
+			return stream(yield)
+		}
+	}
+	out.Sort()
+	return &out
+}
+
+type result struct {
+	id  string
+	cd  *source.CustomerDay // nil: skipped
+	err error
+}
+
+// fetchAll fetches the roster's customers concurrently and delivers them in
+// roster order; at most Parallel+CallsParallel are in flight or waiting.
+func (s *Source) fetchAll(ctx context.Context, day periods.Period, r *Roster) <-chan result {
+	out := make(chan result)
+	inventory := make(chan struct{}, max(1, s.Parallel))
+	calls := make(chan struct{}, max(1, s.CallsParallel))
+	window := make(chan chan result, max(1, s.Parallel)+max(1, s.CallsParallel))
+	go func() {
+		defer close(window)
+		for i := range r.members {
+			slot := make(chan result, 1)
+			select {
+			case window <- slot:
+			case <-ctx.Done():
+				return
+			}
+			go func(m *member) { slot <- s.fetchOne(ctx, day, m, r, inventory, calls) }(&r.members[i])
+		}
+	}()
+	go func() {
+		defer close(out)
+		for slot := range window {
+			select {
+			case res := <-slot:
+				select {
+				case out <- res:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// fetchOne reads one organisation: a failure skips it (SkipFailedCustomers)
+// or fails the day.
+func (s *Source) fetchOne(ctx context.Context, day periods.Period, m *member, r *Roster, inventory, calls chan struct{}) result {
+	fail := func(what string, err error) result {
+		err = fmt.Errorf("customer %s (%s) of partner %s: %s: %w", m.cust.CustomerID, m.cust.CustomerName, m.account.Partner.PartnerID, what, err)
+		if s.SkipFailedCustomers && ctx.Err() == nil {
+			s.Log.Warn().Err(err).Str("customer_id", m.cust.CustomerID).Msg("webex: skipping a customer that kept failing (source.webex.skip_failed_customers)")
+			r.skip(source.Skipped{Customer: m.cust.CustomerID, Name: m.cust.CustomerName, Reason: err.Error()})
+			return result{id: m.cust.CustomerID}
+		}
+		return result{err: err}
+	}
+	select {
+	case inventory <- struct{}{}:
+	case <-ctx.Done():
+		return result{err: ctx.Err()}
+	}
+	e, err := s.inventory(ctx, m)
+	<-inventory
+	if err != nil {
+		return fail("inventory", err)
+	}
+	cd := Map(e)
+	cd.Region = m.region
+	select {
+	case calls <- struct{}{}:
+	case <-ctx.Done():
+		return result{err: ctx.Err()}
+	}
+	legs, rejected, err := s.calls(ctx, day, m)
+	<-calls
+	if err != nil {
+		return fail("call history", err)
+	}
+	cd.Calls, cd.Rejected = legs, append(cd.Rejected, rejected...)
+	return result{id: m.cust.CustomerID, cd: cd}
+}
+
+// inventory reads one organisation's inventory endpoints.
+func (s *Source) inventory(ctx context.Context, m *member) (Estate, error) {
+	e := Estate{Customer: m.cust}
+	q := url.Values{"orgId": {m.orgID}}
+	c := m.account.Client
+	type endpoint struct {
+		path, key string
+		query     url.Values
+		into      func(json.RawMessage) error
+	}
+	decode := func(name string, add func(json.RawMessage) error) func(json.RawMessage) error {
+		return func(raw json.RawMessage) error {
+			if err := add(raw); err != nil {
+				return fmt.Errorf("%s item %.200s: %w", name, raw, err)
+			}
+			return nil
+		}
+	}
+	people := url.Values{"orgId": {m.orgID}, "callingData": {"true"}}
+	for _, ep := range []endpoint{
+		{"/licenses", "items", q, decode("license", func(raw json.RawMessage) error { return appendJSON(raw, &e.Licenses) })},
+		{"/locations", "items", q, decode("location", func(raw json.RawMessage) error { return appendJSON(raw, &e.Locations) })},
+		{"/people", "items", people, decode("person", func(raw json.RawMessage) error { return appendJSON(raw, &e.People) })},
+		{"/workspaces", "items", q, decode("workspace", func(raw json.RawMessage) error { return appendJSON(raw, &e.Workspaces) })},
+		{"/devices", "items", q, decode("device", func(raw json.RawMessage) error { return appendJSON(raw, &e.Devices) })},
+		{"/telephony/config/numbers", "phoneNumbers", q, decode("number", func(raw json.RawMessage) error { return appendJSON(raw, &e.Numbers) })},
+	} {
+		if err := c.ListAt(ctx, c.BaseURL, ep.path, ep.query, ep.key, ep.into); err != nil {
+			return e, err
+		}
+	}
+	return e, nil
+}
+
+func appendJSON[T any](raw json.RawMessage, into *[]T) error {
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	*into = append(*into, v)
+	return nil
+}
+
+// DefaultCallsHost is the call-history feed's public host.
+const DefaultCallsHost = "https://analytics-calling.webexapis.com/v1"
+
+// calls reads the day's call history in CallsWindow windows from the
+// organisation's regional host, one request per CallsInterval per organisation.
+func (s *Source) calls(ctx context.Context, day periods.Period, m *member) ([]model.CallLeg, []source.Rejected, error) {
+	if s.Clock.Now().Sub(day.Start) > CallsRetention {
+		return nil, nil, fmt.Errorf("the call history keeps %s: %s is older", CallsRetention, day.ID())
+	}
+	host := s.CallsHosts[m.region]
+	if host == "" {
+		host = DefaultCallsHost
+	}
+	var legs []model.CallLeg
+	var rejected []source.Rejected
+	seen := map[string]bool{}
+	for from := day.Start; from.Before(day.End()); from = from.Add(CallsWindow) {
+		if from.After(day.Start) && s.CallsInterval > 0 {
+			if err := s.Clock.Sleep(ctx, s.CallsInterval); err != nil {
+				return nil, nil, err
+			}
+		}
+		to := from.Add(CallsWindow)
+		q := url.Values{"orgId": {m.orgID}, "startTime": {from.Format("2006-01-02T15:04:05.000Z")}, "endTime": {to.Format("2006-01-02T15:04:05.000Z")}, "max": {"500"}}
+		err := m.account.Client.ListAt(ctx, host, "/cdr_feed", q, "items", func(raw json.RawMessage) error {
+			var rec CDR
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				return fmt.Errorf("call record %.200s: %w", raw, err)
+			}
+			leg, err := CallLegOf(rec, m.cust.CustomerID)
+			if err != nil {
+				rejected = append(rejected, source.Rejected{Entity: "calls", File: "webex cdr_feed", Reason: err.Error(), Row: rec})
+				return nil
+			}
+			if !seen[leg.LegID] { // a record is reported once; windows never overlap, but be sure
+				seen[leg.LegID] = true
+				legs = append(legs, leg)
+			}
+			return nil
+		})
+		var api *APIError
+		if errors.As(err, &api) && api.Status == http.StatusUnavailableForLegalReasons {
+			return nil, nil, fmt.Errorf("%w: the organisation's call history is not in region %s's host %s: check source.webex.regions and source.webex.calls_hosts", err, m.region, host)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	sortCalls(legs)
+	return legs, rejected, nil
+}
+
+func (s *Source) callsLag() time.Duration {
+	if s.CallsLag > 0 {
+		return s.CallsLag
+	}
+	return 5 * time.Minute
+}
+
+// Skipped are the customers a day was synced without (sync marks it partial).
+func (s *Source) Skipped(day periods.Period) []source.Skipped {
+	s.mu.Lock()
+	r := s.rosters[day.ID()]
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := append([]source.Skipped{}, r.skipped...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Customer < out[j].Customer })
+	return out
+}
+
+// Notes are the day's organisations per partner and region, and the landing
+// zone's files when it supplements the API. The day's roster is let go.
+func (s *Source) Notes(day periods.Period) map[string]any {
+	s.mu.Lock()
+	r := s.rosters[day.ID()]
+	delete(s.rosters, day.ID())
+	s.mu.Unlock()
+	notes := map[string]any{}
+	if r != nil {
+		count := map[string]map[string]int{}
+		for _, m := range r.members {
+			p := m.account.Partner.PartnerID
+			if count[p] == nil {
+				count[p] = map[string]int{}
+			}
+			count[p][m.region]++
+		}
+		notes["organisations"] = count
+	}
+	if s.Files != nil {
+		if fn := s.Files.Notes(day); fn != nil {
+			notes["files"] = fn
+		}
+	}
+	return notes
+}

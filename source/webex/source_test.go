@@ -1,0 +1,227 @@
+package webex_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"tally/clock"
+	"tally/model"
+	"tally/periods"
+	"tally/source"
+	"tally/source/webex"
+	"tally/source/webex/webextest"
+	"tally/storage/local"
+)
+
+var day = periods.Containing(periods.Daily, time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC))
+
+// newSource is a webex source of one partner P1 over a fake holding customers
+// 0..n-1 in region EU; its clock (shared with the fake) is 00:20 the next day.
+func newSource(t *testing.T, n int) (*webex.Source, *webextest.Fake, *clock.Fake, *bytes.Buffer) {
+	t.Helper()
+	f, _ := webextest.New(t)
+	clk := clock.NewFake(day.End().Add(20 * time.Minute))
+	f.Now = clk.Now
+	store, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := webex.ImportRefreshToken(context.Background(), store, webex.TokenKey("P1"), f.RefreshToken("P1")); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	log := zerolog.New(zerolog.SyncWriter(&logs))
+	oauth := &webex.OAuth{Key: webex.TokenKey("P1"), TokenURL: f.URL + "/access_token", ClientID: webextest.ClientID, ClientSecret: webextest.ClientSecret, Store: store, Now: clk.Now}
+	c := &webex.Client{BaseURL: f.URL, Tokens: oauth, Clock: clk, Log: log, RequestTimeout: 2 * time.Second, Attempts: 3, Jitter: func() float64 { return 0 }}
+	s := &webex.Source{Accounts: []webex.Account{{Partner: model.Partner{PartnerID: "P1", PartnerName: "Partner One"}, Client: c}},
+		Regions: map[string]string{}, CallsHosts: map[string]string{"EU": f.CallsHost("EU")}, Parallel: 2, CallsParallel: 2,
+		CallsInterval: time.Minute, Clock: clk, Log: log}
+	for k := 0; k < n; k++ {
+		org, d := webextest.Customer("P1", "EU", k, day.Start)
+		f.Add(org, d)
+		s.Regions[webextest.OrgUUID(org)] = "EU"
+	}
+	return s, f, clk, &logs
+}
+
+func collect(t *testing.T, s *webex.Source) ([]*source.CustomerDay, error) {
+	var out []*source.CustomerDay
+	err := s.Customers(context.Background(), day, func(cd *source.CustomerDay) error {
+		out = append(out, cd)
+		return nil
+	})
+	return out, err
+}
+
+func TestAnOrganisationsAnswersMapToValidSection5RowsWithTheLicenseTypesOfSection6(t *testing.T) {
+	org, d := webextest.Customer("P1", "US", 2, day.Start)
+	c, err := webex.CustomerOf(mustJSON(t, org), "P1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd := webex.Map(webex.Estate{Customer: c, Licenses: d.Licenses, People: d.People, Devices: d.Devices, Workspaces: d.Workspaces, Locations: d.Locations, Numbers: d.Numbers})
+	if len(cd.Rejected) > 0 {
+		t.Fatalf("rejected: %+v", cd.Rejected)
+	}
+	if got := strings.Join(cd.Customer.Products, ","); got != "calling,meetings" {
+		t.Errorf("products %q, want calling,meetings (from the license names)", got)
+	}
+	if len(cd.Users) != 6 { // 5 licensed + 1 unlicensed person; the bot is not a user
+		t.Errorf("%d users, want 6", len(cd.Users))
+	}
+	kw := 0
+	for _, u := range cd.Users {
+		if err := u.Validate(); err != nil {
+			t.Errorf("user: %v", err)
+		}
+		if u.HasMobileClient && u.HasDirectoryProfile {
+			kw++
+		}
+	}
+	if kw != 5 {
+		t.Errorf("%d users hold a Webex Calling Professional seat, want 5", kw)
+	}
+	types := map[string]int{}
+	for _, dv := range cd.Devices {
+		if err := dv.Validate(); err != nil {
+			t.Errorf("device %s: %v", dv.Product, err)
+		}
+		types[dv.DeviceType]++
+		if dv.LocationName != "HQ US" {
+			t.Errorf("device %s has location %q, want its person's or workspace's (HQ US)", dv.Product, dv.LocationName)
+		}
+	}
+	if types[model.DeskPhone] != 5 || types[model.Room] != 1 || types[model.Analog] != 1 || types[model.TelePresenceType] != 1 {
+		t.Errorf("device types %v", types)
+	}
+	if len(cd.Subscriptions) != 1 || cd.Subscriptions[0].LicensesTotal != 14 || cd.Subscriptions[0].Product != "calling" {
+		t.Errorf("subscriptions %+v, want one calling subscription of 12+2 seats", cd.Subscriptions)
+	}
+	orders := map[string]int64{}
+	for _, o := range cd.Orders {
+		orders[o.LicenseType] = o.Quantity
+	}
+	if orders[model.KnowledgeWorker] != 12 || orders[model.CommonArea] != 2 || len(orders) != 2 {
+		t.Errorf("orders %v, want knowledge_worker 12 (Professional), common_area 2 (Workspaces)", orders)
+	}
+	for _, n := range cd.Numbers {
+		if err := n.Validate(); err != nil || n.UserType != "People" || n.Country != "US" || n.UserID == nil {
+			t.Errorf("number %+v: %v", n, err)
+		}
+	}
+}
+
+func TestLicenseNamesMapToTheirSection6Types(t *testing.T) {
+	for name, want := range map[string]string{
+		"Webex Calling - Professional": model.KnowledgeWorker, "Webex Calling - Basic": model.KnowledgeWorker,
+		"Webex Calling - Workspaces": model.CommonArea, "Webex Calling - Common Area": model.CommonArea,
+		"UCM - Professional": model.KnowledgeWorker, "Dedicated Instance - TelePresence Room": model.TelePresence,
+		"Webex Meetings - Enterprise": "", "Advanced Messaging": "", "Hybrid Call Aware": "",
+	} {
+		if got := webex.LicenseType(name); got != want {
+			t.Errorf("LicenseType(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
+func TestCallHistoryIsReadInTwelveHourWindowsWithNoOrganisationAskedTwiceAMinute(t *testing.T) {
+	s, f, _, _ := newSource(t, 3)
+	cds, err := collect(t, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cds) != 3 {
+		t.Fatalf("%d customers", len(cds))
+	}
+	for k, cd := range cds {
+		if want := 2*(3+k) + 1; len(cd.Calls) != want {
+			t.Errorf("customer %d: %d calls, want %d", k, len(cd.Calls), want)
+		}
+		queued := 0
+		for _, l := range cd.Calls {
+			if l.RoutedVia != nil && *l.RoutedVia == "call-queue" && *l.QueueOutcome == "answered" && *l.QueueWaitSeconds == 25 {
+				queued++
+			}
+		}
+		if queued != 1 {
+			t.Errorf("customer %d: %d answered call-queue legs, want 1", k, queued)
+		}
+	}
+	if n := f.CallsSoon.Load(); n != 0 {
+		t.Errorf("%d call-history requests came less than a minute after the same organisation's previous one", n)
+	}
+}
+
+func TestTheCallHistoryOfADayIsWaitedForUntilFiveMinutesAfterItEnds(t *testing.T) {
+	s, _, clk, _ := newSource(t, 1)
+	clk.Set(day.End().Add(2 * time.Minute))
+	if _, err := collect(t, s); !errors.Is(err, source.ErrWaiting) {
+		t.Fatalf("at 00:02 the day's calls are not all in yet: %v, want waiting", err)
+	}
+}
+
+func TestACustomerWhoseCallsFailEveryTimeFailsTheDayUnlessSkipped(t *testing.T) {
+	s, f, _, logs := newSource(t, 3)
+	org := f.Orgs[1]
+	f.FailCalls = org.ID
+	_, err := collect(t, s)
+	if err == nil || !strings.Contains(err.Error(), webextest.OrgUUID(org)) || !strings.Contains(err.Error(), "trackingid ROUTER_FAKE_") {
+		t.Fatalf("one failing customer must fail the day, naming it and the trackingid: %v", err)
+	}
+
+	s.SkipFailedCustomers = true
+	cds, err := collect(t, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cds) != 2 {
+		t.Fatalf("%d customers yielded, want the 2 that answered", len(cds))
+	}
+	skipped := s.Skipped(day)
+	if len(skipped) != 1 || skipped[0].Customer != webextest.OrgUUID(org) {
+		t.Fatalf("skipped %+v, want the failing customer listed (the day is partial)", skipped)
+	}
+	if strings.Contains(logs.String(), "tok-") {
+		t.Fatalf("a token is in the log:\n%s", logs.String())
+	}
+}
+
+func TestAnOrganisationWithNoRegionIsQuarantinedNeverPutInADefaultRegion(t *testing.T) {
+	s, f, _, _ := newSource(t, 2)
+	delete(s.Regions, webextest.OrgUUID(f.Orgs[0]))
+	cds, err := collect(t, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cds) != 1 || cds[0].Customer.CustomerID != webextest.OrgUUID(f.Orgs[1]) {
+		t.Fatalf("yielded %d customers, want only the mapped one", len(cds))
+	}
+	if sk := s.Skipped(day); len(sk) != 1 || !strings.Contains(sk[0].Reason, "source.webex.regions") {
+		t.Fatalf("skipped %+v, want the unmapped organisation, naming source.webex.regions", sk)
+	}
+}
+
+func TestACallHistoryHostOfAnotherRegionIsAnError451NamingTheSettings(t *testing.T) {
+	s, f, _, _ := newSource(t, 1)
+	f.CallsRegion = map[string]string{f.Orgs[0].ID: "US"}
+	_, err := collect(t, s)
+	if err == nil || !strings.Contains(err.Error(), "451") || !strings.Contains(err.Error(), "source.webex.calls_hosts") {
+		t.Fatalf("%v", err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
