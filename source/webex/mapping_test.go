@@ -58,3 +58,46 @@ func FuzzOrganizationJSONMapsToACustomerOrAnErrorNeverAPanic(f *testing.F) {
 		}
 	})
 }
+
+// Every item of every endpoint comes from outside: whatever its JSON, Map and
+// CallLegOf give rows or rejections, never a panic.
+func FuzzEndpointJSONMapsToRowsOrRejectionsNeverAPanic(f *testing.F) {
+	f.Add([]byte(`{"id":"x","name":"Webex Calling - Professional","totalUnits":3,"subscriptionId":"S"}`), []byte(`{"id":"Y2lzY29zcGFyazovL3VzL1BFT1BMRS8x","emails":[]}`),
+		[]byte(`{"id":"d","product":"Cisco 8845","personId":"nope","mac":"zz"}`), []byte(`{"phoneNumber":"+15550100","location":{"id":""},"owner":{"type":"PEOPLE"}}`),
+		[]byte(`{"Report ID":"r","Start time":"2026-11-21T10:00:00.000Z","Duration":"-1","Queue Type":"Call Queue","Ring duration":"x"}`))
+	f.Fuzz(func(t *testing.T, license, person, device, number, cdr []byte) {
+		var e Estate
+		e.Customer.CustomerID, e.Customer.PartnerID = "efc3a1a1-5fcc-45bd-b650-4bf98d0ae26a", "P1"
+		var l License
+		var p Person
+		var d Device
+		var n Number
+		if json.Unmarshal(license, &l) == nil {
+			e.Licenses = append(e.Licenses, l)
+		}
+		if json.Unmarshal(person, &p) == nil {
+			e.People = append(e.People, p)
+			p.Licenses = append(p.Licenses, l.ID)
+		}
+		if json.Unmarshal(device, &d) == nil {
+			e.Devices = append(e.Devices, d)
+		}
+		if json.Unmarshal(number, &n) == nil {
+			e.Numbers = append(e.Numbers, n)
+		}
+		cd := Map(e)
+		for _, u := range cd.Users {
+			if err := u.Validate(); err != nil && !strings.Contains(err.Error(), "email") {
+				t.Fatalf("a mapped user is invalid beyond its email: %v", err)
+			}
+		}
+		var rec CDR
+		if json.Unmarshal(cdr, &rec) == nil {
+			if leg, err := CallLegOf(rec, e.Customer.CustomerID); err == nil {
+				if err := leg.Validate(); err != nil {
+					t.Fatalf("CallLegOf returned an invalid leg without an error: %v", err)
+				}
+			}
+		}
+	})
+}
