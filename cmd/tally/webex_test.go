@@ -32,9 +32,11 @@ func webexSetup(t *testing.T, extra string) (cfg, data string, f *webextest.Fake
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "client-secret")
 	os.WriteFile(secret, []byte(webextest.ClientSecret+"\n"), 0o600)
+	// The client's retry backoffs sleep on the run's fake clock, advancing it:
+	// a lease long enough that they never look like a lost lease.
 	data = filepath.Join(dir, "data")
 	cfg = filepath.Join(dir, "tally.yaml")
-	os.WriteFile(cfg, []byte("storage:\n  type: local\n  path: "+data+"\nrunner:\n  lease_ttl: 2s\n  lease_renew: 500ms\n  backoff: 10ms\n  backoff_max: 50ms\nlog:\n  format: json\n"+
+	os.WriteFile(cfg, []byte("storage:\n  type: local\n  path: "+data+"\nrunner:\n  lease_ttl: 10m\n  lease_renew: 1m\n  backoff: 10ms\n  backoff_max: 50ms\nlog:\n  format: json\n"+
 		"source:\n  type: webex\n  webex:\n    base_url: "+f.URL+"\n    token_url: "+f.URL+"/access_token\n"+
 		"    client_id: "+webextest.ClientID+"\n    client_secret_file: "+secret+"\n    calls_interval: 0s\n"+
 		"    partners:\n      - {id: P1, name: Partner One}\n      - {id: P2, name: Partner Two}\n    regions:\n"+regions.String()+"    calls_hosts:\n"+hosts.String()+extra), 0o644)
