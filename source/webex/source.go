@@ -82,10 +82,9 @@ type member struct {
 
 // Roster is a day's organisations, and what went wrong with some of them.
 type Roster struct {
-	members  []member // by region (model.Regions order), then customer_id
-	skipped  []source.Skipped
-	mu       sync.Mutex
-	rejected int
+	members []member // by region (model.Regions order), then customer_id
+	skipped []source.Skipped
+	mu      sync.Mutex
 }
 
 // Member is a roster entry as tally config check shows it.
@@ -178,6 +177,11 @@ func (s *Source) Customers(ctx context.Context, day periods.Period, fn func(*sou
 	if lag := s.callsLag(); s.Clock.Now().Before(day.End().Add(lag)) {
 		return fmt.Errorf("%w: the call history of %s is complete %s after the day ends (%s)", source.ErrWaiting, day.ID(), lag, day.End().Add(lag).Format(time.RFC3339))
 	}
+	// Each attempt lists the organisations afresh: a retry never reuses an
+	// earlier attempt's roster or its skipped customers.
+	s.mu.Lock()
+	delete(s.rosters, day.ID())
+	s.mu.Unlock()
 	r, err := s.Roster(ctx, day)
 	if err != nil {
 		return err
