@@ -16,7 +16,6 @@ import (
 
 	"tally/internal/testservers"
 	"tally/model"
-	"tally/pq"
 	"tally/source/files"
 	s3store "tally/storage/s3"
 )
@@ -306,7 +305,7 @@ func TestADedicatedInstanceDayFromCSVJSONLinesAndCUCMCallRecordsGivesItsLegsQual
 	if code, stdout, stderr := run(t, "--config", cfg, "run", "reports-daily", "--period", "2026-11-21"); code != 0 {
 		t.Fatalf("the chain: exit %d\n%s%s", code, stdout, stderr)
 	}
-	legs, err := pqReadLegs(filepath.Join(data, "calls/region=US/day=2026-11-21/part-0.parquet"))
+	legs, err := pqRead[model.CallLeg](filepath.Join(data, "calls/region=US/day=2026-11-21/part-0.parquet"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,16 +371,6 @@ func rewriteManifestOf(t *testing.T, landing, day string) {
 	b, _ := json.Marshal(m)
 	os.MkdirAll(filepath.Join(landing, "_ready"), 0o755)
 	os.WriteFile(filepath.Join(landing, "_ready", "day="+day+".json"), b, 0o644)
-}
-
-func pqReadLegs(path string) ([]model.CallLeg, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	return pq.ReadAll[model.CallLeg](f, fi.Size())
 }
 
 // tree lists every path under dir with its size (to see that nothing changed).

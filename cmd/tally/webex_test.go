@@ -106,7 +106,7 @@ func TestTheWebexSourceRunsTheDailyChainEndToEndForTwoPartnersInAllFourRegions(t
 				}
 			}
 		}
-		legs := must2(pqReadLegs(filepath.Join(data, "calls", "region="+region, "day=2026-11-21", "part-0.parquet")))
+		legs := must2(pqRead[model.CallLeg](filepath.Join(data, "calls", "region="+region, "day=2026-11-21", "part-0.parquet")))
 		if len(legs) != (2*3+1)+(2*4+1) {
 			t.Errorf("region %s: %d call legs, want %d (two per licensed person and one queue call, per customer)", region, len(legs), 2*3+1+2*4+1)
 		}
