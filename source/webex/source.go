@@ -188,7 +188,9 @@ func (s *Source) Customers(ctx context.Context, day periods.Period, fn func(*sou
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	results := s.fetchAll(ctx, day, r)
+	results, wait := s.fetchAll(ctx, day, r)
+	// Customers returns only when none of its fetches is still running.
+	defer func() { cancel(); wait() }()
 	// next is the following customer's answer (nil when it was skipped).
 	next := func() (result, bool, error) {
 		res, ok := <-results
@@ -298,13 +300,17 @@ type result struct {
 }
 
 // fetchAll fetches the roster's customers concurrently and delivers them in
-// roster order; at most Parallel+CallsParallel are in flight or waiting.
-func (s *Source) fetchAll(ctx context.Context, day periods.Period, r *Roster) <-chan result {
+// roster order; at most Parallel+CallsParallel are in flight or waiting. Once
+// ctx is cancelled, wait returns when every goroutine it started has ended.
+func (s *Source) fetchAll(ctx context.Context, day periods.Period, r *Roster) (results <-chan result, wait func()) {
+	var wg sync.WaitGroup
 	out := make(chan result)
 	inventory := make(chan struct{}, max(1, s.Parallel))
 	calls := make(chan struct{}, max(1, s.CallsParallel))
 	window := make(chan chan result, max(1, s.Parallel)+max(1, s.CallsParallel))
+	wg.Add(2)
 	go func() {
+		defer wg.Done()
 		defer close(window)
 		for i := range r.members {
 			slot := make(chan result, 1)
@@ -313,10 +319,15 @@ func (s *Source) fetchAll(ctx context.Context, day periods.Period, r *Roster) <-
 			case <-ctx.Done():
 				return
 			}
-			go func(m *member) { slot <- s.fetchOne(ctx, day, m, r, inventory, calls) }(&r.members[i])
+			wg.Add(1)
+			go func(m *member) {
+				defer wg.Done()
+				slot <- s.fetchOne(ctx, day, m, r, inventory, calls)
+			}(&r.members[i])
 		}
 	}()
 	go func() {
+		defer wg.Done()
 		defer close(out)
 		for slot := range window {
 			select {
@@ -331,7 +342,7 @@ func (s *Source) fetchAll(ctx context.Context, day periods.Period, r *Roster) <-
 			}
 		}
 	}()
-	return out
+	return out, wg.Wait
 }
 
 // fetchOne reads one organisation: a failure skips it (SkipFailedCustomers)
