@@ -799,11 +799,15 @@ func (j *Reports) Notify(ctx context.Context, rc *runner.RunContext, n runner.No
 			errs = append(errs, err)
 			continue
 		}
+		pl.Partial = rc.Gaps()
 		e := &mail.ReportEmail{Subscription: id, PartnerID: sub.PartnerID, Cadence: string(sub.Cadence), LinkValidity: j.Links.Validity(),
 			Periods: []mail.PeriodLinks{pl}}
 		e.Title = fmt.Sprintf("%s — %s report for %s", sr.Template, sub.Cadence, rc.Period.ID())
 		if pl.NoData {
 			e.Title = fmt.Sprintf("%s — no data for %s", sr.Template, rc.Period.ID())
+		}
+		if len(pl.Partial) > 0 {
+			e.Title += " (partial)"
 		}
 		if err := j.send(ctx, rc, n, sub, runner.DefaultGroup, rc.Period.ID(), e); err != nil {
 			errs = append(errs, err)
@@ -899,8 +903,9 @@ func (j *Reports) send(ctx context.Context, rc *runner.RunContext, n runner.Noti
 // backfill (tally backfill --email).
 func (j *Reports) Digest(ctx context.Context, rc *runner.RunContext, n runner.Notification, recs []*runner.Record) error {
 	type entry struct {
-		p  periods.Period
-		sr *SubscriptionReport
+		p       periods.Period
+		sr      *SubscriptionReport
+		partial []string
 	}
 	bySub := map[string][]entry{}
 	for _, rec := range recs {
@@ -917,7 +922,7 @@ func (j *Reports) Digest(ctx context.Context, rc *runner.RunContext, n runner.No
 		}
 		for id, sr := range reports {
 			if sr.Error == "" {
-				bySub[id] = append(bySub[id], entry{p, sr})
+				bySub[id] = append(bySub[id], entry{p, sr, rec.Partial})
 			}
 		}
 	}
@@ -943,6 +948,7 @@ func (j *Reports) Digest(ctx context.Context, rc *runner.RunContext, n runner.No
 				errs = append(errs, err)
 				continue
 			}
+			pl.Partial = en.partial
 			e.Periods = append(e.Periods, pl)
 		}
 		e.Title = fmt.Sprintf("%s — backfill of %d %s periods, %s to %s", entries[0].sr.Template, len(entries), sub.Cadence, entries[0].p.ID(), entries[len(entries)-1].p.ID())

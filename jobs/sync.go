@@ -22,9 +22,9 @@ type Sync struct {
 	EmptyGuard bool
 	// Ledger reads the previous day's row counts for the guard.
 	Ledger *runner.Ledger
-	// Live sources serve a day only until Grace after it ends (0: backfillable).
+	// Grace is how long after a day ends a present-only source (an API) still
+	// serves it.
 	Grace time.Duration
-	Live  bool
 }
 
 func (s *Sync) Name() string                      { return SyncClusters }
@@ -72,7 +72,10 @@ func (r *regionSnapshot) tables() []committer {
 // region's rows into its own storage; malformed rows go to quarantine.
 func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 	day := rc.Period
-	if s.Live && rc.Clock.Now().After(day.End().Add(s.Grace)) {
+	if _, live := s.Source.(source.PresentOnly); live && rc.Clock.Now().After(day.End().Add(s.Grace)) {
+		if cb, ok := s.Source.(source.CallsBackfiller); ok && rc.Clock.Now().Sub(day.Start) <= cb.CallsRetention() {
+			return s.backfillCalls(ctx, rc, cb)
+		}
 		return runner.Usage(fmt.Errorf("%w: source %s serves only the present: day %s ended more than %s ago (source.grace); use the files source or an export for past days", source.ErrNotBackfillable, s.Source.Name(), day.ID(), s.Grace))
 	}
 	partners, err := s.Source.Partners(ctx, day)
@@ -161,7 +164,7 @@ func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 		if skipped := ps.Skipped(day); len(skipped) > 0 {
 			rc.Note("skipped_customers", skipped)
 			for _, sk := range skipped {
-				rc.Partial(fmt.Sprintf("customer %s (%s) skipped: %s", sk.Customer, sk.Name, sk.Reason))
+				rc.Partial(fmt.Sprintf("%s: customer %s (%s) skipped: %s", rc.Period.ID(), sk.Customer, sk.Name, sk.Reason))
 			}
 			rc.Log.Warn().Int("customers", len(skipped)).Msg("the day is partial: some customers were skipped (tally runs shows which)")
 		}
@@ -375,4 +378,148 @@ func nonNil(xs []string) []string {
 		return []string{}
 	}
 	return xs
+}
+
+// backfillCalls re-syncs a past day's calls onto the inventory synced for it
+// when it was present: the inventory tables are carried over row for row
+// (byte-identical), the call legs fetched again for the customers in them.
+// Customers the day was synced without stay missing: the earlier run's
+// partial lines are kept.
+func (s *Sync) backfillCalls(ctx context.Context, rc *runner.RunContext, cb source.CallsBackfiller) error {
+	day := rc.Period
+	var all []committer
+	fail := func(err error) error { abortAll(all, err); return err }
+	var refs []source.CustomerRef
+	calls := map[string]*table[model.CallLeg]{}
+	qs := map[string]*quarantine{}
+	for _, region := range rc.Regions {
+		store, err := rc.Stores.For(region)
+		if err != nil {
+			return fail(err)
+		}
+		customers, err := readAll[model.Customer](ctx, store, InventoryKey("customers", region, day))
+		if errors.Is(err, storage.ErrNotFound) {
+			return fail(runner.Usage(fmt.Errorf("%w: source %s serves only the present, and day %s (ended more than %s ago, source.grace) was never synced in region %s: only its calls are still in the call history, and they need the day's inventory; use the files source or an export for past days", source.ErrNotBackfillable, s.Source.Name(), day.ID(), s.Grace, region)))
+		}
+		if err != nil {
+			return fail(err)
+		}
+		for _, c := range customers {
+			refs = append(refs, source.CustomerRef{Region: region, Customer: c})
+		}
+		for _, entity := range Entities {
+			t, err := carry(ctx, rc, store, region, InventoryKey(entity, region, day), entity)
+			if err != nil {
+				return fail(err)
+			}
+			all = append(all, t)
+		}
+		if calls[region], err = openTable[model.CallLeg](ctx, rc, region, CallsKey(region, day)); err != nil {
+			return fail(err)
+		}
+		all = append(all, calls[region])
+		qs[region] = newQuarantine(rc, region, day)
+	}
+	rc.Log.Info().Int("customers", len(refs)).Msg("backfilling the day's calls onto the inventory synced for it (the day is past source.grace, inside the call history's retention)")
+	err := cb.Calls(ctx, day, refs, func(cd *source.CustomerDay) error {
+		for _, r := range cd.Rejected {
+			if err := qs[cd.Region].add(ctx, r.Entity, map[string]any{"file": r.File, "line": r.Line, "row": r.Row}, errors.New(r.Reason)); err != nil {
+				return err
+			}
+		}
+		return validAdd(ctx, qs[cd.Region], "calls", calls[cd.Region], cd.Calls, (*model.CallLeg).Validate)
+	})
+	if err != nil {
+		for _, q := range qs {
+			q.abort(err)
+		}
+		return fail(sourceError(s.Source.Name(), err))
+	}
+	if err := commitAll(all); err != nil {
+		return err
+	}
+	for _, q := range qs {
+		if err := q.commit(); err != nil {
+			return err
+		}
+	}
+	rc.Note("calls_backfill", fmt.Sprintf("inventory carried over from the day's earlier sync; calls fetched again at %s", rc.Clock.Now().UTC().Format(time.RFC3339)))
+	if s.Ledger != nil {
+		attempts, err := s.Ledger.Attempts(ctx, SyncClusters, day.ID())
+		if err != nil {
+			return err
+		}
+		for i := len(attempts) - 1; i >= 0; i-- { // the inventory's gaps are still there
+			if a := attempts[i]; a.Status == runner.StatusSucceeded {
+				for _, gap := range a.Partial {
+					rc.Partial(gap)
+				}
+				break
+			}
+		}
+	}
+	if ps, ok := s.Source.(source.Partial); ok {
+		for _, sk := range ps.Skipped(day) {
+			rc.Partial(fmt.Sprintf("%s: customer %s (%s) calls not backfilled: %s", day.ID(), sk.Customer, sk.Name, sk.Reason))
+		}
+	}
+	if n, ok := s.Source.(source.Noter); ok {
+		if notes := n.Notes(day); notes != nil {
+			rc.Note("source", notes)
+		}
+	}
+	return nil
+}
+
+// carry copies an inventory table of the day's earlier sync into this run's outputs.
+func carry(ctx context.Context, rc *runner.RunContext, store storage.Store, region, key, entity string) (committer, error) {
+	switch entity {
+	case "partners":
+		return carryRows[model.Partner](ctx, rc, store, region, key)
+	case "customers":
+		return carryRows[model.Customer](ctx, rc, store, region, key)
+	case "subscriptions":
+		return carryRows[model.Subscription](ctx, rc, store, region, key)
+	case "orders":
+		return carryRows[model.Order](ctx, rc, store, region, key)
+	case "clusters":
+		return carryRows[model.Cluster](ctx, rc, store, region, key)
+	case "servers":
+		return carryRows[model.Server](ctx, rc, store, region, key)
+	case "users":
+		return carryRows[model.User](ctx, rc, store, region, key)
+	case "devices":
+		return carryRows[model.Device](ctx, rc, store, region, key)
+	case "numbers":
+		return carryRows[model.Number](ctx, rc, store, region, key)
+	}
+	return nil, fmt.Errorf("carry: unknown inventory entity %q", entity)
+}
+
+func carryRows[T any](ctx context.Context, rc *runner.RunContext, store storage.Store, region, key string) (*table[T], error) {
+	in, f, err := openInput[T](ctx, store, key)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	defer in.Close()
+	t, err := openTable[T](ctx, rc, region, key)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		row, ok := in.Next()
+		if !ok {
+			break
+		}
+		if err := t.add(row); err != nil {
+			t.abort(err)
+			return nil, err
+		}
+	}
+	if err := in.Err(); err != nil {
+		t.abort(err)
+		return nil, fmt.Errorf("input %s: %w", key, err)
+	}
+	return t, nil
 }

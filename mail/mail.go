@@ -191,6 +191,9 @@ type PeriodLinks struct {
 	Period  string
 	NoData  bool
 	Summary []string
+	// Partial lists what the period's data lacks (customers a source skipped):
+	// the email says so above the links, never a silently complete report.
+	Partial []string
 	Regions []RegionLinks
 }
 

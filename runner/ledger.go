@@ -70,6 +70,8 @@ type Input struct {
 	RunID    string `json:"run_id"`
 	Checksum string `json:"checksum"`
 	Partial  bool   `json:"partial,omitempty"`
+	// gaps are the upstream run's Partial lines, carried into this run's own.
+	gaps []string
 }
 
 // StatusPartial is how a succeeded run with Partial reads (tally plan, runs,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -301,9 +302,11 @@ func (r *Runner) attempt(ctx context.Context, job Job, p periods.Period, regions
 
 	rc := &RunContext{Job: job.Name(), Period: p, RunID: rec.RunID, Regions: regions, Stores: r.stores,
 		Clock: r.clock, Log: log, checkLease: lease.Check}
-	for _, in := range inputs {
-		if in.Partial {
-			rc.Partial(fmt.Sprintf("upstream %s %s is partial", in.Job, in.Period))
+	for _, in := range inputs { // an upstream's gaps are this run's too, named as they were
+		for _, gap := range in.gaps {
+			if !slices.Contains(rc.partial, gap) {
+				rc.Partial(gap)
+			}
 		}
 	}
 	err = job.Run(ctx, rc)
@@ -355,7 +358,7 @@ func (r *Runner) upstream(ctx context.Context, job Job, p periods.Period, o Opti
 				}
 			}
 		}
-		inputs = append(inputs, Input{Job: d.Job, Period: d.Period.ID(), RunID: rec.RunID, Checksum: rec.Checksum, Partial: len(rec.Partial) > 0})
+		inputs = append(inputs, Input{Job: d.Job, Period: d.Period.ID(), RunID: rec.RunID, Checksum: rec.Checksum, Partial: len(rec.Partial) > 0, gaps: rec.Partial})
 	}
 	return inputs, nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"time"
 
 	"tally/model"
 	"tally/periods"
@@ -60,6 +61,30 @@ type Skipped struct {
 // silently complete. Sync asks before Notes.
 type Partial interface {
 	Skipped(day periods.Period) []Skipped
+}
+
+// PresentOnly is a source whose inventory is today's state (an API): sync
+// serves a day from it only within source.grace after the day ends.
+type PresentOnly interface {
+	PresentOnly()
+}
+
+// CallsBackfiller is a present-only source whose call history reaches further
+// back than its inventory: a day past the grace window but inside
+// CallsRetention can have its calls fetched again, onto the inventory synced
+// for that day when it was present.
+type CallsBackfiller interface {
+	CallsRetention() time.Duration
+	// Calls yields the day's call legs of each of customers (Region, Customer
+	// and Calls set), in the order given; a customer it cannot read is
+	// skipped (Partial) or fails the call, as for Customers.
+	Calls(ctx context.Context, day periods.Period, customers []CustomerRef, fn func(*CustomerDay) error) error
+}
+
+// CustomerRef is a customer synced earlier and the region its rows are in.
+type CustomerRef struct {
+	Region   string
+	Customer model.Customer
 }
 
 // Noter is a source with facts for the run's ledger entry (input files, …).

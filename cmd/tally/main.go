@@ -219,7 +219,7 @@ func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 	}
 	ledger := &runner.Ledger{Store: stores.Control}
 	reg := jobs.NewRegistry(a.cfg.Schedules(),
-		&jobs.Sync{Source: src, EmptyGuard: a.cfg.Source.EmptyGuard, Ledger: ledger, Grace: a.cfg.Source.Grace.D(), Live: src.Name() == "webex"},
+		&jobs.Sync{Source: src, EmptyGuard: a.cfg.Source.EmptyGuard, Ledger: ledger, Grace: a.cfg.Source.Grace.D()},
 		&jobs.Usage{UnderThreshold: a.cfg.License.UnderThreshold},
 		&jobs.WeeklyAnalytics{Ledger: ledger, LowBelow: a.cfg.Analytics.LowAssignmentBelow, Thresholds: thresholds},
 		w.reports[periods.Daily], w.reports[periods.Weekly], w.reports[periods.Monthly],

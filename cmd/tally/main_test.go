@@ -52,8 +52,14 @@ func writeConfig(t *testing.T, extra string) (cfgPath, dataDir string) {
 // run runs tally in-process and returns its exit code, stdout and stderr.
 func run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return runAt(t, time.Date(2026, 11, 22, 0, 20, 0, 0, time.UTC), args...)
+}
+
+// runAt is run with the clock at now.
+func runAt(t *testing.T, now time.Time, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	root := newRoot(&out, &errOut, clock.NewFake(time.Date(2026, 11, 22, 0, 20, 0, 0, time.UTC)))
+	root := newRoot(&out, &errOut, clock.NewFake(now))
 	root.SetArgs(args)
 	err := root.ExecuteContext(context.Background())
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"tally/model"
 	"tally/pq"
+	"tally/source/webex"
 	"tally/source/webex/webextest"
 )
 
@@ -132,9 +134,12 @@ func TestTheWebexSourceRunsTheDailyChainEndToEndForTwoPartnersInAllFourRegions(t
 }
 
 func TestAWebexCustomerThatKeepsFailingFailsTheDayOrWithSkipFailedCustomersTheDayIsPartial(t *testing.T) {
-	cfg, _, f := webexSetup(t, "    skip_failed_customers: true\n")
-	f.FailCalls = f.Orgs[3].ID
-	code, stdout, stderr := run(t, "--config", cfg, "run", "license-usage", "--period", "2026-11-21")
+	cfg, data, f := webexSetup(t, "    skip_failed_customers: true\n")
+	f.FailCalls = f.Orgs[3].ID // a P2 customer
+	if code, _, stderr := run(t, "--config", cfg, "subscriptions", "add", "--id", "flex", "--partner", "P2", "--template", "flex-license-usage", "--cadence", "daily", "--to", "ops@example.com"); code != 0 {
+		t.Fatal(stderr)
+	}
+	code, stdout, stderr := run(t, "--config", cfg, "run", "reports-daily", "--period", "2026-11-21")
 	if code != 0 {
 		t.Fatalf("with skip_failed_customers the day succeeds partial: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -145,6 +150,16 @@ func TestAWebexCustomerThatKeepsFailingFailsTheDayOrWithSkipFailedCustomersTheDa
 	code, stdout, _ = run(t, "--config", cfg, "runs", "sync-clusters")
 	if !strings.Contains(stdout, webextest.OrgUUID(f.Orgs[3])) {
 		t.Fatalf("tally runs does not name the skipped customer:\n%s", stdout)
+	}
+	// The report email says partial in its subject and in both parts, naming the customer.
+	e := readEML(t, filepath.Join(data, "outbox", "reports-daily", "2026-11-21", "flex", "all-g1.eml"))
+	if !strings.Contains(e.subject, "(partial)") {
+		t.Errorf("the report email's subject does not say partial: %q", e.subject)
+	}
+	for part, body := range map[string]string{"text": e.text, "html": e.html} {
+		if !strings.Contains(body, "Partial") && !strings.Contains(body, "PARTIAL") || !strings.Contains(body, webextest.OrgUUID(f.Orgs[3])) {
+			t.Errorf("the report email's %s part does not say partial naming the skipped customer:\n%s", part, body)
+		}
 	}
 
 	cfg2, _, f2 := webexSetup(t, "")
@@ -173,6 +188,58 @@ func TestAWebexDayPastTheGraceWindowIsRefusedWithExit2PointingToTheFilesSource(t
 	code, stdout, stderr := run(t, "--config", cfg, "run", "sync-clusters", "--period", "2026-11-19")
 	if code != exitUsage || !strings.Contains(stdout+stderr, "use the files source or an export for past days") {
 		t.Fatalf("exit %d, want 2 with a clear message\n%s%s", code, stdout, stderr)
+	}
+}
+
+func TestAWebexDayPastTheGraceWindowCanHaveItsCallsBackfilledInsideTheRetention(t *testing.T) {
+	cfg, data, f := webexSetup(t, "")
+	if code, stdout, stderr := run(t, "--config", cfg, "run", "license-usage", "--period", "2026-11-21"); code != 0 {
+		t.Fatalf("sync and license-usage: exit %d\n%s%s", code, stdout, stderr)
+	}
+	inventory := map[string][]byte{}
+	filepath.Walk(filepath.Join(data, "inventory"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() && strings.Contains(p, "day=2026-11-21") {
+			inventory[p] = must(os.ReadFile(p))
+		}
+		return nil
+	})
+	// Since the day: a call of the 21st reached the feed late, and a person
+	// left (today's inventory, which the backfill must not take).
+	o := f.Orgs[0]
+	d := f.Data[o.ID]
+	late := webex.CDR{}
+	for k, v := range d.CDRs[0] {
+		late[k] = v
+	}
+	late["Report ID"], late["Correlation ID"] = "0a0a0a0a-0000-4000-8000-00000000late", "0a0a0a0a-0000-4000-8000-0000000call2"
+	d.CDRs = append(d.CDRs, late)
+	d.People = d.People[1:]
+	region := model.Regions[0]
+	before := len(must2(pqRead[model.CallLeg](filepath.Join(data, "calls", "region="+region, "day=2026-11-21", "part-0.parquet"))))
+
+	later := time.Date(2026, 12, 10, 9, 0, 0, 0, time.UTC) // past source.grace, inside the 30 days
+	if code, stdout, stderr := runAt(t, later, "--config", cfg, "run", "sync-clusters", "--period", "2026-11-21", "--force"); code != 0 {
+		t.Fatalf("calls backfill: exit %d\n%s%s", code, stdout, stderr)
+	}
+	after := len(must2(pqRead[model.CallLeg](filepath.Join(data, "calls", "region="+region, "day=2026-11-21", "part-0.parquet"))))
+	if after != before+1 {
+		t.Errorf("region %s: %d call legs after the backfill, want %d (the late call added)", region, after, before+1)
+	}
+	for p, b := range inventory {
+		if now := must(os.ReadFile(p)); !bytes.Equal(now, b) {
+			t.Errorf("%s changed: a calls backfill carries the day's inventory over byte for byte", p)
+		}
+	}
+	if _, stdout, _ := runAt(t, later, "--config", cfg, "plan", "--from", "2026-11-21", "--to", "2026-11-21"); !strings.Contains(stdout, "stale") {
+		t.Errorf("after a calls backfill, tally plan does not show license-usage stale:\n%s", stdout)
+	}
+	code, stdout, stderr := runAt(t, later, "--config", cfg, "run", "sync-clusters", "--period", "2026-11-20")
+	if code != exitUsage || !strings.Contains(stdout+stderr, "was never synced") {
+		t.Errorf("a day never synced, past grace: exit %d, want 2 saying its inventory was never synced\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runAt(t, time.Date(2026, 12, 22, 0, 0, 0, 0, time.UTC), "--config", cfg, "run", "sync-clusters", "--period", "2026-11-21", "--force")
+	if code != exitUsage || !strings.Contains(stdout+stderr, "use the files source or an export for past days") {
+		t.Errorf("a day past the call history's 30 days: exit %d, want 2\n%s%s", code, stdout, stderr)
 	}
 }
 

@@ -3,6 +3,8 @@ package webex
 import (
 	"encoding/base64"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -65,6 +67,16 @@ func FuzzEndpointJSONMapsToRowsOrRejectionsNeverAPanic(f *testing.F) {
 	f.Add([]byte(`{"id":"x","name":"Webex Calling - Professional","totalUnits":3,"subscriptionId":"S"}`), []byte(`{"id":"Y2lzY29zcGFyazovL3VzL1BFT1BMRS8x","emails":[]}`),
 		[]byte(`{"id":"d","product":"Cisco 8845","personId":"nope","mac":"zz"}`), []byte(`{"phoneNumber":"+15550100","location":{"id":""},"owner":{"type":"PEOPLE"}}`),
 		[]byte(`{"Report ID":"r","Start time":"2026-11-21T10:00:00.000Z","Duration":"-1","Queue Type":"Call Queue","Ring duration":"x"}`))
+	// The reference-shaped fixtures' items, each endpoint's first, as a seed.
+	first := func(file, key string) []byte {
+		var body map[string][]json.RawMessage
+		b, err := os.ReadFile(filepath.Join("testdata", "reference", file))
+		if err != nil || json.Unmarshal(b, &body) != nil || len(body[key]) == 0 {
+			f.Fatalf("fixture %s: %v", file, err)
+		}
+		return body[key][0]
+	}
+	f.Add(first("licenses.json", "items"), first("people.json", "items"), first("devices.json", "items"), first("numbers.json", "phoneNumbers"), first("cdr_feed.json", "items"))
 	f.Fuzz(func(t *testing.T, license, person, device, number, cdr []byte) {
 		var e Estate
 		e.Customer.CustomerID, e.Customer.PartnerID = "efc3a1a1-5fcc-45bd-b650-4bf98d0ae26a", "P1"

@@ -65,10 +65,18 @@ const CallsWindow = 12 * time.Hour
 const CallsRetention = 30 * 24 * time.Hour
 
 var (
-	_ source.Source  = (*Source)(nil)
-	_ source.Noter   = (*Source)(nil)
-	_ source.Partial = (*Source)(nil)
+	_ source.Source          = (*Source)(nil)
+	_ source.Noter           = (*Source)(nil)
+	_ source.Partial         = (*Source)(nil)
+	_ source.PresentOnly     = (*Source)(nil)
+	_ source.CallsBackfiller = (*Source)(nil)
 )
+
+// PresentOnly: the inventory endpoints give today's state only.
+func (s *Source) PresentOnly() {}
+
+// CallsRetention is how far back the call-history feed reaches.
+func (s *Source) CallsRetention() time.Duration { return CallsRetention }
 
 // Name is "webex".
 func (s *Source) Name() string { return "webex" }
@@ -188,7 +196,7 @@ func (s *Source) Customers(ctx context.Context, day periods.Period, fn func(*sou
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	results, wait := s.fetchAll(ctx, day, r)
+	results, wait := s.fetchAll(ctx, day, r, false)
 	// Customers returns only when none of its fetches is still running.
 	defer func() { cancel(); wait() }()
 	// next is the following customer's answer (nil when it was skipped).
@@ -231,6 +239,64 @@ func (s *Source) Customers(ctx context.Context, day periods.Period, fn func(*sou
 		}
 		return fn(merge(res.cd, fcd))
 	})
+}
+
+// Calls yields the day's call history of customers synced earlier, fetched
+// CallsParallel at a time and yielded in the order given: the backfill of a
+// day past the grace window, inside the feed's retention. A customer no
+// partner manages any more cannot be read: it is skipped (Partial) or fails
+// the day, as a failing customer does.
+func (s *Source) Calls(ctx context.Context, day periods.Period, customers []source.CustomerRef, fn func(*source.CustomerDay) error) error {
+	if s.Files != nil {
+		return source.Permanent(fmt.Errorf("a calls backfill with source.files set would drop the landing zone's CDRs: backfill that day with the files source's export"))
+	}
+	if s.Clock.Now().Sub(day.Start) > CallsRetention {
+		return source.Permanent(fmt.Errorf("%w: the call history keeps %s: %s is older", source.ErrNotBackfillable, CallsRetention, day.ID()))
+	}
+	s.mu.Lock()
+	delete(s.rosters, day.ID())
+	s.mu.Unlock()
+	now, err := s.Roster(ctx, day) // today's organisations, for their tokens and API ids
+	if err != nil {
+		return err
+	}
+	byID := map[string]member{}
+	for _, m := range now.members {
+		byID[m.cust.CustomerID] = m
+	}
+	r := &Roster{}
+	for _, c := range customers {
+		m, ok := byID[c.Customer.CustomerID]
+		if !ok {
+			err := fmt.Errorf("customer %s (%s): no partner manages the organisation any more, so its call history cannot be read", c.Customer.CustomerID, c.Customer.CustomerName)
+			if !s.SkipFailedCustomers {
+				return err
+			}
+			r.skip(source.Skipped{Customer: c.Customer.CustomerID, Name: c.Customer.CustomerName, Reason: err.Error()})
+			continue
+		}
+		m.region, m.cust = c.Region, c.Customer // the rows stay where the day put them
+		r.members = append(r.members, m)
+	}
+	s.mu.Lock()
+	s.rosters[day.ID()] = r
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results, wait := s.fetchAll(ctx, day, r, true)
+	defer func() { cancel(); wait() }()
+	for res := range results {
+		if res.err != nil {
+			return res.err
+		}
+		if res.cd == nil {
+			continue
+		}
+		if err := fn(res.cd); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
 }
 
 // FilesRoster is the roster as the files source takes it (Files.Roster).
@@ -302,7 +368,7 @@ type result struct {
 // fetchAll fetches the roster's customers concurrently and delivers them in
 // roster order; at most Parallel+CallsParallel are in flight or waiting. Once
 // ctx is cancelled, wait returns when every goroutine it started has ended.
-func (s *Source) fetchAll(ctx context.Context, day periods.Period, r *Roster) (results <-chan result, wait func()) {
+func (s *Source) fetchAll(ctx context.Context, day periods.Period, r *Roster, callsOnly bool) (results <-chan result, wait func()) {
 	var wg sync.WaitGroup
 	out := make(chan result)
 	inventory := make(chan struct{}, max(1, s.Parallel))
@@ -322,7 +388,7 @@ func (s *Source) fetchAll(ctx context.Context, day periods.Period, r *Roster) (r
 			wg.Add(1)
 			go func(m *member) {
 				defer wg.Done()
-				slot <- s.fetchOne(ctx, day, m, r, inventory, calls)
+				slot <- s.fetchOne(ctx, day, m, r, inventory, calls, callsOnly)
 			}(&r.members[i])
 		}
 	}()
@@ -347,7 +413,7 @@ func (s *Source) fetchAll(ctx context.Context, day periods.Period, r *Roster) (r
 
 // fetchOne reads one organisation: a failure skips it (SkipFailedCustomers)
 // or fails the day.
-func (s *Source) fetchOne(ctx context.Context, day periods.Period, m *member, r *Roster, inventory, calls chan struct{}) result {
+func (s *Source) fetchOne(ctx context.Context, day periods.Period, m *member, r *Roster, inventory, calls chan struct{}, callsOnly bool) result {
 	fail := func(what string, err error) result {
 		err = fmt.Errorf("customer %s (%s) of partner %s: %s: %w", m.cust.CustomerID, m.cust.CustomerName, m.account.Partner.PartnerID, what, err)
 		if s.SkipFailedCustomers && ctx.Err() == nil {
@@ -357,17 +423,20 @@ func (s *Source) fetchOne(ctx context.Context, day periods.Period, m *member, r 
 		}
 		return result{err: err}
 	}
-	select {
-	case inventory <- struct{}{}:
-	case <-ctx.Done():
-		return result{err: ctx.Err()}
+	cd := &source.CustomerDay{Customer: m.cust}
+	if !callsOnly {
+		select {
+		case inventory <- struct{}{}:
+		case <-ctx.Done():
+			return result{err: ctx.Err()}
+		}
+		e, err := s.inventory(ctx, m)
+		<-inventory
+		if err != nil {
+			return fail("inventory", err)
+		}
+		cd = Map(e)
 	}
-	e, err := s.inventory(ctx, m)
-	<-inventory
-	if err != nil {
-		return fail("inventory", err)
-	}
-	cd := Map(e)
 	cd.Region = m.region
 	select {
 	case calls <- struct{}{}:

@@ -225,3 +225,92 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// The reference-shaped responses (testdata/reference: every field the public
+// reference shows, tally's own values) go through the real client and mapping
+// to the rows §5 and §6 give for them.
+func TestReferenceShapedResponsesMapToTheKnownRows(t *testing.T) {
+	s, f, _, _ := newSource(t, 0)
+	org, d, err := webextest.FromFixtures("testdata/reference")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const orgUUID = "4b1c6a52-8f0e-4d7a-9a35-61f0c2d8e901"
+	f.Add(org, d)
+	s.Regions[orgUUID] = "EU"
+	f.PageSize = 1 // every list paged, one item a page
+	cds, err := collect(t, s)
+	if err != nil || len(cds) != 1 {
+		t.Fatalf("Customers: %d customers, %v", len(cds), err)
+	}
+	cd := cds[0]
+	if len(cd.Rejected) > 0 {
+		t.Fatalf("rejected: %+v", cd.Rejected)
+	}
+	if c := cd.Customer; c.CustomerID != orgUUID || c.CustomerName != "Fixture Health Ltd" || c.CreatedAt.Format(time.RFC3339Nano) != "2024-03-18T09:12:44.512Z" || c.PartnerID != "P1" {
+		t.Errorf("customer %+v", c)
+	}
+	if got := strings.Join(cd.Customer.Products, ","); got != "calling,meetings" {
+		t.Errorf("products %q, want calling,meetings (from the license names)", got)
+	}
+
+	users := map[string]model.User{}
+	for _, u := range cd.Users {
+		users[u.Email] = u
+	}
+	ana, ben := users["ana.silva@fixturehealth.example"], users["ben.okafor@fixturehealth.example"]
+	if len(users) != 2 || ana.UserID != "0f6d7e8a-9b1c-4d2e-8f3a-4b5c6d7e8f90" || ben.UserID != "1a7e8f9b-0c2d-4e3f-9a4b-5c6d7e8f9a01" {
+		t.Fatalf("users %+v, want Ana and Ben by their PEOPLE UUIDs", cd.Users)
+	}
+	if !ana.HasDN || !ana.HasMobileClient || ben.HasDN || ben.HasMobileClient {
+		t.Errorf("Ana (Professional seat, extension 2101) has a DN and the app, Ben (meetings only) neither: ana %+v, ben %+v", ana, ben)
+	}
+
+	devices := map[string]model.Device{}
+	for _, dv := range cd.Devices {
+		devices[dv.Product] = dv
+	}
+	phone, desk := devices["Cisco 8865"], devices["Cisco Webex Desk Pro"]
+	if phone.UserID == nil || *phone.UserID != ana.UserID || phone.MAC != "001A2B3C4D5E" {
+		t.Errorf("Ana's 8865: %+v, want her user id and MAC 001A2B3C4D5E", phone)
+	}
+	if desk.DeviceID == "" || desk.UserID != nil {
+		t.Errorf("the workspace's Desk Pro: %+v, want a shared device (no user: Common Area)", desk)
+	}
+
+	numbers := map[string]model.Number{}
+	for _, n := range cd.Numbers {
+		numbers[n.Number] = n
+	}
+	if len(numbers) != 2 || numbers["+441134960101"].Number == "" || numbers["+441134960150"].Number == "" {
+		t.Errorf("numbers %+v, want +441134960101 and +441134960150", cd.Numbers)
+	}
+
+	// Seats: Professional 20 (1 used) → knowledge_worker; Workspaces 5 (1) →
+	// common_area; the meetings license is not a seat of §6.
+	ordered := map[string]int64{}
+	for _, o := range cd.Orders {
+		ordered[o.LicenseType] += o.Quantity
+	}
+	if ordered[model.KnowledgeWorker] != 20 || ordered[model.CommonArea] != 5 || len(ordered) != 2 {
+		t.Errorf("orders by license type %v, want knowledge_worker 20, common_area 5", ordered)
+	}
+	if len(cd.Subscriptions) != 1 || cd.Subscriptions[0].SubscriptionID != "Sub-fixture01" || cd.Subscriptions[0].LicensesTotal != 25 || cd.Subscriptions[0].LicensesAssigned != 2 {
+		t.Errorf("subscriptions %+v, want Sub-fixture01 with 25 seats, 2 assigned", cd.Subscriptions)
+	}
+
+	legs := map[string]model.CallLeg{}
+	for _, l := range cd.Calls {
+		legs[l.LegID] = l
+	}
+	desk1, app, queue := legs["6f1a2b3c-4d5e-4f6a-8b7c-9d0e1f2a3b01"], legs["6f1a2b3c-4d5e-4f6a-8b7c-9d0e1f2a3b02"], legs["6f1a2b3c-4d5e-4f6a-8b7c-9d0e1f2a3b03"]
+	if len(legs) != 3 || desk1.Direction != "outbound" || desk1.DurationSeconds != 184 || desk1.UserID == nil || *desk1.UserID != ana.UserID {
+		t.Errorf("Ana's desk-phone call: %+v (of %d legs)", desk1, len(legs))
+	}
+	if app.DeviceType != model.Mobile || app.Direction != "inbound" {
+		t.Errorf("Ana's call on the iOS app: %+v, want a mobile inbound leg", app)
+	}
+	if queue.RoutedVia == nil || *queue.RoutedVia != "call-queue" || queue.QueueOutcome == nil || *queue.QueueOutcome != "abandoned" || queue.QueueWaitSeconds == nil || *queue.QueueWaitSeconds != 41 {
+		t.Errorf("the queue call: %+v, want call-queue, abandoned after 41 s", queue)
+	}
+}

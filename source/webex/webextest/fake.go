@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +29,8 @@ type Org struct {
 	DisplayName string `json:"displayName"`
 	Created     string `json:"created"`
 	Partner     string `json:"-"`
+	// Raw, when set, is served as the organisation's list item instead.
+	Raw json.RawMessage `json:"-"`
 }
 
 // Data is what the fake answers for one organisation.
@@ -38,6 +42,9 @@ type Data struct {
 	Locations  []webex.Location
 	Numbers    []webex.Number
 	CDRs       []webex.CDR // served by "End time"... filtered on "Start time"+"Duration"
+	// Raw, when set for an endpoint ("/licenses", …, "/cdr_feed"), is served
+	// as its items instead, byte for byte (reference-shaped fixtures).
+	Raw map[string][]json.RawMessage
 }
 
 // Fake is a running fake API.
@@ -91,19 +98,25 @@ func New(t testing.TB) (*Fake, string) {
 	mux.HandleFunc("POST /v1/access_token", f.token)
 	mux.HandleFunc("GET /v1/organizations", func(w http.ResponseWriter, r *http.Request) {
 		partner := f.partnerOf(r)
-		var visible []Org
+		var visible []any
 		for _, o := range f.Orgs {
 			if o.Partner == "" || o.Partner == partner {
-				visible = append(visible, o)
+				if o.Raw != nil {
+					visible = append(visible, o.Raw)
+				} else {
+					visible = append(visible, o)
+				}
 			}
 		}
-		f.list(w, r, "items", anyOf(visible))
+		f.list(w, r, "items", visible)
 	})
 	org := func(key string, items func(*Data) []any) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			d := f.Data[r.URL.Query().Get("orgId")]
 			var out []any
-			if d != nil {
+			if raw, ok := d.raw(strings.TrimPrefix(r.URL.Path, "/v1")); ok {
+				out = raw
+			} else if d != nil {
 				out = items(d)
 			}
 			f.list(w, r, key, out)
@@ -168,16 +181,72 @@ func (f *Fake) cdrFeed(w http.ResponseWriter, r *http.Request) {
 	}
 	var items []any
 	if d := f.Data[org]; d != nil {
-		for _, rec := range d.CDRs {
+		records := d.CDRs
+		raw, isRaw := d.raw("/cdr_feed")
+		if isRaw {
+			records = make([]webex.CDR, len(raw))
+			for i, r := range raw {
+				json.Unmarshal(r.(json.RawMessage), &records[i])
+			}
+		}
+		for i, rec := range records {
 			start, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(rec["Start time"]))
 			dur, _ := strconv.Atoi(fmt.Sprint(rec["Duration"]))
 			end := start.Add(time.Duration(dur) * time.Second)
 			if !end.Before(from) && end.Before(to) {
-				items = append(items, rec)
+				if isRaw {
+					items = append(items, raw[i])
+				} else {
+					items = append(items, rec)
+				}
 			}
 		}
 	}
 	f.list(w, r, "items", items)
+}
+
+// raw is the fixture items of an endpoint, if d has them.
+func (d *Data) raw(endpoint string) ([]any, bool) {
+	if d == nil || d.Raw[endpoint] == nil {
+		return nil, false
+	}
+	return anyOf(d.Raw[endpoint]), true
+}
+
+// FromFixtures reads an organisation and its endpoints' answers from response
+// bodies in dir (organizations.json, licenses.json, …, cdr_feed.json, as in
+// source/webex/testdata/reference), served as they are.
+func FromFixtures(dir string) (Org, *Data, error) {
+	items := func(file, key string) ([]json.RawMessage, error) {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			return nil, err
+		}
+		var body map[string][]json.RawMessage
+		if err := json.Unmarshal(b, &body); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		return body[key], nil
+	}
+	orgs, err := items("organizations.json", "items")
+	if err != nil || len(orgs) != 1 {
+		return Org{}, nil, fmt.Errorf("organizations.json: want one organisation (%v)", err)
+	}
+	var org Org
+	json.Unmarshal(orgs[0], &org)
+	org.Raw = orgs[0]
+	d := &Data{Raw: map[string][]json.RawMessage{}}
+	for endpoint, file := range map[string]string{"/licenses": "licenses.json", "/locations": "locations.json", "/people": "people.json",
+		"/workspaces": "workspaces.json", "/devices": "devices.json", "/telephony/config/numbers": "numbers.json", "/cdr_feed": "cdr_feed.json"} {
+		key := "items"
+		if endpoint == "/telephony/config/numbers" {
+			key = "phoneNumbers"
+		}
+		if d.Raw[endpoint], err = items(file, key); err != nil {
+			return Org{}, nil, err
+		}
+	}
+	return org, d, nil
 }
 
 func anyOf[T any](xs []T) []any {
