@@ -5,6 +5,7 @@ package config
 import (
 	_ "embed"
 	"fmt"
+	"net/netip"
 	"os"
 	"reflect"
 	"regexp"
@@ -50,9 +51,27 @@ type Config struct {
 
 // ServeConfig tunes tally serve.
 type ServeConfig struct {
-	Listen  string   `yaml:"listen"`   // /healthz and /metrics
+	Listen  string   `yaml:"listen"`   // the console, /healthz and /metrics
 	CatchUp int      `yaml:"catch_up"` // on start, run missing periods among each job's latest N
 	Grace   Duration `yaml:"grace"`    // on SIGTERM, how long running jobs may finish
+	// PublicURL is the console as email recipients reach it: unsubscribe links
+	// and headers point there ("": none are sent).
+	PublicURL string `yaml:"public_url"`
+	// UnsubscribeKeyFile holds the HMAC key signing unsubscribe links ("": a
+	// key generated once in the control store).
+	UnsubscribeKeyFile string     `yaml:"unsubscribe_key_file"`
+	Auth               AuthConfig `yaml:"auth"`
+}
+
+// AuthConfig is the console's optional login: none, token (a shared token
+// from a file, then a session cookie) or header (a user header set by an
+// authenticating proxy, trusted only from its addresses).
+type AuthConfig struct {
+	Type           string   `yaml:"type"`
+	TokenFile      string   `yaml:"token_file"`
+	Token          string   `yaml:"-"`
+	UserHeader     string   `yaml:"user_header"`
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // MetricsConfig: one-shot runs push to a Prometheus Pushgateway when set.
@@ -87,6 +106,12 @@ type ReportsConfig struct {
 	// local storage); otherwise they are file:// links.
 	BaseURL   string          `yaml:"base_url"`
 	Templates []report.Custom `yaml:"templates"`
+	// CSVBOM starts CSV files with a UTF-8 byte-order mark, for Excel on
+	// Windows (off: headers stay exact for pandas and encoding/csv readers).
+	CSVBOM bool `yaml:"csv_bom"`
+	// Recipients: each (one message per recipient, with its own unsubscribe
+	// link) or bcc (one message, the recipients in Bcc).
+	Recipients string `yaml:"recipients"`
 }
 
 // StoreConfig is one store: a local directory or an S3 bucket and prefix.
@@ -553,6 +578,38 @@ func (c *Config) Validate() error {
 	}
 	if c.Serve.CatchUp < 0 {
 		bad("serve.catch_up: %d: 0 or more", c.Serve.CatchUp)
+	}
+	if u := c.Serve.PublicURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		bad("serve.public_url %q: an http:// or https:// URL (the console as recipients reach it)", u)
+	}
+	switch c.Reports.Recipients {
+	case "each", "bcc":
+	default:
+		bad("reports.recipients: %q: each (one message per recipient) or bcc", c.Reports.Recipients)
+	}
+	a := &c.Serve.Auth
+	switch a.Type {
+	case "none":
+	case "token":
+		b, err := os.ReadFile(a.TokenFile)
+		if err != nil {
+			bad("serve.auth.token_file: %v (serve.auth.type token needs a file holding the console's token)", err)
+		} else if a.Token = strings.TrimSpace(string(b)); len(a.Token) < 16 {
+			bad("serve.auth.token_file: the token is %d characters: at least 16", len(a.Token))
+		}
+	case "header":
+		if a.UserHeader == "" || len(a.TrustedProxies) == 0 {
+			bad("serve.auth: type header needs user_header and trusted_proxies (the addresses of the authenticating proxy)")
+		}
+		for _, p := range a.TrustedProxies {
+			if _, err := netip.ParsePrefix(p); err != nil {
+				if _, err := netip.ParseAddr(p); err != nil {
+					bad("serve.auth.trusted_proxies: %q: an address or a CIDR", p)
+				}
+			}
+		}
+	default:
+		bad("serve.auth.type: %q: none, token or header", a.Type)
 	}
 	for _, a := range c.Alerts.Email {
 		if err := subscriptions.ValidateAddress(a); err != nil {

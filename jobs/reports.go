@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +43,18 @@ type Reports struct {
 	Thresholds     analytics.Thresholds
 	SendAttempts   int
 	SendBackoff    time.Duration
+	// CSVBOM starts CSV files with a UTF-8 byte-order mark (reports.csv_bom).
+	CSVBOM bool
+	// TmpDir holds the XLSX writer's spill files (storage.tmp_dir).
+	TmpDir string
+	// Recipients is "each" (one message per recipient, with its own
+	// unsubscribe link) or "bcc" (one message, the recipients in Bcc).
+	Recipients string
+	// PublicURL is the console as recipients reach it; with UnsubscribeKey,
+	// each message carries its recipient's unsubscribe link and
+	// List-Unsubscribe headers ("": none).
+	PublicURL      string
+	UnsubscribeKey func(context.Context) ([]byte, error)
 	// Only, if set, limits a run to one subscription (tally subscriptions test).
 	Only string
 	// Test marks a subscriptions test run: its own job name (test-reports-<cadence>)
@@ -103,7 +116,7 @@ func (j *Reports) Needs(p periods.Period) []runner.Dep {
 
 // Writes describes the report files.
 func (j *Reports) Writes(p periods.Period, regions []string) []string {
-	return []string{fmt.Sprintf("reports/region={%s}/<template-slug>/%s/%s/<Template Name>_<8 alnum>_%s.{csv,parquet} for each %s subscription and region with rows",
+	return []string{fmt.Sprintf("reports/region={%s}/<template-slug>/%s/%s/<Template Name>_<8 alnum>_%s.{csv,parquet,xlsx} for each %s subscription and region with rows",
 		strings.Join(regions, ","), p.Cadence, p.ID(), p.End().Format("2006-01-02"), p.Cadence)}
 }
 
@@ -247,6 +260,7 @@ type partWriter struct {
 	tpl      *report.Template
 	part     int
 	csv, pq  *runner.OutputWriter
+	xlsx     *runner.OutputWriter
 	w        *report.Writer
 	name     string
 	baseCols []report.Column
@@ -272,7 +286,18 @@ func (pw *partWriter) write(ctx context.Context, row []report.Value) error {
 				return err
 			}
 		}
-		if pw.w, err = report.NewWriter(pw.tpl.Parts[pw.part].Columns, orNil(pw.csv), orNil(pw.pq)); err != nil {
+		if pw.sub.Wants("xlsx") {
+			if pw.xlsx, err = pw.rc.Open(ctx, pw.rd.region, pw.job.key(pw.rd.region, pw.tpl, p, pw.name, "xlsx")); err != nil {
+				pw.abort(err)
+				return err
+			}
+		}
+		sheet := pw.tpl.Name
+		if suffix := pw.tpl.Parts[pw.part].Suffix; suffix != "" {
+			sheet = strings.TrimPrefix(suffix, " - ")
+		}
+		if pw.w, err = report.New(pw.tpl.Parts[pw.part].Columns, report.Outputs{CSV: orNil(pw.csv), Parquet: orNil(pw.pq), XLSX: orNil(pw.xlsx),
+			CSVBOM: pw.job.CSVBOM, Sheet: sheet, TmpDir: pw.job.TmpDir}); err != nil {
 			pw.abort(err)
 			return err
 		}
@@ -289,11 +314,11 @@ func orNil(w *runner.OutputWriter) interface{ Write([]byte) (int, error) } {
 }
 
 func (pw *partWriter) abort(err error) {
-	if pw.csv != nil {
-		pw.csv.Abort(err)
-	}
-	if pw.pq != nil {
-		pw.pq.Abort(err)
+	pw.w.Abort()
+	for _, out := range []*runner.OutputWriter{pw.csv, pw.pq, pw.xlsx} {
+		if out != nil {
+			out.Abort(err)
+		}
 	}
 }
 
@@ -311,7 +336,7 @@ func (pw *partWriter) finish() ([]ReportFile, error) {
 	for _, f := range []struct {
 		out *runner.OutputWriter
 		ext string
-	}{{pw.csv, "csv"}, {pw.pq, "parquet"}} {
+	}{{pw.csv, "csv"}, {pw.pq, "parquet"}, {pw.xlsx, "xlsx"}} {
 		if f.out == nil {
 			continue
 		}
@@ -454,21 +479,25 @@ func clusterRows(ctx context.Context, p periods.Period, rd *regionData, sub *sub
 	return nil
 }
 
+// pct is a ratio as a percentage with one decimal.
 func pct(r *float64) report.Value {
 	if r == nil {
 		return report.Null()
 	}
-	return report.F(math.Round(*r*1000) / 10)
+	return report.P(math.Round(*r*1000) / 10)
 }
 
-func trendText(t []*float64) report.Value {
-	parts := make([]string, len(t))
+// trend is a trend of ratios as percentages with one decimal (nil: a week
+// not published).
+func trend(t []*float64) report.Value {
+	out := make([]*float64, len(t))
 	for i, v := range t {
 		if v != nil {
-			parts[i] = fmt.Sprintf("%.1f%%", *v*100)
+			p := math.Round(*v*1000) / 10
+			out[i] = &p
 		}
 	}
-	return report.S(strings.Join(parts, ";"))
+	return report.PL(out)
 }
 
 // subscriptionTableRows: one of the §7 tables of the week, for Customer Subscriptions.
@@ -497,7 +526,7 @@ func subscriptionTableRows(ctx context.Context, p periods.Period, rd *regionData
 		for _, r := range rows {
 			if see(r.CustomerID) {
 				if err := emit([]report.Value{report.S(r.CustomerName), report.S(r.SubscriptionID), report.I(r.DaysTo), report.I(r.TotalLicenses),
-					report.I(r.Used), report.I(r.Assigned), report.I(r.Available), trendText(r.Usage3Months)}); err != nil {
+					report.I(r.Used), report.I(r.Assigned), report.I(r.Available), trend(r.Usage3Months)}); err != nil {
 					return err
 				}
 			}
@@ -809,7 +838,14 @@ func (j *Reports) Notify(ctx context.Context, rc *runner.RunContext, n runner.No
 		if len(pl.Partial) > 0 {
 			e.Title += " (partial)"
 		}
-		if err := j.send(ctx, rc, n, sub, runner.DefaultGroup, rc.Period.ID(), e); err != nil {
+		var inline []mail.Inline
+		if _, regions := RowsByRegion(sr.Files); headlineTemplates[sr.Template] && len(regions) > 0 {
+			if e.Headline, inline, err = Headline(ctx, rc.Stores, regions, sub.PartnerID, rc.Period); err != nil {
+				errs = append(errs, fmt.Errorf("subscription %s: headline: %w", id, err))
+				continue
+			}
+		}
+		if err := j.send(ctx, rc, n, sub, runner.DefaultGroup, rc.Period.ID(), e, inline); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -839,16 +875,54 @@ func (j *Reports) periodLinks(ctx context.Context, p periods.Period, sr *Subscri
 	return pl, nil
 }
 
-// send claims, renders and sends one email with retries: every try's outcome
-// goes to the ledger, and the claim is confirmed once a try is accepted. A
-// message already delivered (its claim confirmed) is not sent again; one claimed
-// but never confirmed goes again under the same Message-ID.
-func (j *Reports) send(ctx context.Context, rc *runner.RunContext, n runner.Notification, sub *subscriptions.Subscription, group, period string, e *mail.ReportEmail) error {
+// RecipientGroup is the claim group of one recipient's message within group:
+// "to-<address as a key segment>-<6 hex of its hash>" for the scheduled email,
+// "<group>-to-…" otherwise. It names the outbox file and the Message-ID.
+func RecipientGroup(group, address string) string {
+	a := strings.ToLower(address)
+	slug := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '-':
+			return r
+		}
+		return '-'
+	}, strings.ReplaceAll(a, "@", "-at-"))
+	if len(slug) > 60 {
+		slug = slug[:60]
+	}
+	sum := sha256.Sum256([]byte(a))
+	g := fmt.Sprintf("to-%s-%x", slug, sum[:3])
+	if group != runner.DefaultGroup {
+		g = group + "-" + g
+	}
+	return g
+}
+
+// send delivers a report email: one message per recipient (each with its own
+// unsubscribe link), or one with every recipient in Bcc.
+func (j *Reports) send(ctx context.Context, rc *runner.RunContext, n runner.Notification, sub *subscriptions.Subscription, group, period string, e *mail.ReportEmail, inline []mail.Inline) error {
 	for _, to := range sub.Recipients {
 		if err := subscriptions.ValidateAddress(to); err != nil {
 			return fmt.Errorf("subscription %s: %w", sub.ID, err)
 		}
 	}
+	if j.Recipients == "bcc" {
+		return j.deliver(ctx, rc, n, sub, group, period, e, inline, sub.Recipients, true)
+	}
+	var errs []error
+	for _, to := range sub.Recipients {
+		if err := j.deliver(ctx, rc, n, sub, RecipientGroup(group, to), period, e, inline, []string{to}, false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deliver claims, renders and sends one message with retries: every try's
+// outcome goes to the ledger, and the claim is confirmed once a try is
+// accepted. A message already delivered (its claim confirmed) is not sent
+// again; one claimed but never confirmed goes again under the same Message-ID.
+func (j *Reports) deliver(ctx context.Context, rc *runner.RunContext, n runner.Notification, sub *subscriptions.Subscription, group, period string, e *mail.ReportEmail, inline []mail.Inline, to []string, bcc bool) error {
 	claim, sent, err := n.Claim(ctx, sub.ID, group)
 	if err != nil {
 		return fmt.Errorf("subscription %s: %w", sub.ID, err)
@@ -857,7 +931,15 @@ func (j *Reports) send(ctx context.Context, rc *runner.RunContext, n runner.Noti
 		rc.Log.Info().Str("subscription", sub.ID).Str("claim", claim.Key).Msg("email already sent, not sending again")
 		return nil
 	}
-	text, html, err := mail.Render(e)
+	msgE := *e
+	if len(to) == 1 && !bcc && j.PublicURL != "" && j.UnsubscribeKey != nil {
+		key, err := j.UnsubscribeKey(ctx)
+		if err != nil {
+			return fmt.Errorf("subscription %s: unsubscribe key: %w", sub.ID, err)
+		}
+		msgE.UnsubscribeURL = strings.TrimSuffix(j.PublicURL, "/") + "/unsubscribe?t=" + subscriptions.Token(key, sub.ID, to[0])
+	}
+	text, html, err := mail.Render(&msgE)
 	if err != nil {
 		return err
 	}
@@ -869,13 +951,18 @@ func (j *Reports) send(ctx context.Context, rc *runner.RunContext, n runner.Noti
 	if n.Test {
 		subject = "[test] " + subject
 	}
-	m := &mail.Message{ID: claim.Key, Job: rc.Job, Period: period, Subscription: sub.ID, From: j.From, To: sub.Recipients,
-		Subject: subject, Text: text, HTML: html, Date: rc.Clock.Now()}
+	m := &mail.Message{ID: claim.Key, Job: rc.Job, Period: period, Subscription: sub.ID, From: j.From,
+		Subject: subject, Text: text, HTML: html, Date: rc.Clock.Now(), Inline: inline, Unsubscribe: msgE.UnsubscribeURL}
+	if bcc {
+		m.Bcc = to
+	} else {
+		m.To = to
+	}
 	attempts := max(j.SendAttempts, 1)
 	var last error
 	for i := 1; i <= attempts; i++ {
 		last = sender.Send(ctx, m)
-		rec := runner.Email{Subscription: sub.ID, To: sub.Recipients, Status: "sent", At: rc.Clock.Now(), Via: sender.Where(),
+		rec := runner.Email{Subscription: sub.ID, To: to, Status: "sent", At: rc.Clock.Now(), Via: sender.Where(),
 			MessageID: mail.MessageID(m.ID), Claim: claim.Key, Resent: claim.Resumed}
 		if last != nil {
 			rec.Status, rec.Error = "failed", last.Error()
@@ -886,17 +973,17 @@ func (j *Reports) send(ctx context.Context, rc *runner.RunContext, n runner.Noti
 			return err
 		}
 		if last == nil {
-			rc.Log.Info().Str("subscription", sub.ID).Strs("to", sub.Recipients).Str("via", sender.Where()).Str("message_id", rec.MessageID).Msg("email sent")
+			rc.Log.Info().Str("subscription", sub.ID).Strs("to", to).Str("via", sender.Where()).Str("message_id", rec.MessageID).Msg("email sent")
 			return nil
 		}
-		rc.Log.Warn().Err(last).Str("subscription", sub.ID).Int("try", i).Msg("email failed")
+		rc.Log.Warn().Err(last).Str("subscription", sub.ID).Strs("to", to).Int("try", i).Msg("email failed")
 		if i < attempts {
 			if err := rc.Clock.Sleep(ctx, j.SendBackoff*time.Duration(1<<(i-1))); err != nil {
 				return err
 			}
 		}
 	}
-	return fmt.Errorf("subscription %s: email not delivered after %d tries: %w", sub.ID, attempts, last)
+	return fmt.Errorf("subscription %s: email to %s not delivered after %d tries: %w", sub.ID, strings.Join(to, ", "), attempts, last)
 }
 
 // Digest sends one email per subscription listing every period's links of a
@@ -953,7 +1040,7 @@ func (j *Reports) Digest(ctx context.Context, rc *runner.RunContext, n runner.No
 		}
 		e.Title = fmt.Sprintf("%s — backfill of %d %s periods, %s to %s", entries[0].sr.Template, len(entries), sub.Cadence, entries[0].p.ID(), entries[len(entries)-1].p.ID())
 		period := entries[0].p.ID() + ".." + entries[len(entries)-1].p.ID()
-		if err := j.send(ctx, rc, n, sub, "digest", period, e); err != nil {
+		if err := j.send(ctx, rc, n, sub, "digest", period, e, nil); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -248,3 +248,9 @@ func keepValid[T any](ctx context.Context, q *quarantine, entity string, rows []
 	}
 	return out, nil
 }
+
+// ReadTable reads one of tally's own (small) Parquet tables whole: the console
+// reads analytics with it. storage.ErrNotFound when it was never published.
+func ReadTable[T any](ctx context.Context, s storage.Store, key string) ([]T, error) {
+	return readAll[T](ctx, s, key)
+}

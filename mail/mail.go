@@ -30,10 +30,25 @@ type Message struct {
 	Job, Period, Subscription string
 	From                      string
 	To                        []string
-	Subject                   string
-	Text                      string
-	HTML                      string
-	Date                      time.Time
+	// Bcc recipients get the message without seeing each other (To is then
+	// the sender).
+	Bcc     []string
+	Subject string
+	Text    string
+	HTML    string
+	Date    time.Time
+	// Inline are images the HTML part shows by cid: (charts: mail clients do
+	// not render SVG).
+	Inline []Inline
+	// Unsubscribe, when set, is the one-click unsubscribe URL of the
+	// List-Unsubscribe and List-Unsubscribe-Post headers (RFC 8058).
+	Unsubscribe string
+}
+
+// Inline is an image of the HTML part, referenced as cid:<CID>.
+type Inline struct {
+	CID, Name, ContentType string
+	Data                   []byte
 }
 
 // Sender delivers messages.
@@ -45,12 +60,15 @@ type Sender interface {
 
 // checkHeaders refuses header values that could inject headers.
 func checkHeaders(m *Message) error {
-	for _, v := range append([]string{m.From, m.Subject, m.ID, m.Job, m.Period, m.Subscription}, m.To...) {
+	for _, v := range append(append([]string{m.From, m.Subject, m.ID, m.Job, m.Period, m.Subscription, m.Unsubscribe}, m.To...), m.Bcc...) {
 		if strings.ContainsAny(v, "\r\n") {
 			return fmt.Errorf("mail: header value %q contains a line break", v)
 		}
 	}
-	if len(m.To) == 0 {
+	if m.Unsubscribe != "" && !strings.HasPrefix(m.Unsubscribe, "https://") && !strings.HasPrefix(m.Unsubscribe, "http://") {
+		return fmt.Errorf("mail: unsubscribe URL %q is not http(s)", m.Unsubscribe)
+	}
+	if len(m.To)+len(m.Bcc) == 0 {
 		return fmt.Errorf("mail: no recipients")
 	}
 	return nil
@@ -64,8 +82,21 @@ func (m *Message) build() (*gomail.Msg, error) {
 	if err := msg.From(m.From); err != nil {
 		return nil, fmt.Errorf("mail: from %q: %w", m.From, err)
 	}
-	if err := msg.To(m.To...); err != nil {
-		return nil, fmt.Errorf("mail: to %v: %w", m.To, err)
+	to := m.To
+	if len(to) == 0 { // Bcc only: the message is addressed to its sender
+		to = []string{m.From}
+	}
+	if err := msg.To(to...); err != nil {
+		return nil, fmt.Errorf("mail: to %v: %w", to, err)
+	}
+	if len(m.Bcc) > 0 {
+		if err := msg.Bcc(m.Bcc...); err != nil {
+			return nil, fmt.Errorf("mail: bcc %v: %w", m.Bcc, err)
+		}
+	}
+	if m.Unsubscribe != "" {
+		msg.SetGenHeader(gomail.HeaderListUnsubscribe, "<"+m.Unsubscribe+">")
+		msg.SetGenHeader(gomail.HeaderListUnsubscribePost, "List-Unsubscribe=One-Click")
 	}
 	msg.Subject(m.Subject)
 	msg.SetMessageIDWithValue(MessageID(m.ID))
@@ -77,6 +108,12 @@ func (m *Message) build() (*gomail.Msg, error) {
 	msg.SetDateWithValue(m.Date)
 	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
 	msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	for _, in := range m.Inline {
+		if err := msg.EmbedReader(in.Name, bytes.NewReader(in.Data), gomail.WithFileContentID(in.CID),
+			gomail.WithFileContentType(gomail.ContentType(in.ContentType))); err != nil {
+			return nil, fmt.Errorf("mail: inline %s: %w", in.Name, err)
+		}
+	}
 	return msg, nil
 }
 
@@ -184,7 +221,29 @@ type ReportEmail struct {
 	LinkValidity string
 	Digest       bool
 	Periods      []PeriodLinks
+	// Headline, when set, is the partner's week at a glance above the links.
+	Headline *Headline
+	// UnsubscribeURL is the recipient's own unsubscribe link ("": none).
+	UnsubscribeURL string
 }
+
+// Headline is a partner's analytics of a week: KPIs per region, the tables'
+// counts, the top over-entitled customers and the 8-week trend chart (an
+// inline PNG, its numbers also as a table and in the text part).
+type Headline struct {
+	Week      string
+	KPIs      []string   // column headers
+	KPIRows   [][]string // region, then a value per KPI
+	Counts    []KV       // per-table counts
+	TopOver   [][]string // customer, subscription, region, overage
+	ChartCID  string     // "": no chart
+	ChartAlt  string
+	Trend     []string   // headers: week, then a series each
+	TrendRows [][]string // a week each, oldest first
+}
+
+// KV is a labelled value.
+type KV struct{ Label, Value string }
 
 // PeriodLinks are one period's files.
 type PeriodLinks struct {
@@ -227,7 +286,8 @@ func (f FileLink) Href() htmltemplate.URL {
 
 // Render fills the report templates.
 func Render(e *ReportEmail) (text, html string, err error) {
-	tt, err := texttemplate.ParseFS(templates.FS, "email/report.txt.tmpl")
+	tt, err := texttemplate.New("report.txt.tmpl").Funcs(texttemplate.FuncMap{"add": func(a, b int) int { return a + b }, "join": strings.Join}).
+		ParseFS(templates.FS, "email/report.txt.tmpl")
 	if err != nil {
 		return "", "", err
 	}

@@ -74,6 +74,10 @@ func (c *csvWriter) value(i int, v Value) {
 		c.scratch = strconv.AppendInt(c.scratch[:0], v.i, 10)
 	case Float:
 		c.scratch = strconv.AppendFloat(c.scratch[:0], v.f, 'f', -1, 64)
+	case Percent:
+		c.scratch = strconv.AppendFloat(c.scratch[:0], v.f, 'f', 1, 64)
+	case PercentList:
+		c.scratch = appendList(c.scratch[:0], v.l)
 	case Bool:
 		c.scratch = strconv.AppendBool(c.scratch[:0], v.b)
 	default:

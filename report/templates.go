@@ -48,6 +48,8 @@ func col(h string) Column  { return Column{Header: h, Kind: String} }
 func icol(h string) Column { return Column{Header: h, Kind: Int} }
 func fcol(h string) Column { return Column{Header: h, Kind: Float} }
 func bcol(h string) Column { return Column{Header: h, Kind: Bool} }
+func pcol(h string) Column { return Column{Header: h, Kind: Percent} }
+func lcol(h string) Column { return Column{Header: h, Kind: PercentList} }
 
 // Built-in templates (SPEC §8): exactly these CSV headers.
 var (
@@ -62,13 +64,13 @@ var (
 		{Table: "recently_added", Suffix: " - Recently Added", Columns: []Column{col("Customer Name"), col("Subscription ID"), icol("Days Since Added"),
 			icol("Total Licenses"), icol("Used"), icol("Assigned"), icol("Available"), icol("Weekly Assignment Change"), icol("Weekly Usage Change")}},
 		{Table: "expiring", Suffix: " - Expiring", Columns: []Column{col("Customer Name"), col("Subscription ID"), icol("Days to Expiry"),
-			icol("Total Licenses"), icol("Used"), icol("Assigned"), icol("Available"), col("Usage Over the Last 3 Months")}},
+			icol("Total Licenses"), icol("Used"), icol("Assigned"), icol("Available"), lcol("Usage Over the Last 3 Months (%)")}},
 		{Table: "renewing", Suffix: " - Renewing", Columns: []Column{col("Customer Name"), col("Subscription ID"), icol("Days to Renewal"),
-			icol("Total Licenses"), icol("Used"), icol("Assigned"), icol("Available"), col("Usage Over the Last 3 Months")}},
+			icol("Total Licenses"), icol("Used"), icol("Assigned"), icol("Available"), lcol("Usage Over the Last 3 Months (%)")}},
 		{Table: "low_assignment", Suffix: " - Low Assignment", Columns: []Column{col("Customer Name"), col("Subscription ID"), icol("Months Since Added"),
-			icol("Assigned"), fcol("Assigned Percent"), icol("Total Licenses"), icol("Used"), icol("Available"), icol("Weekly Assignment Change")}},
+			icol("Assigned"), pcol("Assigned Percent"), icol("Total Licenses"), icol("Used"), icol("Available"), icol("Weekly Assignment Change")}},
 		{Table: "overage", Suffix: " - Overage", Columns: []Column{col("Customer Name"), col("Subscription ID"), icol("Months Remaining"),
-			bcol("Auto-Renew"), icol("Total Licenses"), icol("Assigned"), fcol("Assigned Percent"), icol("Used"), fcol("Used Percent"), icol("Overage")}},
+			bcol("Auto-Renew"), icol("Total Licenses"), icol("Assigned"), pcol("Assigned Percent"), icol("Used"), pcol("Used Percent"), icol("Overage")}},
 	}}
 
 	CallingUsageDetail = &Template{Name: "Calling Usage Detail", Slug: "calling-usage-detail", Range: PeriodRange, Parts: []Part{{Table: "calling", Columns: []Column{

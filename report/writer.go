@@ -27,6 +27,12 @@ const (
 	Int
 	Float
 	Bool
+	// Percent is a percentage (0–100): a double in Parquet, one decimal and
+	// no % sign in CSV, a 0.0-formatted number in XLSX.
+	Percent
+	// PercentList is a trend of percentages, oldest first, null for a missing
+	// week: a list of doubles in Parquet, "32.5;;33.0" in CSV and XLSX.
+	PercentList
 )
 
 // Column is one report column: its CSV header and type. Its Parquet name is the
@@ -56,6 +62,7 @@ type Value struct {
 	i    int64
 	f    float64
 	b    bool
+	l    []*float64
 }
 
 // S, I, F, B and Null make cells. A text cell's line breaks are normalised to
@@ -69,6 +76,11 @@ func Null() Value           { return Value{null: true} }
 func OptS(s *string) Value  { return opt(s, S) }
 func OptF(f *float64) Value { return opt(f, F) }
 func OptI(i *int64) Value   { return opt(i, I) }
+func P(f float64) Value     { return Value{kind: Percent, f: f} }
+func OptP(f *float64) Value { return opt(f, P) }
+
+// PL is a trend of percentages (nil elements: missing weeks).
+func PL(l []*float64) Value { return Value{kind: PercentList, l: l} }
 
 func opt[T any](p *T, f func(T) Value) Value {
 	if p == nil {
@@ -87,10 +99,27 @@ func (v Value) Text() string {
 		return strconv.FormatInt(v.i, 10)
 	case Float:
 		return strconv.FormatFloat(v.f, 'f', -1, 64)
+	case Percent:
+		return strconv.FormatFloat(v.f, 'f', 1, 64)
+	case PercentList:
+		return string(appendList(nil, v.l))
 	case Bool:
 		return strconv.FormatBool(v.b)
 	}
 	return v.s
+}
+
+// appendList writes a percentage trend as "32.5;;33.0".
+func appendList(b []byte, l []*float64) []byte {
+	for i, p := range l {
+		if i > 0 {
+			b = append(b, ';')
+		}
+		if p != nil {
+			b = strconv.AppendFloat(b, *p, 'f', 1, 64)
+		}
+	}
+	return b
 }
 
 func normalizeBreaks(s string) string {
@@ -132,10 +161,11 @@ const RowGroupRows = 256 * 1024
 // (`make bench`), at about 12 MiB more per open writer.
 const PageBytes = 512 * 1024
 
-// Writer writes one report as CSV and/or Parquet in one pass over its rows.
+// Writer writes one report as CSV, Parquet and/or XLSX in one pass over its rows.
 type Writer struct {
 	cols    []Column
 	csv     *csvWriter
+	xlsx    *xlsxWriter
 	pq      *parquet.Writer
 	zstd    *zstdCodec
 	batch   []parquet.Row // rows handed to the Parquet writer a batch at a time
@@ -157,8 +187,12 @@ func schema(cols []Column, codec compress.Codec) *parquet.Schema {
 		switch c.Kind {
 		case Int:
 			n = parquet.Int(64)
-		case Float:
+		case Float, Percent:
 			n = parquet.Leaf(parquet.DoubleType)
+		case PercentList:
+			g[c.Name()] = parquet.Optional(parquet.List(parquet.Compressed(parquet.Optional(parquet.Leaf(parquet.DoubleType)), codec)))
+			order[i] = c.Name()
+			continue
 		case Bool:
 			n = parquet.Leaf(parquet.BooleanType)
 		default:
@@ -184,11 +218,37 @@ func (g orderedGroup) Fields() []parquet.Field {
 	return fields
 }
 
-// NewWriter starts a report; csvOut or pqOut may be nil to skip that format.
+// NewWriter starts a report as CSV and/or Parquet; csvOut or pqOut may be nil
+// to skip that format.
 func NewWriter(cols []Column, csvOut, pqOut io.Writer) (*Writer, error) {
+	return New(cols, Outputs{CSV: csvOut, Parquet: pqOut})
+}
+
+// Outputs are where a report goes; a nil writer skips its format.
+type Outputs struct {
+	CSV, Parquet, XLSX io.Writer
+	// CSVBOM starts the CSV with a UTF-8 byte-order mark (for Excel on Windows).
+	CSVBOM bool
+	// Sheet names the XLSX sheet (31 characters at most; rows past a sheet's
+	// limit continue on "<Sheet> (2)", …); TmpDir holds its spill files.
+	Sheet, TmpDir string
+}
+
+// New starts a report in the given outputs.
+func New(cols []Column, o Outputs) (*Writer, error) {
 	w := &Writer{cols: cols}
+	if o.XLSX != nil {
+		var err error
+		if w.xlsx, err = newXLSXWriter(o.XLSX, cols, o.Sheet, o.TmpDir); err != nil {
+			return nil, err
+		}
+	}
+	csvOut, pqOut := o.CSV, o.Parquet
 	if csvOut != nil {
 		w.csv = newCSVWriter(csvOut)
+		if o.CSVBOM {
+			w.csv.w.WriteString("\uFEFF")
+		}
 		for i, c := range cols {
 			w.csv.text(i, c.Header)
 		}
@@ -222,6 +282,11 @@ func (w *Writer) Write(vals []Value) error {
 		}
 		w.csvRows++
 	}
+	if w.xlsx != nil {
+		if err := w.xlsx.write(vals); err != nil {
+			return err
+		}
+	}
 	if w.pq != nil {
 		if w.values == nil {
 			w.values = make([]parquet.Value, 0, batchRows*len(w.cols))
@@ -235,8 +300,25 @@ func (w *Writer) Write(vals []Value) error {
 				continue
 			case v.kind == Int:
 				pv = parquet.Int64Value(v.i)
-			case v.kind == Float:
+			case v.kind == Float, v.kind == Percent:
 				pv = parquet.DoubleValue(v.f)
+			case v.kind == PercentList:
+				// optional list (def 1) of optional doubles (def 3; a null element 2)
+				if len(v.l) == 0 {
+					w.values = append(w.values, parquet.NullValue().Level(0, 1, i))
+				}
+				for j, p := range v.l {
+					rep := 0
+					if j > 0 {
+						rep = 1
+					}
+					if p == nil {
+						w.values = append(w.values, parquet.NullValue().Level(rep, 2, i))
+					} else {
+						w.values = append(w.values, parquet.DoubleValue(*p).Level(rep, 3, i))
+					}
+				}
+				continue
 			case v.kind == Bool:
 				pv = parquet.BooleanValue(v.b)
 			default:
@@ -263,8 +345,22 @@ func (w *Writer) flushBatch() error {
 	return err
 }
 
+// Abort drops what the writer holds outside its outputs (the XLSX's
+// temporary files); the outputs themselves are the caller's to abort.
+func (w *Writer) Abort() {
+	if w != nil && w.xlsx != nil {
+		w.xlsx.f.Close()
+	}
+}
+
 // Rows is how many data rows were written.
-func (w *Writer) Rows() int64 { return max(w.csvRows, w.pqRows) }
+func (w *Writer) Rows() int64 {
+	n := max(w.csvRows, w.pqRows)
+	if w.xlsx != nil {
+		n = max(n, w.xlsx.rows)
+	}
+	return n
+}
 
 // Close flushes both formats, then checks them against each other: the same row
 // count and the same columns (a check that fails fails the run, before publish).
@@ -280,6 +376,14 @@ func (w *Writer) Close() error {
 		}
 		if err := errors.Join(w.pq.Close(), w.zstd.Close()); err != nil {
 			return err
+		}
+	}
+	if w.xlsx != nil {
+		if err := w.xlsx.close(); err != nil {
+			return err
+		}
+		if w.csv != nil && w.xlsx.rows != w.csvRows || w.pq != nil && w.xlsx.rows != w.pqRows {
+			return fmt.Errorf("report check: XLSX has %d rows, CSV %d, Parquet %d", w.xlsx.rows, w.csvRows, w.pqRows)
 		}
 	}
 	if w.csv != nil && w.pq != nil {
@@ -311,14 +415,29 @@ func ReadParquetText(ra io.ReaderAt, size int64) (names []string, rows [][]strin
 	for _, l := range leaves {
 		names = append(names, l.Name())
 	}
+	// A list column is a repeated leaf: its elements join as the CSV shows them.
+	isList := make([]bool, len(leaves))
+	for i, l := range leaves {
+		isList[i] = !l.Leaf() // report columns are leaves, except the lists
+	}
 	r := parquet.NewReader(f)
 	defer r.Close()
 	buf := make([]parquet.Row, 256)
 	for {
 		n, err := r.ReadRows(buf)
 		for _, row := range buf[:n] {
-			cells := make([]string, len(row))
-			for i, v := range row {
+			cells := make([]string, len(leaves))
+			for _, v := range row {
+				i := v.Column()
+				if isList[i] {
+					if v.RepetitionLevel() > 0 {
+						cells[i] += ";"
+					}
+					if !v.IsNull() {
+						cells[i] += strconv.FormatFloat(v.Double(), 'f', 1, 64)
+					}
+					continue
+				}
 				if v.IsNull() {
 					continue
 				}

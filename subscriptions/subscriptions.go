@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"tally/model"
 	"tally/periods"
@@ -31,7 +32,7 @@ const (
 var Roles = []string{FullAdmin, ReadOnlyAdmin, SalesAdmin}
 
 // Formats a report can be written in.
-var Formats = []string{"csv", "parquet"}
+var Formats = []string{"csv", "parquet", "xlsx"}
 
 // Subscription is one report subscription.
 type Subscription struct {
@@ -46,6 +47,15 @@ type Subscription struct {
 	Customers  []string        `json:"customers,omitempty"` // a sales admin's assigned customers (org ids)
 	Formats    []string        `json:"formats"`
 	Paused     bool            `json:"paused,omitempty"`
+	// Unsubscribed records the recipients who left through an email's
+	// unsubscribe link, newest last (tally subscriptions update --to adds one back).
+	Unsubscribed []Unsubscribe `json:"unsubscribed,omitempty"`
+}
+
+// Unsubscribe is one recipient leaving one subscription.
+type Unsubscribe struct {
+	Address string    `json:"address"`
+	At      time.Time `json:"at"`
 }
 
 // Catalog resolves template names: the built-ins and custom templates from config.
@@ -166,11 +176,11 @@ func (c *Catalog) Validate(s *Subscription) error {
 		}
 	}
 	if len(s.Formats) == 0 {
-		bad("formats: csv, parquet or both")
+		bad("formats: one or more of csv, parquet and xlsx")
 	}
 	for _, f := range s.Formats {
 		if !slices.Contains(Formats, f) {
-			bad("format %q: csv or parquet", f)
+			bad("format %q: csv, parquet or xlsx", f)
 		}
 	}
 	if len(errs) > 0 {
@@ -270,6 +280,41 @@ func (st *Store) Put(ctx context.Context, s *Subscription) error {
 	b, _ := json.MarshalIndent(s, "", "  ")
 	_, err = st.S.Put(ctx, k, strings.NewReader(string(b)))
 	return err
+}
+
+// Update changes a subscription with fn under a compare-and-swap: when another
+// writer changed it in between, fn runs again on the newer version.
+func (st *Store) Update(ctx context.Context, id string, fn func(*Subscription) error) (*Subscription, error) {
+	k, err := key(id)
+	if err != nil {
+		return nil, err
+	}
+	for range 10 {
+		b, obj, err := storage.ReadAll(ctx, st.S, k)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		var s Subscription
+		if err := json.Unmarshal(b, &s); err != nil {
+			return nil, fmt.Errorf("subscription %s: %w", id, err)
+		}
+		if err := fn(&s); err != nil {
+			return nil, err
+		}
+		out, _ := json.MarshalIndent(&s, "", "  ")
+		_, err = st.S.Replace(ctx, k, obj.ETag, out)
+		if errors.Is(err, storage.ErrPreconditionFailed) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &s, nil
+	}
+	return nil, fmt.Errorf("subscription %s: changed by others ten times while updating; try again", id)
 }
 
 // Remove deletes a subscription.

@@ -19,6 +19,7 @@ import (
 	"tally/jobs"
 	"tally/model"
 	"tally/periods"
+	"tally/plan"
 	"tally/runner"
 	"tally/source/files"
 	"tally/source/webex"
@@ -543,27 +544,7 @@ func (a *app) printUnconfirmed(ctx context.Context, r *runner.Runner, job, perio
 
 // ledgerView reads the ledger and shows attempts whose runner died as abandoned.
 func (a *app) ledgerView(ctx context.Context, r *runner.Runner, job string) ([]*runner.Record, error) {
-	recs, err := r.Ledger().All(ctx, job)
-	if err != nil {
-		return nil, err
-	}
-	leases, err := runner.Leases(ctx, r.Ledger().Store)
-	if err != nil {
-		return nil, err
-	}
-	now := a.clock.Now()
-	live := map[string]bool{}
-	for _, l := range leases {
-		if !l.Released && now.Before(l.ExpiresAt) {
-			live[l.Holder.RunID] = true
-		}
-	}
-	for _, rec := range recs {
-		if rec.Status == runner.StatusRunning && !live[rec.RunID] {
-			rec.Status = runner.StatusAbandoned
-		}
-	}
-	return recs, nil
+	return plan.View(ctx, r, a.clock, job)
 }
 
 func (a *app) configCmd() *cobra.Command {

@@ -25,6 +25,8 @@ import (
 	"golang.org/x/net/html"
 
 	"tally/internal/testservers"
+	"tally/jobs"
+	"tally/runner"
 	s3store "tally/storage/s3"
 )
 
@@ -84,6 +86,10 @@ type eml struct {
 	subject    string
 	text, html string
 }
+
+// opsGroup is the claim group (and outbox file name) of the scheduled email
+// to ops@example.com: each recipient gets a message of its own.
+var opsGroup = jobs.RecipientGroup(runner.DefaultGroup, "ops@example.com")
 
 func readEML(t *testing.T, path string) eml {
 	t.Helper()
@@ -151,7 +157,7 @@ func TestEveryLinkOfAnEmailOnLocalStorageWorksInTheHTMLPartAndTheTextPart(t *tes
 	if code, stdout, stderr := run(t, "--config", cfg, "run", "reports-daily", "--period", "2026-11-21"); code != 0 {
 		t.Fatalf("run: %s%s", stdout, stderr)
 	}
-	path := filepath.Join(data, "outbox", "reports-daily", "2026-11-21", "flex", "all-g1.eml")
+	path := filepath.Join(data, "outbox", "reports-daily", "2026-11-21", "flex", opsGroup+"-g1.eml")
 	e := readEML(t, path)
 	links := hrefs(t, e.html)
 	if len(links) == 0 {
@@ -170,7 +176,7 @@ func TestEveryLinkOfAnEmailOnLocalStorageWorksInTheHTMLPartAndTheTextPart(t *tes
 		}
 	}
 	for h, want := range map[string]string{"X-Tally-Job": "reports-daily", "X-Tally-Period": "2026-11-21", "X-Tally-Subscription": "flex",
-		"Message-Id": "<reports-daily.2026-11-21.flex.all-g1@tally>"} {
+		"Message-Id": "<reports-daily.2026-11-21.flex." + opsGroup + "-g1@tally>"} {
 		if got := e.header.Get(h); got != want {
 			t.Errorf("%s: %q, want %q", h, got, want)
 		}
@@ -201,7 +207,7 @@ func TestASubscriptionTestNeverTakesOverTheScheduledPeriodAndSaysTestInItsSubjec
 		t.Fatalf("the scheduled run after a test: exit %d\n%s%s", code, stdout, stderr)
 	}
 	for _, id := range []string{"devices-a", "devices-b"} {
-		e := readEML(t, filepath.Join(data, "outbox", "reports-daily", "2026-11-21", id, "all-g1.eml"))
+		e := readEML(t, filepath.Join(data, "outbox", "reports-daily", "2026-11-21", id, opsGroup+"-g1.eml"))
 		if strings.HasPrefix(e.subject, "[test]") {
 			t.Errorf("%s's scheduled email is marked as a test", id)
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"tally/internal/testservers"
+	"tally/jobs"
+	"tally/runner"
 )
 
 // faultRounds is how many rounds a fault test makes: the default keeps make test
@@ -64,7 +66,7 @@ func checkExactlyOnceInTheOutbox(t *testing.T, cfg, data, period, round string) 
 	t.Helper()
 	for _, s := range faultSubscriptions {
 		emls, _ := filepath.Glob(filepath.Join(data, "outbox", "reports-daily", period, s.id, "*.eml"))
-		if len(emls) != 1 || filepath.Base(emls[0]) != "all-g1.eml" {
+		if len(emls) != 1 || !strings.HasPrefix(filepath.Base(emls[0]), "to-"+s.id+"-at-") || !strings.HasSuffix(emls[0], "-g1.eml") {
 			t.Errorf("%s: %s has %d emails for %s (%v), want exactly one", round, s.id, len(emls), period, emls)
 		}
 	}
@@ -180,7 +182,7 @@ func TestReportsDailyKilledAtRandomPointsAndRerunSendsEachEmailOnceAndThroughSMT
 		round := fmt.Sprintf("smtp kill %d (%s)", i+1, period)
 		killThenRerun(smtpCfg, period, round)
 		for _, s := range faultSubscriptions {
-			want := fmt.Sprintf("reports-daily.%s.%s.all-g1@tally", period, s.id)
+			want := fmt.Sprintf("reports-daily.%s.%s.%s-g1@tally", period, s.id, jobs.RecipientGroup(runner.DefaultGroup, s.id+"@"+domain))
 			msgs := mp.WaitFor(t, "to:"+s.id+"@"+domain+" subject:"+period, 1)
 			n := 0
 			for _, m := range msgs {

@@ -181,6 +181,7 @@ func (a *app) build() (*runner.Runner, *jobs.Registry, error) {
 
 // wiring is what build made, for the commands that need more than the runner.
 type wiring struct {
+	links   storeLinks
 	sender  mail.Sender // nil: the outbox
 	stores  storage.Regional
 	catalog *subscriptions.Catalog
@@ -211,11 +212,16 @@ func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 		sender = smtp
 	}
 	thresholds := analytics.Thresholds{JitterMs: a.cfg.Analytics.PoorJitterMs, LatencyMs: a.cfg.Analytics.PoorLatencyMs, LossPct: a.cfg.Analytics.PoorLossPct}
-	w := &wiring{sender: sender, stores: stores, catalog: catalog, reports: map[periods.Cadence]*jobs.Reports{}}
+	w := &wiring{sender: sender, stores: stores, catalog: catalog, reports: map[periods.Cadence]*jobs.Reports{},
+		links: storeLinks{stores: stores, baseURL: a.cfg.Reports.BaseURL}}
 	for _, c := range []periods.Cadence{periods.Daily, periods.Weekly, periods.Monthly} {
 		w.reports[c] = &jobs.Reports{Every: c, Catalog: catalog, Sender: sender, From: a.cfg.SMTP.From,
-			Links: storeLinks{stores: stores, baseURL: a.cfg.Reports.BaseURL}, UnderThreshold: a.cfg.License.UnderThreshold,
-			Thresholds: thresholds, SendAttempts: a.cfg.SMTP.Attempts, SendBackoff: a.cfg.SMTP.Backoff.D()}
+			Links: w.links, UnderThreshold: a.cfg.License.UnderThreshold,
+			Thresholds: thresholds, SendAttempts: a.cfg.SMTP.Attempts, SendBackoff: a.cfg.SMTP.Backoff.D(),
+			Recipients: a.cfg.Reports.Recipients, PublicURL: a.cfg.Serve.PublicURL, CSVBOM: a.cfg.Reports.CSVBOM, TmpDir: a.cfg.Storage.TmpDir,
+			UnsubscribeKey: func(ctx context.Context) ([]byte, error) {
+				return subscriptions.SigningKey(ctx, stores.Control, a.cfg.Serve.UnsubscribeKeyFile)
+			}}
 	}
 	ledger := &runner.Ledger{Store: stores.Control}
 	reg := jobs.NewRegistry(a.cfg.Schedules(),

@@ -234,7 +234,7 @@ func TestSubscriptionsLifecycleAndRefusals(t *testing.T) {
 	refused("a sales admin receives only assigned customers", "subscriptions", "add", "--partner", "P1", "--template", "devices", "--cadence", "daily", "--role", "sales-admin", "--to", "a@example.com")
 	refused("partner: required", "subscriptions", "add", "--template", "devices", "--cadence", "daily", "--to", "a@example.com")
 	refused(`region "MARS"`, "subscriptions", "add", "--partner", "P1", "--template", "devices", "--cadence", "daily", "--to", "a@example.com", "--region", "MARS")
-	refused(`format "xlsx"`, "subscriptions", "add", "--partner", "P1", "--template", "devices", "--cadence", "daily", "--to", "a@example.com", "--format", "xlsx")
+	refused(`format "ods"`, "subscriptions", "add", "--partner", "P1", "--template", "devices", "--cadence", "daily", "--to", "a@example.com", "--format", "ods")
 
 	ok("subscriptions", "pause", "flex")
 	if out := ok("subscriptions", "list"); !strings.Contains(out, "paused") {

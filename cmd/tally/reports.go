@@ -38,7 +38,7 @@ func (f *subFlags) bind(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.regions, "region", nil, "only these regions (default: every region with data; repeatable)")
 	fl.StringArrayVar(&f.to, "to", nil, "recipient e-mail address (repeatable)")
 	fl.StringArrayVar(&f.customers, "customer", nil, "a sales admin's assigned customer org id (repeatable)")
-	fl.StringArrayVar(&f.formats, "format", []string{"csv", "parquet"}, "csv, parquet or both")
+	fl.StringArrayVar(&f.formats, "format", []string{"csv", "parquet"}, "csv, parquet, xlsx (repeat for several)")
 	fl.StringVar(&f.customName, "custom-name", "", "make a custom template of its own with this name (with --base)")
 	fl.StringVar(&f.base, "base", "", "the built-in template a custom template starts from")
 	fl.StringArrayVar(&f.columns, "column", nil, "a custom template's columns, by CSV header, in order (repeatable)")

@@ -84,7 +84,7 @@ func TestTheDailyChainAndReportsOnMinIOKeepEachRegionInItsOwnBucket(t *testing.T
 		return nil
 	})
 	// Emails carry presigned links for the S3 regions.
-	emls, _ := filepath.Glob(filepath.Join(dir, "control", "outbox", "reports-daily", "2026-11-21", "*", "all-g1.eml"))
+	emls, _ := filepath.Glob(filepath.Join(dir, "control", "outbox", "reports-daily", "2026-11-21", "*", opsGroup+"-g1.eml"))
 	if len(emls) == 0 {
 		t.Fatal("no emails in the outbox")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -12,11 +13,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"tally/alert"
+	"tally/console"
+	"tally/jobs"
 	"tally/mail"
 	"tally/metrics"
 	"tally/periods"
+	"tally/plan"
 	"tally/runner"
 	"tally/serve"
+	"tally/source"
+	"tally/subscriptions"
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -75,9 +81,14 @@ freshness gauge rebuilt from the ledger on start.`,
 			if err != nil {
 				return runner.Usagef("serve.listen %q: %v", listen, err)
 			}
-			srv := &http.Server{Handler: s.Handler(w.stores.Control, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})), ReadHeaderTimeout: 10 * time.Second}
+			con, err := a.console(cmd.Context(), r, reg, w)
+			if err != nil {
+				return err
+			}
+			srv := &http.Server{Handler: con.Handler(s.Handler(w.stores.Control, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))),
+				ReadHeaderTimeout: 10 * time.Second}
 			go srv.Serve(ln)
-			a.log.Info().Str("listen", ln.Addr().String()).Msg("serving /healthz and /metrics")
+			a.log.Info().Str("listen", ln.Addr().String()).Str("console", consoleURL(ln.Addr())).Msg("serving the console, /healthz and /metrics")
 			err = s.Run(cmd.Context())
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -86,8 +97,52 @@ freshness gauge rebuilt from the ledger on start.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "", "address for /healthz and /metrics (default serve.listen)")
+	cmd.Flags().StringVar(&listen, "listen", "", "address for the console, /healthz and /metrics (default serve.listen)")
 	return cmd
+}
+
+// console is the web console over this app's runner, stores and plan.
+func (a *app) console(ctx context.Context, r *runner.Runner, reg *jobs.Registry, w *wiring) (*console.Console, error) {
+	proxies, err := console.ParseProxies(a.cfg.Serve.Auth.TrustedProxies)
+	if err != nil {
+		return nil, runner.Usagef("serve.auth.trusted_proxies: %v", err)
+	}
+	c := &console.Console{Runner: r, Registry: reg, Stores: w.stores, Links: w.links, Clock: a.clock, Log: a.log,
+		Plan: func(ctx context.Context, now time.Time, back int) ([]plan.JobPlan, error) {
+			view, err := plan.View(ctx, r, a.clock, "")
+			if err != nil {
+				return nil, err
+			}
+			src, err := a.openSource()
+			if err != nil {
+				return nil, err
+			}
+			detector, _ := src.(source.ChangeDetector)
+			plans, _, err := plan.Compute(ctx, r, reg, view, detector, now, time.Time{}, time.Time{}, back)
+			return plans, err
+		}}
+	switch a.cfg.Serve.Auth.Type {
+	case "token":
+		c.Auth.Token = a.cfg.Serve.Auth.Token
+	case "header":
+		c.Auth.UserHeader, c.Auth.TrustedProxies = a.cfg.Serve.Auth.UserHeader, proxies
+	}
+	c.Auth.Secure = strings.HasPrefix(a.cfg.Serve.PublicURL, "https://")
+	if a.cfg.Serve.PublicURL != "" {
+		if c.UnsubscribeKey, err = subscriptions.SigningKey(ctx, w.stores.Control, a.cfg.Serve.UnsubscribeKeyFile); err != nil {
+			return nil, err
+		}
+	}
+	return c, c.Init()
+}
+
+// consoleURL is the console's address as a URL a person on this machine opens.
+func consoleURL(addr net.Addr) string {
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
 // periodEnd tells when a record's period ended (for the freshness gauge).

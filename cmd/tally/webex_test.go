@@ -152,7 +152,7 @@ func TestAWebexCustomerThatKeepsFailingFailsTheDayOrWithSkipFailedCustomersTheDa
 		t.Fatalf("tally runs does not name the skipped customer:\n%s", stdout)
 	}
 	// The report email says partial in its subject and in both parts, naming the customer.
-	e := readEML(t, filepath.Join(data, "outbox", "reports-daily", "2026-11-21", "flex", "all-g1.eml"))
+	e := readEML(t, filepath.Join(data, "outbox", "reports-daily", "2026-11-21", "flex", opsGroup+"-g1.eml"))
 	if !strings.Contains(e.subject, "(partial)") {
 		t.Errorf("the report email's subject does not say partial: %q", e.subject)
 	}

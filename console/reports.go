@@ -1,0 +1,226 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"path"
+	"sort"
+	"strings"
+
+	"tally/jobs"
+	"tally/model"
+	"tally/periods"
+	"tally/runner"
+	"tally/storage"
+	"tally/subscriptions"
+)
+
+type fileLink struct {
+	Region, Name, Href, Format string
+	Rows                       int64
+}
+
+type subscriptionView struct {
+	*subscriptions.Subscription
+	Period, RunID string
+	Files         []fileLink
+	Error         string
+}
+
+// reports lists the subscriptions and the files of each one's latest report run.
+func (c *Console) reports(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	subs, err := (&subscriptions.Store{S: c.Stores.Control}).List(ctx)
+	if err != nil {
+		c.fail(w, r, http.StatusInternalServerError, err)
+		return
+	}
+	latest, err := c.latestReports(ctx)
+	if err != nil {
+		c.fail(w, r, http.StatusInternalServerError, err)
+		return
+	}
+	var views []subscriptionView
+	for _, s := range subs {
+		v := subscriptionView{Subscription: s}
+		if l, ok := latest[s.ID]; ok {
+			v.Period, v.RunID, v.Error = l.period, l.runID, l.sr.Error
+			for _, f := range l.sr.Files {
+				href, err := c.href(ctx, f)
+				if err != nil {
+					v.Error = err.Error()
+					continue
+				}
+				v.Files = append(v.Files, fileLink{Region: f.Region, Name: f.Name, Href: href, Format: f.Format, Rows: f.Rows})
+			}
+		}
+		views = append(views, v)
+	}
+	c.render(w, r, http.StatusOK, "reports.html", map[string]any{"Subscriptions": views})
+}
+
+type latestReport struct {
+	period, runID string
+	sr            *jobs.SubscriptionReport
+}
+
+// latestReports is, per subscription, its newest succeeded report run.
+func (c *Console) latestReports(ctx context.Context) (map[string]latestReport, error) {
+	out := map[string]latestReport{}
+	for _, name := range []string{jobs.ReportsJob(periods.Daily), jobs.ReportsJob(periods.Weekly), jobs.ReportsJob(periods.Monthly)} {
+		recs, err := c.Runner.Ledger().All(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		sort.Slice(recs, func(i, j int) bool { return recs[i].Period > recs[j].Period })
+		for _, rec := range recs {
+			if rec.Status != runner.StatusSucceeded {
+				continue
+			}
+			reports, ok := jobs.ReportsOf(rec)
+			if !ok {
+				continue
+			}
+			for id, sr := range reports {
+				if _, ok := out[id]; !ok { // newest first: the first seen is the latest
+
+					out[id] = latestReport{period: rec.Period, runID: rec.RunID, sr: sr}
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// href is where the console's user downloads a report file: a presigned (or
+// base_url) link when storage gives one, else the console's own /files route.
+func (c *Console) href(ctx context.Context, f jobs.ReportFile) (string, error) {
+	if c.Links != nil {
+		link, err := c.Links.Link(ctx, f.Region, f.Key, f.Name)
+		if err != nil {
+			return "", err
+		}
+		if strings.HasPrefix(link, "https://") || strings.HasPrefix(link, "http://") {
+			return link, nil
+		}
+	}
+	return "/files/" + url.PathEscape(f.Region) + "/" + (&url.URL{Path: f.Key}).EscapedPath(), nil
+}
+
+// file serves a report file from a region's store: only keys under that
+// region's reports/ prefix, validated as storage keys (no "..", no absolute
+// paths), so nothing else of the data directory can be read.
+func (c *Console) file(w http.ResponseWriter, r *http.Request) {
+	region, key := r.PathValue("region"), r.PathValue("key")
+	if !model.ValidRegion(region) {
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("no region %q", region))
+		return
+	}
+	if err := storage.ValidateKey(key); err != nil || !strings.HasPrefix(key, "reports/region="+region+"/") {
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("not a report file of region %s: %q", region, key))
+		return
+	}
+	store, err := c.Stores.For(region)
+	if err != nil {
+		c.fail(w, r, http.StatusNotFound, err)
+		return
+	}
+	rc, obj, err := store.Get(r.Context(), key)
+	if errors.Is(err, storage.ErrNotFound) {
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("report file %s is not in region %s's storage (removed by retention?)", key, region))
+		return
+	}
+	if err != nil {
+		c.fail(w, r, http.StatusBadGateway, err)
+		return
+	}
+	defer rc.Close()
+	name := path.Base(key)
+	h := w.Header()
+	h.Set("Content-Type", contentType(name))
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+	h.Set("Content-Length", fmt.Sprint(obj.Size))
+	h.Set("Cache-Control", "private, no-store")
+	io.Copy(w, rc)
+}
+
+func contentType(name string) string {
+	switch path.Ext(name) {
+	case ".csv":
+		return "text/csv; charset=utf-8"
+	case ".parquet":
+		return "application/vnd.apache.parquet"
+	case ".xlsx":
+		return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+	}
+	return "application/octet-stream"
+}
+
+// unsubscribePage asks to confirm: a GET never changes anything (mail
+// scanners follow links), the button POSTs.
+func (c *Console) unsubscribePage(w http.ResponseWriter, r *http.Request) {
+	token := r.URL.Query().Get("t")
+	sub, addr, err := c.parseToken(token)
+	if err != nil {
+		c.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
+	s, err := (&subscriptions.Store{S: c.Stores.Control}).Get(r.Context(), sub)
+	if errors.Is(err, subscriptions.ErrNotFound) {
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("subscription %s no longer exists: nothing more will be sent", sub))
+		return
+	}
+	if err != nil {
+		c.fail(w, r, http.StatusInternalServerError, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "unsubscribe.html", map[string]any{"Token": token, "Subscription": s, "Address": addr, "Member": isRecipient(s, addr)})
+}
+
+// unsubscribe removes the token's recipient from its subscription: the
+// confirmation button's POST and RFC 8058's one-click POST alike.
+func (c *Console) unsubscribe(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	r.ParseForm()
+	token := r.URL.Query().Get("t")
+	if token == "" {
+		token = r.PostForm.Get("t")
+	}
+	sub, addr, err := c.parseToken(token)
+	if err != nil {
+		c.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
+	s, err := (&subscriptions.Store{S: c.Stores.Control}).Update(r.Context(), sub, subscriptions.RemoveRecipient(addr, c.Clock.Now()))
+	if errors.Is(err, subscriptions.ErrNotFound) {
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("subscription %s no longer exists: nothing more will be sent", sub))
+		return
+	}
+	if err != nil {
+		c.fail(w, r, http.StatusInternalServerError, err)
+		return
+	}
+	c.Log.Info().Str("subscription", sub).Str("recipient", addr).Msg("unsubscribed through an email's link")
+	c.render(w, r, http.StatusOK, "unsubscribed.html", map[string]any{"Subscription": s, "Address": addr})
+}
+
+func (c *Console) parseToken(token string) (string, string, error) {
+	if len(c.UnsubscribeKey) == 0 {
+		return "", "", errors.New("unsubscribe links are not enabled on this console (serve.public_url)")
+	}
+	return subscriptions.ParseToken(c.UnsubscribeKey, token)
+}
+
+func isRecipient(s *subscriptions.Subscription, addr string) bool {
+	for _, r := range s.Recipients {
+		if strings.EqualFold(r, addr) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,163 @@
+// Package plan owns what `tally plan` and the console show of each job's
+// recent periods: complete, partial, missing, failed, stale (an upstream
+// changed after it), waiting, running or abandoned, with the next firings.
+package plan
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"tally/clock"
+	"tally/jobs"
+	"tally/periods"
+	"tally/runner"
+	"tally/source"
+)
+
+// PeriodState is one job+period as plan sees it.
+type PeriodState struct {
+	Job    string `json:"job"`
+	Period string `json:"period"`
+	State  string `json:"state"` // complete, partial, missing, failed, stale, waiting, running, abandoned
+	RunID  string `json:"run_id,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Gap reports whether the state needs an operator (a backfill or a look).
+func (s PeriodState) Gap() bool {
+	return s.State == "missing" || s.State == "failed" || s.State == "stale" || s.State == "abandoned"
+}
+
+// JobPlan is one job's schedule, next firings and periods.
+type JobPlan struct {
+	Job         string        `json:"job"`
+	Schedule    string        `json:"schedule"`
+	NextFirings []time.Time   `json:"next_firings"`
+	Periods     []PeriodState `json:"periods"`
+}
+
+// View is the ledger's records of job ("" all) as readers see them: a running
+// attempt whose lease is released or expired reads abandoned.
+func View(ctx context.Context, r *runner.Runner, clk clock.Clock, job string) ([]*runner.Record, error) {
+	recs, err := r.Ledger().All(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	leases, err := runner.Leases(ctx, r.Ledger().Store)
+	if err != nil {
+		return nil, err
+	}
+	now := clk.Now()
+	live := map[string]bool{}
+	for _, l := range leases {
+		if !l.Released && now.Before(l.ExpiresAt) {
+			live[l.Holder.RunID] = true
+		}
+	}
+	for _, rec := range recs {
+		if rec.Status == runner.StatusRunning && !live[rec.RunID] {
+			rec.Status = runner.StatusAbandoned
+		}
+	}
+	return recs, nil
+}
+
+// Compute lists, per job, the periods that ended between from and to (from
+// zero: back periods, or a few by cadence when back is 0) with their state, and counts the gaps (missing,
+// failed, stale, abandoned). view is the ledger as readers see it (running
+// attempts whose lease is gone read abandoned, see View); detector, when the
+// source can tell, marks synced days whose delivery changed since as stale.
+func Compute(ctx context.Context, r *runner.Runner, reg *jobs.Registry, view []*runner.Record, detector source.ChangeDetector, now, from, to time.Time, back int) ([]JobPlan, int, error) {
+	latest := map[string]*runner.Record{} // job/period → latest attempt
+	for _, rec := range view {
+		latest[rec.Job+"/"+rec.Period] = rec
+	}
+	var plans []JobPlan
+	gaps := 0
+	// stale: job/period → why, for inputs that changed after a run used them (a
+	// files source's delivered day) and for everything downstream of those.
+	stale := map[string]string{}
+	for _, j := range r.Jobs() {
+		// The last period that ended by the end of --to (and by now).
+		last := periods.Latest(j.Cadence(), now)
+		if !to.IsZero() {
+			if byTo := periods.Latest(j.Cadence(), to.AddDate(0, 0, 1)); byTo.Start.Before(last.Start) {
+				last = byTo
+			}
+		}
+		first := last
+		if from.IsZero() {
+			n := back - 1
+			if back <= 0 {
+				n = map[periods.Cadence]int{periods.Daily: 6, periods.Weekly: 7, periods.Monthly: 2}[j.Cadence()]
+			}
+			for i := 0; i < n; i++ {
+				first = first.Prev()
+			}
+		} else {
+			first = periods.Containing(j.Cadence(), from)
+		}
+		next, err := reg.NextFirings(j.Name(), now, 3)
+		if err != nil {
+			return nil, 0, runner.Usagef("job %s: schedule %q: %v", j.Name(), reg.Schedule(j.Name()), err)
+		}
+		jp := JobPlan{Job: j.Name(), Schedule: reg.Schedule(j.Name()), NextFirings: next, Periods: []PeriodState{}}
+		ps, _ := periods.Range(first, last)
+		for _, p := range ps {
+			st := PeriodState{Job: j.Name(), Period: p.ID(), State: "missing"}
+			if rec := latest[j.Name()+"/"+p.ID()]; rec != nil {
+				st.RunID = rec.RunID
+				switch rec.Status {
+				case runner.StatusSucceeded:
+					st.State = "complete"
+					if len(rec.Partial) > 0 {
+						st.State, st.Detail = "partial", strings.Join(rec.Partial, "; ")
+					}
+					if weeks, ok := rec.Notes["missing_trend_weeks"].([]any); ok && len(weeks) > 0 {
+						st.Detail = fmt.Sprintf("trends lack %d earlier weeks: %v", len(weeks), weeks)
+					}
+					if notes, ok := rec.Notes["source"].(map[string]any); ok && detector != nil && j.Name() == jobs.SyncClusters {
+						why, err := detector.Changed(ctx, p, notes)
+						if err != nil {
+							return nil, 0, err
+						}
+						if why != "" {
+							stale[j.Name()+"/"+p.ID()] = why
+						}
+					}
+					for _, in := range rec.Inputs {
+						if _, ok := stale[in.Job+"/"+in.Period]; ok {
+							stale[j.Name()+"/"+p.ID()] = fmt.Sprintf("upstream %s %s is stale", in.Job, in.Period)
+							break
+						}
+					}
+					if why, ok := stale[j.Name()+"/"+p.ID()]; ok {
+						st.State, st.Detail = "stale", why
+						break
+					}
+					for _, in := range rec.Inputs {
+						if up := latest[in.Job+"/"+in.Period]; up != nil && up.Status == runner.StatusSucceeded && up.Checksum != in.Checksum {
+							st.State, st.Detail = "stale", fmt.Sprintf("upstream %s %s was re-run after it (%s)", in.Job, in.Period, up.RunID)
+							stale[j.Name()+"/"+p.ID()] = st.Detail
+							break
+						}
+					}
+				case runner.StatusFailed:
+					st.State, st.Detail = "failed", rec.Error
+				case runner.StatusWaiting:
+					st.State, st.Detail = "waiting", rec.Error
+				default:
+					st.State = string(rec.Status)
+				}
+			}
+			if st.Gap() {
+				gaps++
+			}
+			jp.Periods = append(jp.Periods, st)
+		}
+		plans = append(plans, jp)
+	}
+	return plans, gaps, nil
+}
