@@ -24,6 +24,8 @@ import (
 	"tally/storage"
 	"tally/storage/local"
 	"tally/subscriptions"
+
+	"github.com/xuri/excelize/v2"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -537,5 +539,63 @@ func TestARecipientWithANewlineIsRefusedNeverAHeader(t *testing.T) {
 	m.To, m.Subject = []string{"ops@example.com"}, "hi\r\nBcc: victim@example.com"
 	if _, err := mail.EML(m); err == nil {
 		t.Fatal("a subject with a line break was accepted")
+	}
+}
+
+// --format xlsx for every template: each workbook opens, its header is the
+// CSV's, its rows are the CSV's, and ids, MACs and phone numbers are text
+// cells while numbers are numbers.
+func TestXLSXWorksForEveryTemplateWithTheCSVsHeaderRowsAndTypedCells(t *testing.T) {
+	t.Parallel()
+	demo, _ := demoSource(200)
+	e := newReportsEnv(t, demo, nil)
+	for _, tpl := range report.BuiltIns {
+		cadence := periods.Daily
+		if tpl.Range == report.WeekRange {
+			cadence = periods.Weekly
+		}
+		e.add(t, &subscriptions.Subscription{ID: tpl.Slug, Template: tpl.Slug, Cadence: cadence, Formats: []string{"csv", "xlsx"}})
+	}
+	e.run(t, ReportsJob(periods.Daily), testDay, runner.Options{})
+	e.run(t, ReportsJob(periods.Weekly), testWeek, runner.Options{})
+	seen := map[string]bool{}
+	for _, key := range e.files(t, ".xlsx") {
+		f, err := excelize.OpenFile(filepath.Join(e.dir, key))
+		if err != nil {
+			t.Fatalf("%s does not open: %v", key, err)
+		}
+		sheets := f.GetSheetList()
+		rows, _ := f.GetRows(sheets[0])
+		recs := readCSV(t, filepath.Join(e.dir, strings.TrimSuffix(key, ".xlsx")+".csv"))
+		if strings.Join(rows[0], "|") != strings.Join(recs[0], "|") || len(rows) != len(recs) {
+			t.Errorf("%s: header %v and %d rows; the CSV has %v and %d", key, rows[0], len(rows), recs[0], len(recs))
+		}
+		for c, h := range recs[0] {
+			cell, _ := excelize.CoordinatesToCellName(c+1, 2)
+			typ, _ := f.GetCellType(sheets[0], cell)
+			v, _ := f.GetCellValue(sheets[0], cell)
+			switch {
+			case v == "":
+			case h == "MAC Address" || h == "Phone Number" || h == "Extension" || strings.HasSuffix(h, "ID") || strings.HasSuffix(h, "UUID") || h == "Customer Name":
+				if typ != excelize.CellTypeInlineString {
+					t.Errorf("%s %s (%q) is a %v cell, want text", key, h, v, typ)
+				}
+			case h == "Entitled" || h == "Total Licenses" || h == "Call Minutes" || strings.HasSuffix(h, "Percent"):
+				if typ != excelize.CellTypeUnset {
+					t.Errorf("%s %s (%q) is a %v cell, want a number", key, h, v, typ)
+				}
+			}
+		}
+		f.Close()
+		for _, tpl := range report.BuiltIns {
+			if strings.Contains(key, "/"+tpl.Slug+"/") {
+				seen[tpl.Slug] = true
+			}
+		}
+	}
+	for _, tpl := range report.BuiltIns {
+		if !seen[tpl.Slug] {
+			t.Errorf("no XLSX for %s", tpl.Name)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
+	"net/textproto"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -85,6 +87,12 @@ type eml struct {
 	header     mail.Header
 	subject    string
 	text, html string
+	inline     []inlinePart // non-text parts: the chart
+}
+
+type inlinePart struct {
+	contentType, contentID string
+	data                   []byte
 }
 
 // opsGroup is the claim group (and outbox file name) of the scheduled email
@@ -99,9 +107,9 @@ func readEML(t *testing.T, path string) eml {
 	}
 	e := eml{header: msg.Header}
 	e.subject, _ = new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
-	var walk func(r io.Reader, contentType string)
-	walk = func(r io.Reader, contentType string) {
-		mt, params, _ := mime.ParseMediaType(contentType)
+	var walk func(r io.Reader, h textproto.MIMEHeader)
+	walk = func(r io.Reader, h textproto.MIMEHeader) {
+		mt, params, _ := mime.ParseMediaType(h.Get("Content-Type"))
 		if strings.HasPrefix(mt, "multipart/") {
 			mr := multipart.NewReader(r, params["boundary"])
 			for {
@@ -109,8 +117,11 @@ func readEML(t *testing.T, path string) eml {
 				if err != nil {
 					return
 				}
-				walk(p, p.Header.Get("Content-Type"))
+				walk(p, p.Header)
 			}
+		}
+		if strings.EqualFold(h.Get("Content-Transfer-Encoding"), "base64") {
+			r = base64.NewDecoder(base64.StdEncoding, r)
 		}
 		b, _ := io.ReadAll(r)
 		switch mt {
@@ -118,9 +129,11 @@ func readEML(t *testing.T, path string) eml {
 			e.text = string(b)
 		case "text/html":
 			e.html = string(b)
+		default:
+			e.inline = append(e.inline, inlinePart{contentType: mt, contentID: strings.Trim(h.Get("Content-Id"), "<>"), data: b})
 		}
 	}
-	walk(msg.Body, msg.Header.Get("Content-Type"))
+	walk(msg.Body, textproto.MIMEHeader(msg.Header))
 	return e
 }
 
