@@ -13,24 +13,31 @@ MINIO           := $(TOOLS_BIN)/minio-$(MINIO_VERSION)
 TOXIPROXY_VERSION := v2.12.0
 TOXIPROXY       := $(TOOLS_BIN)/toxiproxy-server-$(TOXIPROXY_VERSION)
 
-.PHONY: all build demo demo-files demo-subscriptions test fmt-check vet unit servers fuzz bench bench-cdr clean
+.PHONY: all build demo demo-files demo-subscriptions test fmt-check vet unit servers browser fuzz bench bench-cdr clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/tally
 
-## demo: sync the demo estate, compute license usage and the latest week's
-## analytics, then produce every report template (emails land in the outbox).
+## demo: sync the demo estate, compute license usage and 8 weeks of analytics
+## (so the console's trend charts have points), then produce every report
+## template (emails land in the outbox, with unsubscribe links to the local console).
+DEMO_CONSOLE := http://localhost:8080
+demo: export TALLY_SERVE_PUBLIC_URL = $(DEMO_CONSOLE)
 demo: build demo-subscriptions
 	@$(BIN) run sync-clusters --log-level warn
 	@$(BIN) run license-usage --log-level warn
 	@$(BIN) run analytics --log-level error
+	@# the 7 weeks before the latest: latest = the Sunday 7 days before the most recent one
+	@latest=$$(date -u -d "$$(date -u +%F) - $$(( $$(date -u +%w) + 7 )) days" +%F); \
+	  $(BIN) backfill analytics --from $$(date -u -d "$$latest - 49 days" +%F) --to $$(date -u -d "$$latest - 7 days" +%F) --parallel 2 --log-level error >/dev/null
 	@$(BIN) run reports-daily --log-level warn
 	@$(BIN) run reports-weekly --log-level error
 	@echo
 	@echo "Emails: $$(find tally-data/outbox -name '*.eml' | wc -l) .eml files in tally-data/outbox/"
 	@echo "Query it: duckdb -c \"SELECT region, compliance, count(*) FROM read_parquet('tally-data/usage/subscription/**/*.parquet', hive_partitioning=true) GROUP BY ALL ORDER BY ALL\""
+	@echo "Console: $(BIN) serve, then open $(DEMO_CONSOLE)/ (runs, analytics with charts, reports)"
 
 ## demo-files: export a demo day as a landing zone (./landing), then run the daily
 ## chain on it with the files source into ./tally-data-files.
@@ -63,10 +70,17 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-unit: servers
+unit: servers browser
 	$(GO) run ./internal/testservers/with-servers -mailpit $(MAILPIT) -minio $(MINIO) -toxiproxy $(TOXIPROXY) -- $(GO) test -race -count=1 ./...
 
 servers: $(MAILPIT) $(MINIO) $(TOXIPROXY)
+
+# The console's browser tests drive Debian's chromium-headless-shell (chromedp).
+BROWSER := chromium-headless-shell
+browser:
+	@command -v $(BROWSER) >/dev/null || { echo "installing $(BROWSER) (the Debian package, once)"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq --no-install-recommends $(BROWSER) >/dev/null; }
 
 $(MAILPIT):
 	@echo "building Mailpit $(MAILPIT_VERSION) into $(TOOLS_BIN) (once; reused after)"
@@ -115,4 +129,4 @@ bench-cdr:
 	bin/bench -cdr 50000,5000000 -runs 1 -out bench-cdr-results.json
 
 clean:
-	rm -rf bin tally-data tally-data-files landing
+	rm -rf bin tally-data tally-data-files landing test-artefacts
