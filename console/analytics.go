@@ -138,7 +138,7 @@ func (c *Console) week(ctx context.Context, id string) (periods.Period, error) {
 	if id != "" {
 		return periods.Parse(periods.Weekly, id)
 	}
-	recs, err := c.Runner.Ledger().All(ctx, jobs.Analytics)
+	recs, err := c.ledger.All(ctx, jobs.Analytics)
 	if err != nil {
 		return periods.Period{}, err
 	}

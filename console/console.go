@@ -40,8 +40,9 @@ type Console struct {
 	Runner   *runner.Runner
 	Registry *jobs.Registry
 	Stores   storage.Regional
-	// Plan is what tally plan shows, over the last back periods of each job.
-	Plan  func(ctx context.Context, now time.Time, back int) ([]plan.JobPlan, error)
+	// Plan is what tally plan shows of the ledger view, over the last back
+	// periods of each job.
+	Plan  func(ctx context.Context, view []*runner.Record, now time.Time, back int) ([]plan.JobPlan, error)
 	Links jobs.Linker
 	Clock clock.Clock
 	Auth  Auth
@@ -49,7 +50,8 @@ type Console struct {
 	UnsubscribeKey []byte
 	Log            zerolog.Logger
 
-	tmpl *template.Template
+	tmpl   *template.Template
+	ledger *runner.Ledger // the runner's, read through a cache of decoded entries
 }
 
 // Auth is the console's optional authentication.
@@ -136,6 +138,7 @@ func (c *Console) Init() error {
 		return fmt.Errorf("console templates: %w", err)
 	}
 	c.tmpl = t
+	c.ledger = c.Runner.Ledger().Cached()
 	return nil
 }
 

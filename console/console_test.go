@@ -60,11 +60,7 @@ func newEnv(t *testing.T, auth Auth) *env {
 		t.Fatal(err)
 	}
 	c := &Console{Runner: r, Registry: reg, Stores: stores, Clock: clk, Auth: auth, UnsubscribeKey: key, Log: zerolog.Nop(),
-		Plan: func(ctx context.Context, now time.Time, back int) ([]plan.JobPlan, error) {
-			view, err := plan.View(ctx, r, clk, "")
-			if err != nil {
-				return nil, err
-			}
+		Plan: func(ctx context.Context, view []*runner.Record, now time.Time, back int) ([]plan.JobPlan, error) {
 			p, _, err := plan.Compute(ctx, r, reg, view, nil, now, time.Time{}, time.Time{}, back)
 			return p, err
 		}}

@@ -73,7 +73,7 @@ type latestReport struct {
 func (c *Console) latestReports(ctx context.Context) (map[string]latestReport, error) {
 	out := map[string]latestReport{}
 	for _, name := range []string{jobs.ReportsJob(periods.Daily), jobs.ReportsJob(periods.Weekly), jobs.ReportsJob(periods.Monthly)} {
-		recs, err := c.Runner.Ledger().All(ctx, name)
+		recs, err := c.ledger.All(ctx, name)
 		if err != nil {
 			return nil, err
 		}

@@ -69,12 +69,12 @@ func (c *Console) runs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := c.Clock.Now()
-	plans, err := c.Plan(r.Context(), now, n)
+	view, err := plan.View(r.Context(), c.ledger, c.Clock, "")
 	if err != nil {
 		c.fail(w, r, http.StatusInternalServerError, err)
 		return
 	}
-	view, err := plan.View(r.Context(), c.Runner, c.Clock, "")
+	plans, err := c.Plan(r.Context(), view, now, n)
 	if err != nil {
 		c.fail(w, r, http.StatusInternalServerError, err)
 		return
@@ -198,7 +198,7 @@ func (c *Console) run(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadRequest, err)
 		return
 	}
-	view, err := plan.View(r.Context(), c.Runner, c.Clock, jobName)
+	view, err := plan.View(r.Context(), c.ledger, c.Clock, jobName)
 	if err != nil {
 		c.fail(w, r, http.StatusInternalServerError, err)
 		return

@@ -40,12 +40,12 @@ type JobPlan struct {
 
 // View is the ledger's records of job ("" all) as readers see them: a running
 // attempt whose lease is released or expired reads abandoned.
-func View(ctx context.Context, r *runner.Runner, clk clock.Clock, job string) ([]*runner.Record, error) {
-	recs, err := r.Ledger().All(ctx, job)
+func View(ctx context.Context, ledger *runner.Ledger, clk clock.Clock, job string) ([]*runner.Record, error) {
+	recs, err := ledger.All(ctx, job)
 	if err != nil {
 		return nil, err
 	}
-	leases, err := runner.Leases(ctx, r.Ledger().Store)
+	leases, err := runner.Leases(ctx, ledger.Store)
 	if err != nil {
 		return nil, err
 	}

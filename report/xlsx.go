@@ -2,9 +2,14 @@ package report
 
 import (
 	"archive/zip"
-	"bytes"
+	"compress/flate"
+	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
+	"io/fs"
+	"os"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -29,6 +34,7 @@ const xlsxTime = "2000-01-01T00:00:00Z"
 // formula. A frozen bold header row and column widths on every sheet.
 type xlsxWriter struct {
 	out          io.Writer
+	tmpDir       string
 	f            *excelize.File
 	sw           *excelize.StreamWriter
 	cols         []Column
@@ -65,7 +71,7 @@ func sheetName(base string, n int) string {
 
 func newXLSXWriter(out io.Writer, cols []Column, sheet, tmpDir string) (*xlsxWriter, error) {
 	f := excelize.NewFile(excelize.Options{TmpDir: tmpDir})
-	x := &xlsxWriter{out: out, f: f, cols: cols, base: sheet, cells: make([]any, len(cols))}
+	x := &xlsxWriter{out: out, tmpDir: tmpDir, f: f, cols: cols, base: sheet, cells: make([]any, len(cols))}
 	var err error
 	if x.header, err = f.NewStyle(&excelize.Style{Font: &excelize.Font{Bold: true}, Fill: excelize.Fill{Type: "pattern", Pattern: 1, Color: []string{"EDEDED"}}}); err != nil {
 		return nil, err
@@ -167,36 +173,102 @@ func (x *xlsxWriter) write(vals []Value) error {
 	return nil
 }
 
-// close writes the workbook. excelize writes the streamed sheets in map
-// order, so the zip's entries are rewritten sorted by name (their compressed
-// bytes copied as they are): the same rows always make the same bytes.
+// close writes the workbook through spoolZip: straight to out, in name order.
 func (x *xlsxWriter) close() error {
 	defer x.f.Close()
 	if err := x.sw.Flush(); err != nil {
 		return err
 	}
-	buf, err := x.f.WriteToBuffer()
-	if err != nil {
+	z := &spoolZip{dir: x.tmpDir}
+	x.f.SetZipWriter(func(io.Writer) excelize.ZipWriter { return z })
+	if _, err := x.f.WriteToBuffer(); err != nil { // the buffer stays empty: z holds the entries
+		z.discard()
 		return err
 	}
-	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
-	if err != nil {
+	return z.writeTo(x.out)
+}
+
+// spoolZip is the zip writer excelize saves through. excelize would build the
+// whole workbook in a memory buffer, its streamed sheets in map order; here
+// each entry is compressed into a temporary file as it comes (memory stays
+// bounded), and the entries are written to the output sorted by name, their
+// compressed bytes copied as they are: the same rows always make the same bytes.
+type spoolZip struct {
+	dir     string
+	entries []*spooled
+	cur     *spooled
+}
+
+type spooled struct {
+	name       string
+	file       *os.File
+	fw         *flate.Writer
+	crc        hash.Hash32
+	size, comp int64
+}
+
+func (e *spooled) Write(p []byte) (int, error) {
+	e.crc.Write(p)
+	e.size += int64(len(p))
+	return e.fw.Write(p)
+}
+
+func (z *spoolZip) finish() error {
+	if z.cur == nil {
+		return nil
+	}
+	e := z.cur
+	z.cur = nil
+	if err := e.fw.Close(); err != nil {
 		return err
 	}
-	files := append([]*zip.File(nil), zr.File...)
-	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
-	zw := zip.NewWriter(x.out)
-	for _, f := range files {
-		h := f.FileHeader
-		w, err := zw.CreateRaw(&h)
+	n, err := e.file.Seek(0, io.SeekCurrent)
+	e.comp = n
+	return err
+}
+
+func (z *spoolZip) Create(name string) (io.Writer, error) {
+	if err := z.finish(); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(z.dir, "tally-xlsx-")
+	if err != nil {
+		return nil, err
+	}
+	fw, _ := flate.NewWriter(f, flate.BestSpeed)
+	e := &spooled{name: name, file: f, fw: fw, crc: crc32.NewIEEE()}
+	z.entries, z.cur = append(z.entries, e), e
+	return e, nil
+}
+
+func (z *spoolZip) AddFS(fs.FS) error { return errors.New("xlsx: AddFS is not supported") }
+
+func (z *spoolZip) Close() error { return z.finish() }
+
+func (z *spoolZip) discard() {
+	for _, e := range z.entries {
+		e.file.Close()
+		os.Remove(e.file.Name())
+	}
+}
+
+func (z *spoolZip) writeTo(out io.Writer) error {
+	defer z.discard()
+	if err := z.finish(); err != nil {
+		return err
+	}
+	sort.Slice(z.entries, func(i, j int) bool { return z.entries[i].name < z.entries[j].name })
+	zw := zip.NewWriter(out)
+	for _, e := range z.entries {
+		w, err := zw.CreateRaw(&zip.FileHeader{Name: e.name, Method: zip.Deflate, CRC32: e.crc.Sum32(),
+			CompressedSize64: uint64(e.comp), UncompressedSize64: uint64(e.size)})
 		if err != nil {
 			return err
 		}
-		r, err := f.OpenRaw()
-		if err != nil {
+		if _, err := e.file.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		if _, err := io.Copy(w, r); err != nil {
+		if _, err := io.Copy(w, e.file); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"tally/mail"
 	"tally/periods"
 	"tally/storage"
+	"tally/storage/local"
 )
 
 func TestTwoRunnersCanNeverClaimTheSameAttemptNumber(t *testing.T) {
@@ -164,5 +165,32 @@ func TestAnEmailClaimCannotBeMadeByARunnerThatLostItsLease(t *testing.T) {
 	}
 	if all, _ := Claims(ctx, e.store, ""); len(all) != 0 {
 		t.Fatalf("a stale runner claimed %d sends", len(all))
+	}
+}
+
+func TestACachedLedgerReadsAnEntryAgainOnceItChangedAndItsRecordsAreCopies(t *testing.T) {
+	ctx := context.Background()
+	store, _ := local.New(t.TempDir())
+	l := &Ledger{Store: store}
+	rec := &Record{RunID: RunID("sync-clusters", "2026-11-21", 1), Job: "sync-clusters", Period: "2026-11-21", Attempt: 1, Status: StatusRunning}
+	if err := l.Write(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	c := l.Cached()
+	first, _ := c.All(ctx, "")
+	first[0].Status = StatusAbandoned // a reader's change stays its own
+	if again, _ := c.All(ctx, ""); again[0].Status != StatusRunning {
+		t.Fatalf("a reader's change reached the cache: %s", again[0].Status)
+	}
+	rec.Status = StatusSucceeded
+	if err := l.Write(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := c.All(ctx, ""); len(now) != 1 || now[0].Status != StatusSucceeded {
+		t.Fatalf("the cached ledger still reads %+v after the entry changed", now)
+	}
+	store.Delete(ctx, ledgerKey("sync-clusters", "2026-11-21", 1))
+	if now, _ := c.All(ctx, ""); len(now) != 0 {
+		t.Fatal("a removed entry is still read")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"tally/storage"
@@ -112,6 +113,23 @@ func ledgerKey(job, period string, attempt int) string {
 // Ledger reads and writes attempt records in the control store.
 type Ledger struct {
 	Store storage.Store
+	// cache, when set (Cached), keeps decoded entries by key and ETag.
+	cache *recordCache
+}
+
+// recordCache keeps decoded ledger entries by key with the ETag they were
+// read at: a reader that lists the whole ledger often (the console) decodes
+// only what changed. An entry whose ETag differs from the listing is read again.
+type recordCache struct {
+	mu   sync.Mutex
+	recs map[string]*Record
+}
+
+// Cached is l reading through a cache of decoded entries, for readers that
+// list the ledger again and again. Its records are copies: a reader may change
+// a record's Status (View marks abandoned runs) without touching the cache.
+func (l *Ledger) Cached() *Ledger {
+	return &Ledger{Store: l.Store, cache: &recordCache{recs: map[string]*Record{}}}
 }
 
 // ErrEntryChanged means a ledger entry was claimed or changed by another runner:
@@ -162,7 +180,13 @@ func (l *Ledger) All(ctx context.Context, job string) ([]*Record, error) {
 }
 
 func (l *Ledger) list(ctx context.Context, prefix string) ([]*Record, error) {
-	recs, err := readJSONs(ctx, l.Store, prefix, "ledger", func(r *Record, etag string) { r.etag = etag })
+	var recs []*Record
+	var err error
+	if l.cache != nil {
+		recs, err = l.cache.list(ctx, l.Store, prefix)
+	} else {
+		recs, err = readJSONs(ctx, l.Store, prefix, "ledger", func(r *Record, etag string) { r.etag = etag })
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +229,55 @@ func readJSONs[T any](ctx context.Context, s storage.Store, prefix, what string,
 		setETag(v, obj.ETag)
 		out = append(out, v)
 	}
+	return out, nil
+}
+
+// list reads the entries under prefix, decoding only those not cached at
+// their listed ETag.
+func (c *recordCache) list(ctx context.Context, s storage.Store, prefix string) ([]*Record, error) {
+	objs, err := s.List(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: list %s: %w", prefix, err)
+	}
+	out := make([]*Record, 0, len(objs))
+	for _, o := range objs {
+		if !strings.HasSuffix(o.Key, ".json") {
+			continue
+		}
+		c.mu.Lock()
+		rec := c.recs[o.Key]
+		c.mu.Unlock()
+		if rec == nil || o.ETag == "" || rec.etag != o.ETag {
+			b, obj, err := storage.ReadAll(ctx, s, o.Key)
+			if errors.Is(err, storage.ErrNotFound) {
+				continue // removed while listing
+			}
+			if err != nil {
+				return nil, fmt.Errorf("ledger: %w", err)
+			}
+			rec = new(Record)
+			if err := json.Unmarshal(b, rec); err != nil {
+				return nil, fmt.Errorf("ledger: %s: %w", o.Key, err)
+			}
+			rec.etag = obj.ETag
+			c.mu.Lock()
+			c.recs[o.Key] = rec
+			c.mu.Unlock()
+		}
+		cp := *rec
+		out = append(out, &cp)
+	}
+	listed := make(map[string]bool, len(objs))
+	for _, o := range objs {
+		listed[o.Key] = true
+	}
+	c.mu.Lock()
+	for k := range c.recs { // entries removed (ledger gc) leave the cache too
+		if strings.HasPrefix(k, prefix) && !listed[k] {
+			delete(c.recs, k)
+		}
+	}
+	c.mu.Unlock()
 	return out, nil
 }
 

@@ -544,7 +544,7 @@ func (a *app) printUnconfirmed(ctx context.Context, r *runner.Runner, job, perio
 
 // ledgerView reads the ledger and shows attempts whose runner died as abandoned.
 func (a *app) ledgerView(ctx context.Context, r *runner.Runner, job string) ([]*runner.Record, error) {
-	return plan.View(ctx, r, a.clock, job)
+	return plan.View(ctx, r.Ledger(), a.clock, job)
 }
 
 func (a *app) configCmd() *cobra.Command {

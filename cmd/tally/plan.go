@@ -99,7 +99,7 @@ backfill.`,
 
 // plan is plan.Compute on this app's ledger view and source.
 func (a *app) plan(ctx context.Context, r *runner.Runner, reg *jobs.Registry, now, from, to time.Time) ([]plan.JobPlan, int, error) {
-	view, err := plan.View(ctx, r, a.clock, "")
+	view, err := plan.View(ctx, r.Ledger(), a.clock, "")
 	if err != nil {
 		return nil, 0, err
 	}

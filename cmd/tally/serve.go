@@ -107,17 +107,13 @@ func (a *app) console(ctx context.Context, r *runner.Runner, reg *jobs.Registry,
 	if err != nil {
 		return nil, runner.Usagef("serve.auth.trusted_proxies: %v", err)
 	}
+	src, err := a.openSource()
+	if err != nil {
+		return nil, err
+	}
+	detector, _ := src.(source.ChangeDetector) // a files source marks re-delivered days stale
 	c := &console.Console{Runner: r, Registry: reg, Stores: w.stores, Links: w.links, Clock: a.clock, Log: a.log,
-		Plan: func(ctx context.Context, now time.Time, back int) ([]plan.JobPlan, error) {
-			view, err := plan.View(ctx, r, a.clock, "")
-			if err != nil {
-				return nil, err
-			}
-			src, err := a.openSource()
-			if err != nil {
-				return nil, err
-			}
-			detector, _ := src.(source.ChangeDetector)
+		Plan: func(ctx context.Context, view []*runner.Record, now time.Time, back int) ([]plan.JobPlan, error) {
 			plans, _, err := plan.Compute(ctx, r, reg, view, detector, now, time.Time{}, time.Time{}, back)
 			return plans, err
 		}}

@@ -62,6 +62,8 @@ func main() {
 	out := flag.String("out", "bench-results.json", "where to write the figures")
 	runs := flag.Int("runs", 3, "runs per case; each figure is the median (peak RSS varies with GC timing)")
 	cdr := flag.String("cdr", "", "instead: read call-record days of these many CUCM CDR records (e.g. 50000,5000000) through the files source")
+	xlsx := flag.String("xlsx", "", "also: the XLSX writer at these many rows (e.g. 1000000)")
+	consoleReqs := flag.Int("console", 0, "also: time this many GET /runs of the console over 6 jobs × 90 periods")
 	flag.Parse()
 	if *child != "" {
 		n, _ := strconv.ParseInt(*rowsFlag, 10, 64)
@@ -82,13 +84,26 @@ func main() {
 		modes, *rowsFlag = []string{"cdr"}, *cdr
 	}
 	var results []Result
+	type sized struct {
+		rows  string
+		modes []string
+	}
+	sizes := []sized{}
 	for _, rs := range strings.Split(*rowsFlag, ",") {
-		n, err := strconv.ParseInt(rs, 10, 64)
+		sizes = append(sizes, sized{rs, modes})
+	}
+	if *xlsx != "" {
+		for _, rs := range strings.Split(*xlsx, ",") {
+			sizes = append(sizes, sized{rs, []string{"xlsx"}})
+		}
+	}
+	for _, sz := range sizes {
+		n, err := strconv.ParseInt(sz.rows, 10, 64)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "bad -rows %q\n", rs)
+			fmt.Fprintf(os.Stderr, "bad row count %q\n", sz.rows)
 			os.Exit(2)
 		}
-		for _, mode := range modes {
+		for _, mode := range sz.modes {
 			var rs []Result
 			for i := range max(*runs, 1) {
 				fmt.Fprintf(os.Stderr, "bench: %s, %d rows, run %d of %d…\n", mode, n, i+1, max(*runs, 1))
@@ -105,7 +120,7 @@ func main() {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "writer\trows\tCPU s\trows/CPU-s\ttarget\tpeak RSS MiB\ttarget\t")
 	for _, r := range results {
-		if r.Mode == "cdr" { // the call-record day's target is flat memory, below
+		if r.Mode == "cdr" || r.Mode == "xlsx" { // no rows/CPU-s target: cdr's is flat memory, below; xlsx is reported
 			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t-\t%.1f\t-\t\n", r.Mode, r.Rows, r.CPUSeconds, r.RowsPerCPUSec, r.PeakRSSMiB)
 			continue
 		}
@@ -135,7 +150,19 @@ func main() {
 			flat[mode] = map[string]any{"rss_growth": growth, "meets_target": growth <= 0.10}
 		}
 	}
-	b, _ := json.MarshalIndent(map[string]any{"results": results, "rss_flat": flat, "machine": machine()}, "", "  ")
+	figures := map[string]any{"results": results, "rss_flat": flat, "machine": machine()}
+	if *consoleReqs > 0 {
+		fmt.Fprintf(os.Stderr, "bench: console, GET /runs?n=90 %d times…\n", *consoleReqs)
+		c, err := benchConsole(*consoleReqs)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("console: GET /runs?n=90 over %d jobs × %d periods: median %.1f ms, p90 %.1f ms (target < %.0f ms) %s\n",
+			c.Jobs, c.Periods, c.MedianMS, c.P90MS, c.TargetMS, mark(c.MeetsTarget))
+		figures["console"] = c
+	}
+	b, _ := json.MarshalIndent(figures, "", "  ")
 	if err := os.WriteFile(*out, b, 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -212,7 +239,12 @@ func write(mode string, n int64) (int64, error) {
 	if mode == "parquet" || mode == "both" {
 		pqOut = &c2
 	}
-	w, err := report.NewWriter(columns, csvOut, pqOut)
+	var xlsxOut io.Writer
+	var c3 counter
+	if mode == "xlsx" {
+		xlsxOut = &c3
+	}
+	w, err := report.New(columns, report.Outputs{CSV: csvOut, Parquet: pqOut, XLSX: xlsxOut, Sheet: "Bench", TmpDir: os.TempDir()})
 	if err != nil {
 		return 0, err
 	}
@@ -261,5 +293,5 @@ func write(mode string, n int64) (int64, error) {
 	if err := w.Close(); err != nil {
 		return 0, err
 	}
-	return c1.n + c2.n, nil
+	return c1.n + c2.n + c3.n, nil
 }
