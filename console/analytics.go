@@ -17,7 +17,10 @@ import (
 	"tally/storage"
 )
 
-var partnerRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+var (
+	partnerRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	numberRE  = regexp.MustCompile(`^(–|-?[0-9]+(\.[0-9]+)?( s|%)?)$`)
+)
 
 // table is an analytics table as the page shows it.
 type table struct {
@@ -196,9 +199,14 @@ func analyticsTables(ctx context.Context, store storage.Store, region, partner s
 		for i := 0; i < rows && i < maxRows; i++ {
 			t.Rows = append(t.Rows, each(i))
 		}
-		t.Numeric = make([]bool, len(t.Headers))
-		for i, h := range t.Headers {
-			t.Numeric[i] = i > 1 && h != "Auto-renew"
+		t.Numeric = make([]bool, len(t.Headers)) // right-aligned: every shown value is a number
+		for i := range t.Headers {
+			t.Numeric[i] = len(t.Rows) > 0
+			for _, row := range t.Rows {
+				if !numberRE.MatchString(row[i]) {
+					t.Numeric[i] = false
+				}
+			}
 		}
 		out = append(out, t)
 	}
@@ -262,6 +270,25 @@ func analyticsTables(ctx context.Context, store storage.Store, region, partner s
 			r := usage[i]
 			return []string{r.CustomerName, r.CustomerID, fmt.Sprint(r.CallingUsers), fmt.Sprint(r.Calls), fmt.Sprint(r.Legs), fmt.Sprint(r.Minutes), fmt.Sprint(r.VideoMinutes)}
 		})
+	users, err := readPartner[model.CallingUser](ctx, store, jobs.AnalyticsKey("calling_users", region, week), partner, func(r model.CallingUser) string { return r.PartnerID })
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(users, func(i, j int) bool { return users[i].Calls > users[j].Calls })
+	add(table{Title: "Calling users by volume", Headers: []string{"Org ID", "User ID", "Calls", "Legs", "Minutes", "Rank in customer"}},
+		len(users), func(i int) []string {
+			r := users[i]
+			return []string{r.CustomerID, r.UserID, fmt.Sprint(r.Calls), fmt.Sprint(r.Legs), fmt.Sprint(r.Minutes), fmt.Sprint(r.RankInCustomer)}
+		})
+	quality, err := readPartner[model.CallQuality](ctx, store, jobs.AnalyticsKey("call_quality", region, week), partner, func(r model.CallQuality) string { return r.PartnerID })
+	if err != nil {
+		return nil, err
+	}
+	add(table{Title: "Call quality by customer and endpoint type", Headers: []string{"Org ID", "Endpoint type", "Legs", "Poor legs", "Poor %"}},
+		len(quality), func(i int) []string {
+			r := quality[i]
+			return []string{r.CustomerID, r.EndpointType, fmt.Sprint(r.Legs), fmt.Sprint(r.PoorLegs), pctText(r.PoorPct)}
+		})
 	queues, err := readPartner[model.CallQueues](ctx, store, jobs.AnalyticsKey("call_queues", region, week), partner, func(r model.CallQueues) string { return r.PartnerID })
 	if err != nil {
 		return nil, err
@@ -270,6 +297,21 @@ func analyticsTables(ctx context.Context, store storage.Store, region, partner s
 		len(queues), func(i int) []string {
 			r := queues[i]
 			return []string{r.CustomerID, fmt.Sprint(r.Calls), fmt.Sprint(r.Answered), fmt.Sprint(r.Abandoned), fmt.Sprint(r.TimedOut), secondsText(r.AvgAnswerSeconds), secondsText(r.AvgAbandonWaitSeconds), pctText(r.AbandonRate)}
+		})
+	statuses, err := readPartner[model.CustomerStatus](ctx, store, jobs.AnalyticsKey("customer_status", region, week), partner, func(r model.CustomerStatus) string { return r.PartnerID })
+	if err != nil {
+		return nil, err
+	}
+	subStatus, err := readPartner[model.SubscriptionStatus](ctx, store, jobs.AnalyticsKey("subscription_status", region, week), partner, func(r model.SubscriptionStatus) string { return r.PartnerID })
+	if err != nil {
+		return nil, err
+	}
+	add(table{Title: "Customer and subscription statuses", KPIs: append(countBy(statuses, func(r model.CustomerStatus) string { return r.Status }),
+		countBy(subStatus, func(r model.SubscriptionStatus) string { return r.Status })...),
+		Headers: []string{"Org ID", "Subscription ID", "Product", "Status", "Provisioning", "Ends", "Total licenses", "Assigned", "Used (7 days)"}},
+		len(subStatus), func(i int) []string {
+			r := subStatus[i]
+			return []string{r.CustomerID, r.SubscriptionID, r.Product, r.Status, r.ProvisioningStatus, r.EndDate.String(), fmt.Sprint(r.LicensesTotal), fmt.Sprint(r.LicensesAssigned), fmt.Sprint(r.LicensesUsed7d)}
 		})
 	return out, nil
 }
@@ -294,4 +336,22 @@ func readPartner[T any](ctx context.Context, store storage.Store, key, partner s
 		}
 	}
 	return out, nil
+}
+
+// countBy counts rows by a label, as KPIs in label order.
+func countBy[T any](rows []T, label func(T) string) []kpi {
+	n := map[string]int{}
+	for _, r := range rows {
+		n[label(r)]++
+	}
+	labels := make([]string, 0, len(n))
+	for l := range n {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	out := make([]kpi, len(labels))
+	for i, l := range labels {
+		out[i] = kpi{Label: l, Value: fmt.Sprint(n[l])}
+	}
+	return out
 }

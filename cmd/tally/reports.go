@@ -156,6 +156,10 @@ func (a *app) subscriptionsCmd() *cobra.Command {
 				if s.Paused {
 					state = "paused"
 				}
+				if n := len(s.Unsubscribed); n > 0 { // who left through an email's link
+					last := s.Unsubscribed[n-1]
+					state += fmt.Sprintf(" (%d unsubscribed, last %s)", n, last)
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.PartnerID, tpl, s.Cadence, regions, s.Role,
 					strings.Join(s.Formats, ","), strings.Join(s.Recipients, ","), state)
 			}
