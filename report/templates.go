@@ -44,7 +44,10 @@ type Custom struct {
 	Filters map[string][]string `json:"filters,omitempty" yaml:"filters"`
 }
 
-func col(h string) Column  { return Column{Header: h, Kind: String} }
+func col(h string) Column { return Column{Header: h, Kind: String} }
+
+// dcol is a text column of few distinct values: dictionary-encoded in Parquet.
+func dcol(h string) Column { return Column{Header: h, Kind: String, Dict: true} }
 func icol(h string) Column { return Column{Header: h, Kind: Int} }
 func fcol(h string) Column { return Column{Header: h, Kind: Float} }
 func bcol(h string) Column { return Column{Header: h, Kind: Bool} }
@@ -54,11 +57,11 @@ func lcol(h string) Column { return Column{Header: h, Kind: PercentList} }
 // Built-in templates (SPEC §8): exactly these CSV headers.
 var (
 	FlexLicenseUsage = &Template{Name: "Flex License Usage", Slug: "flex-license-usage", Range: PeriodRange, Parts: []Part{{Table: "flex", Columns: []Column{
-		col("Partner Name"), col("Customer Name"), col("Subscription ID"), col("Subscriber ID"), col("License Type"),
-		icol("Entitled"), icol("Consumed"), col("Compliance")}}}}
+		dcol("Partner Name"), col("Customer Name"), col("Subscription ID"), col("Subscriber ID"), dcol("License Type"),
+		icol("Entitled"), icol("Consumed"), dcol("Compliance")}}}}
 
 	DedicatedInstance = &Template{Name: "Dedicated Instance Usage by Cluster", Slug: "dedicated-instance-usage-by-cluster", Range: PeriodRange, Parts: []Part{{Table: "clusters", Columns: []Column{
-		col("Region"), col("Cluster"), col("Server"), icol("Professional"), icol("Common Area"), icol("TelePresence")}}}}
+		dcol("Region"), col("Cluster"), col("Server"), icol("Professional"), icol("Common Area"), icol("TelePresence")}}}}
 
 	CustomerSubscriptions = &Template{Name: "Customer Subscriptions", Slug: "customer-subscriptions", Range: WeekRange, Parts: []Part{
 		{Table: "recently_added", Suffix: " - Recently Added", Columns: []Column{col("Customer Name"), col("Subscription ID"), icol("Days Since Added"),
@@ -74,19 +77,19 @@ var (
 	}}
 
 	CallingUsageDetail = &Template{Name: "Calling Usage Detail", Slug: "calling-usage-detail", Range: PeriodRange, Parts: []Part{{Table: "calling", Columns: []Column{
-		col("Customer Name"), col("Org ID"), col("Location"), icol("Total Calls"), icol("Total Call Events"), icol("Total Poor Quality Calls"),
+		col("Customer Name"), col("Org ID"), dcol("Location"), icol("Total Calls"), icol("Total Call Events"), icol("Total Poor Quality Calls"),
 		icol("Call Minutes"), icol("Call Minutes - Video"), icol("Call Legs - Audio"), icol("Call Legs - Video"), icol("Call Legs - Desk Phone"),
 		icol("Call Legs - Room Device"), icol("Call Legs - Other Devices"), icol("Calls - Hunt Group"), icol("Calls - Auto Attendant"),
 		icol("Call Queue - Total Calls"), icol("Call Queue - Timed Out"), icol("Call Queue - Overflowed"), icol("Call Queue - Forwarded"),
 		icol("Call Queue - Abandoned")}}}}
 
 	Devices = &Template{Name: "Devices", Slug: "devices", Range: PointInTime, Parts: []Part{{Table: "devices", Columns: []Column{
-		col("External ID"), col("Customer"), col("Customer Org ID"), col("Location ID"), col("Location Name"), col("Product"),
-		col("MAC Address"), col("Firmware"), col("Phone Number"), col("Extension"), col("User ID"), col("User UUID")}}}}
+		col("External ID"), col("Customer"), col("Customer Org ID"), col("Location ID"), dcol("Location Name"), dcol("Product"),
+		col("MAC Address"), dcol("Firmware"), col("Phone Number"), col("Extension"), col("User ID"), col("User UUID")}}}}
 
 	PhoneNumbers = &Template{Name: "Phone Numbers", Slug: "phone-numbers", Range: PointInTime, Parts: []Part{{Table: "numbers", Columns: []Column{
-		col("External ID"), col("Customer"), col("Customer Org ID"), col("Location ID"), col("Location Name"), col("Country"),
-		col("Phone Number"), col("Extension"), col("PSTN Connection"), bcol("Active"), col("User Type"), col("Number Type"),
+		col("External ID"), col("Customer"), col("Customer Org ID"), col("Location ID"), dcol("Location Name"), dcol("Country"),
+		col("Phone Number"), col("Extension"), dcol("PSTN Connection"), bcol("Active"), dcol("User Type"), dcol("Number Type"),
 		col("User ID"), col("User UUID")}}}}
 )
 

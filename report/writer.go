@@ -40,6 +40,10 @@ const (
 type Column struct {
 	Header string
 	Kind   Kind
+	// Dict marks a text column of few distinct values (partner, license type,
+	// status, …): its Parquet pages are dictionary-encoded. The dictionary is
+	// per row group, so memory stays bounded however many rows.
+	Dict bool
 }
 
 var nonAlnum = regexp.MustCompile(`[^a-z0-9]+`)
@@ -186,7 +190,7 @@ func schema(cols []Column, codec compress.Codec) *parquet.Schema {
 		var n parquet.Node
 		switch c.Kind {
 		case Int:
-			n = parquet.Int(64)
+			n = parquet.Encoded(parquet.Int(64), &parquet.DeltaBinaryPacked)
 		case Float, Percent:
 			n = parquet.Leaf(parquet.DoubleType)
 		case PercentList:
@@ -197,6 +201,9 @@ func schema(cols []Column, codec compress.Codec) *parquet.Schema {
 			n = parquet.Leaf(parquet.BooleanType)
 		default:
 			n = parquet.String()
+			if c.Dict {
+				n = parquet.Encoded(n, &parquet.RLEDictionary)
+			}
 		}
 		g[c.Name()] = parquet.Compressed(parquet.Optional(n), codec)
 		order[i] = c.Name()

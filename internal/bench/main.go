@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"tally/clock"
+	"tally/internal/benchrows"
 	"tally/report"
 )
 
@@ -32,15 +33,6 @@ import (
 var targets = map[string]float64{"csv": 600_000, "parquet": 500_000, "both": 300_000}
 
 const rssTargetMiB = 100
-
-// Columns of the benchmark table: 15 mixed columns, like a report's.
-var columns = []report.Column{
-	{Header: "Partner Name"}, {Header: "Customer Name"}, {Header: "Org ID"}, {Header: "Location"},
-	{Header: "Subscription ID"}, {Header: "License Type"}, {Header: "Entitled", Kind: report.Int},
-	{Header: "Consumed", Kind: report.Int}, {Header: "Total Calls", Kind: report.Int}, {Header: "Call Minutes", Kind: report.Int},
-	{Header: "Assigned Percent", Kind: report.Float}, {Header: "Jitter Ms", Kind: report.Float},
-	{Header: "Active", Kind: report.Bool}, {Header: "External ID"}, {Header: "Compliance"},
-}
 
 // Result is one case's figures.
 type Result struct {
@@ -244,51 +236,12 @@ func write(mode string, n int64) (int64, error) {
 	if mode == "xlsx" {
 		xlsxOut = &c3
 	}
-	w, err := report.New(columns, report.Outputs{CSV: csvOut, Parquet: pqOut, XLSX: xlsxOut, Sheet: "Bench", TmpDir: os.TempDir()})
+	w, err := report.New(benchrows.Columns, report.Outputs{CSV: csvOut, Parquet: pqOut, XLSX: xlsxOut, Sheet: "Bench", TmpDir: os.TempDir()})
 	if err != nil {
 		return 0, err
 	}
-	// Value pools: realistic cardinalities, no allocation per row.
-	pool := func(format string, k int) []report.Value {
-		vs := make([]report.Value, k)
-		for i := range vs {
-			vs[i] = report.S(fmt.Sprintf(format, i))
-		}
-		return vs
-	}
-	partners := pool("Partner %d Communications", 3)
-	customers := pool("Customer %05d Logistics GmbH", 10000)
-	orgs := pool("0f%06d-1c2d-4e5f-8a9b-0c1d2e3f4a5b", 10000)
-	locations := pool("Office %d, Zürich", 40)
-	subs := pool("Sub%08d", 20000)
-	types := []report.Value{report.S("Knowledge Worker"), report.S("Common Area"), report.S("TelePresence")}
-	states := []report.Value{report.S("OK"), report.S("Over"), report.S("Under")}
-	externals := pool("EXT-%07d", 2000)
-	row := make([]report.Value, len(columns))
-	for i := int64(0); i < n; i++ {
-		k := int(i)
-		row[0] = partners[k%3]
-		row[1] = customers[k%10000]
-		row[2] = orgs[k%10000]
-		row[3] = locations[k%40]
-		row[4] = subs[k%20000]
-		row[5] = types[k%3]
-		row[6] = report.I(int64(k % 500))
-		row[7] = report.I(int64(k*7) % 600)
-		row[8] = report.I(int64(k % 1000))
-		row[9] = report.I(int64(k*3) % 50000)
-		row[10] = report.F(float64(k%1000) / 10)
-		row[11] = report.F(float64(k%3000) / 7)
-		row[12] = report.B(k%5 != 0)
-		if k%4 == 0 {
-			row[13] = report.Null()
-		} else {
-			row[13] = externals[k%2000]
-		}
-		row[14] = states[k%3]
-		if err := w.Write(row); err != nil {
-			return 0, err
-		}
+	if err := benchrows.Generate(n, w.Write); err != nil {
+		return 0, err
 	}
 	if err := w.Close(); err != nil {
 		return 0, err
