@@ -565,13 +565,28 @@ func subscriptionTableRows(ctx context.Context, p periods.Period, rd *regionData
 
 // callingRows: customer × location, from the period's call legs.
 func (j *Reports) callingRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, emit func([]report.Value) error) error {
+	// Location names from the numbers table: two columns streamed, a map of
+	// the region's locations (far fewer than its numbers).
+	type location struct {
+		LocationID   string `parquet:"location_id"`
+		LocationName string `parquet:"location_name"`
+	}
 	locations := map[string]string{}
-	nums, err := readAll[model.Number](ctx, rd.store, InventoryKey("numbers", rd.region, p.LastDay()))
+	nr, nf, err := openInput[location](ctx, rd.store, InventoryKey("numbers", rd.region, p.LastDay()))
 	if err != nil {
 		return err
 	}
-	for _, n := range nums {
+	for {
+		n, ok := nr.Next()
+		if !ok {
+			break
+		}
 		locations[n.LocationID] = n.LocationName
+	}
+	nr.Close()
+	nf.Close()
+	if err := nr.Err(); err != nil {
+		return err
 	}
 	type acc struct {
 		customer, location                             string
@@ -694,31 +709,31 @@ func (j *Reports) callingRows(ctx context.Context, p periods.Period, rd *regionD
 	return nil
 }
 
-// userEmails maps user ids to emails (the "User ID" of the point-in-time reports).
-func userEmails(ctx context.Context, rd *regionData, day periods.Period) (map[string]string, error) {
-	users, err := readAll[model.User](ctx, rd.store, InventoryKey("users", rd.region, day))
-	if err != nil {
-		return nil, err
-	}
-	m := make(map[string]string, len(users))
-	for _, u := range users {
-		m[u.UserID] = u.Email
-	}
-	return m, nil
+// userEmail is the columns of inventory/users the Devices report needs: a
+// narrow read decodes only these.
+type userEmail struct {
+	UserID     string `parquet:"user_id"`
+	CustomerID string `parquet:"customer_id"`
+	Email      string `parquet:"email"`
 }
 
-// deviceRows: the snapshot of the period's last day, streamed.
+// deviceRows: the snapshot of the period's last day, streamed. Devices and
+// users are both in customer_id order (sync writes a region's customers in
+// order), so they are merge-joined a customer at a time: memory holds one
+// customer's users, not the region's.
 func deviceRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, emit func([]report.Value) error) error {
-	emails, err := userEmails(ctx, rd, p.LastDay())
-	if err != nil {
-		return err
-	}
 	r, f, err := openInput[model.Device](ctx, rd.store, InventoryKey("devices", rd.region, p.LastDay()))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	defer r.Close()
+	users, err := openGroups(ctx, rd.store, InventoryKey("users", rd.region, p.LastDay()), func(u *userEmail) string { return u.CustomerID })
+	if err != nil {
+		return err
+	}
+	defer users.Close()
+	emails, current := map[string]string{}, ""
 	for {
 		d, ok := r.Next()
 		if !ok {
@@ -727,6 +742,17 @@ func deviceRows(ctx context.Context, p periods.Period, rd *regionData, sub *subs
 		c, ok := visible(rd, sub, p, d.CustomerID)
 		if !ok {
 			continue
+		}
+		if d.CustomerID != current {
+			us, err := users.rows(d.CustomerID)
+			if err != nil {
+				return err
+			}
+			clear(emails)
+			for _, u := range us {
+				emails[u.UserID] = u.Email
+			}
+			current = d.CustomerID
 		}
 		userID := report.Null()
 		if d.UserID != nil {

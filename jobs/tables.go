@@ -254,3 +254,52 @@ func keepValid[T any](ctx context.Context, q *quarantine, entity string, rows []
 func ReadTable[T any](ctx context.Context, s storage.Store, key string) ([]T, error) {
 	return readAll[T](ctx, s, key)
 }
+
+// groups reads a table written in customer_id order one customer at a time,
+// for a merge join with another table in that order: memory holds one
+// customer's rows. A table out of order is an error naming it.
+type groups[T any] struct {
+	key  string
+	r    *pq.Reader[T]
+	f    storage.File
+	of   func(*T) string
+	next *T
+	last string
+}
+
+func openGroups[T any](ctx context.Context, s storage.Store, key string, of func(*T) string) (*groups[T], error) {
+	r, f, err := openInput[T](ctx, s, key)
+	if err != nil {
+		return nil, err
+	}
+	return &groups[T]{key: key, r: r, f: f, of: of}, nil
+}
+
+// rows are customer's rows; customers must be asked for in ascending order.
+func (g *groups[T]) rows(customer string) ([]T, error) {
+	var out []T
+	for {
+		if g.next == nil {
+			row, ok := g.r.Next()
+			if !ok {
+				return out, g.r.Err()
+			}
+			id := g.of(&row)
+			if id < g.last {
+				return nil, fmt.Errorf("input %s is not in customer_id order (%s after %s)", g.key, id, g.last)
+			}
+			g.last, g.next = id, &row
+		}
+		switch id := g.of(g.next); {
+		case id < customer:
+			g.next = nil // a customer the join skips
+		case id == customer:
+			out = append(out, *g.next)
+			g.next = nil
+		default:
+			return out, nil
+		}
+	}
+}
+
+func (g *groups[T]) Close() error { return errors.Join(g.r.Close(), g.f.Close()) }

@@ -8,7 +8,6 @@ import (
 )
 
 var (
-	uuidRE   = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 	macRE    = regexp.MustCompile(`^[0-9A-F]{12}$`)
 	e164RE   = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 	statuses = []string{"active", "cancelled", "suspended", "trial"}
@@ -26,8 +25,30 @@ func need(field, v string) error {
 	return nil
 }
 
+// isUUID reports whether v is a lower-case UUID (8-4-4-4-12 hex digits),
+// without a regexp: sync checks every id of every row.
+func isUUID(v string) bool {
+	if len(v) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := v[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func uuid(field, v string) error {
-	if !uuidRE.MatchString(v) {
+	if !isUUID(v) {
 		return fmt.Errorf("%s %q is not a lower-case UUID", field, v)
 	}
 	return nil

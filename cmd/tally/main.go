@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -88,6 +89,9 @@ type app struct {
 	configPath     string
 	asOf           string
 	logLevel       string
+	cpuProfile     string // --cpu-profile, --mem-profile: for performance work
+	memProfile     string
+	cpuFile        *os.File
 	cfg            *config.Config
 	log            zerolog.Logger
 }
@@ -114,8 +118,12 @@ Exit codes: 0 done (or already complete), 1 failed, 2 usage or config error,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.startProfiles(); err != nil {
+				return err
+			}
 			return a.setup()
 		},
+		PersistentPostRunE: func(cmd *cobra.Command, args []string) error { return a.stopProfiles() },
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -124,6 +132,8 @@ Exit codes: 0 done (or already complete), 1 failed, 2 usage or config error,
 	pf.StringVar(&a.configPath, "config", os.Getenv("TALLY_CONFIG"), "config file (default: $TALLY_CONFIG, else the embedded defaults)")
 	pf.StringVar(&a.asOf, "as-of", "", `the time "latest" is computed from (RFC 3339 or a date; default: now)`)
 	pf.StringVar(&a.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
+	pf.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile of the command to this file (go tool pprof reads it)")
+	pf.StringVar(&a.memProfile, "mem-profile", "", "write a heap profile at the command's end to this file")
 
 	root.AddCommand(a.runCmd(), a.backfillCmd(), a.serveCmd(), a.jobsCmd(), a.runsCmd(), a.planCmd(), a.subscriptionsCmd(), a.resendCmd(),
 		a.configCmd(), a.gcCmd(), a.sourceCmd(), a.versionCmd())
@@ -412,4 +422,34 @@ func (l storeLinks) Validity() string {
 		}
 	}
 	return "as long as the files are kept"
+}
+
+// startProfiles starts the CPU profile of --cpu-profile.
+func (a *app) startProfiles() error {
+	if a.cpuProfile == "" {
+		return nil
+	}
+	f, err := os.Create(a.cpuProfile)
+	if err != nil {
+		return runner.Usagef("--cpu-profile: %v", err)
+	}
+	a.cpuFile = f
+	return pprof.StartCPUProfile(f)
+}
+
+// stopProfiles ends the CPU profile and writes the heap profile.
+func (a *app) stopProfiles() error {
+	if a.cpuFile != nil {
+		pprof.StopCPUProfile()
+		a.cpuFile.Close()
+	}
+	if a.memProfile == "" {
+		return nil
+	}
+	f, err := os.Create(a.memProfile)
+	if err != nil {
+		return runner.Usagef("--mem-profile: %v", err)
+	}
+	defer f.Close()
+	return pprof.Lookup("allocs").WriteTo(f, 0)
 }

@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,7 +57,38 @@ func main() {
 	cdr := flag.String("cdr", "", "instead: read call-record days of these many CUCM CDR records (e.g. 50000,5000000) through the files source")
 	xlsx := flag.String("xlsx", "", "also: the XLSX writer at these many rows (e.g. 1000000)")
 	consoleReqs := flag.Int("console", 0, "also: time this many GET /runs of the console over 6 jobs × 90 periods")
+	chain := flag.String("chain", "", "instead: the daily chain at these many customers (e.g. 1000,10000,100000), with the tally binary -tally")
+	tallyBin := flag.String("tally", "bin/tally", "the tally binary -chain runs")
 	flag.Parse()
+	if *chain != "" {
+		var scales []int
+		for _, s := range strings.Split(*chain, ",") {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bad -chain %q\n", s)
+				os.Exit(2)
+			}
+			scales = append(scales, n)
+		}
+		bin, _ := filepath.Abs(*tallyBin)
+		res, err := benchChain(bin, scales)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		figures := map[string]any{}
+		if b, err := os.ReadFile(*out); err == nil {
+			json.Unmarshal(b, &figures)
+		}
+		figures["chain"] = res
+		b, _ := json.MarshalIndent(figures, "", "  ")
+		if err := os.WriteFile(*out, b, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("figures merged into %s\n", *out)
+		return
+	}
 	if *child != "" {
 		n, _ := strconv.ParseInt(*rowsFlag, 10, 64)
 		write := write

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"tally/clock"
+)
+
+// JobFigure is one job's run at one scale: its own process's CPU and peak RSS.
+type JobFigure struct {
+	Customers  int     `json:"customers"`
+	Job        string  `json:"job"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	WallSecs   float64 `json:"wall_seconds"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+}
+
+// ChainResult is the daily chain at each scale, with the goals of issue 15.
+type ChainResult struct {
+	Jobs   []JobFigure      `json:"jobs"`
+	Goals  []map[string]any `json:"goals"`
+	Day    string           `json:"day"`
+	Binary string           `json:"binary"`
+}
+
+// chainDay is the day the chain runs (a fixed day, so figures compare).
+const chainDay = "2026-11-21"
+
+// demoSubscriptions are make demo's six subscriptions (one per template).
+var demoSubscriptions = [][]string{
+	{"demo-flex", "flex-license-usage", "daily"}, {"demo-di", "dedicated-instance-usage-by-cluster", "daily"},
+	{"demo-calling", "calling-usage-detail", "daily"}, {"demo-devices", "devices", "daily"}, {"demo-numbers", "phone-numbers", "daily"},
+}
+
+// runJob runs tally with args in its own process and reads its rusage.
+func runJob(bin, dir string, env []string, args ...string) (cpu, wall, rss float64, err error) {
+	cmd := exec.Command(bin, append(args, "--log-level", "error")...)
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	start := clock.Real{}.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, 0, 0, fmt.Errorf("tally %v: %w", args, err)
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(), clock.Real{}.Now().Sub(start).Seconds(), float64(ru.Maxrss) / 1024, nil
+}
+
+// benchChain runs sync-clusters → license-usage → reports-daily (the six demo
+// subscriptions but Customer Subscriptions, which is weekly) at each scale,
+// each job in its own process, then a backfill with --parallel 1 and 2.
+func benchChain(bin string, scales []int) (ChainResult, error) {
+	res := ChainResult{Day: chainDay, Binary: bin}
+	for _, n := range scales {
+		dir, err := os.MkdirTemp("", "tally-bench-chain-")
+		if err != nil {
+			return res, err
+		}
+		defer os.RemoveAll(dir)
+		env := []string{"TALLY_STORAGE_PATH=" + filepath.Join(dir, "data"), fmt.Sprintf("TALLY_SOURCE_SCALE=%d", n), "TALLY_LOG_FORMAT=json"}
+		for _, s := range demoSubscriptions {
+			if _, _, _, err := runJob(bin, dir, env, "subscriptions", "add", "--id", s[0], "--partner", "P093374", "--template", s[1], "--cadence", s[2], "--to", "ops@example.com"); err != nil {
+				return res, err
+			}
+		}
+		for _, job := range []string{"sync-clusters", "license-usage", "reports-daily"} {
+			fmt.Fprintf(os.Stderr, "bench chain: %s at %d customers…\n", job, n)
+			cpu, wall, rss, err := runJob(bin, dir, env, "run", job, "--period", chainDay)
+			if err != nil {
+				return res, err
+			}
+			res.Jobs = append(res.Jobs, JobFigure{Customers: n, Job: job, CPUSeconds: cpu, WallSecs: wall, PeakRSSMiB: rss})
+		}
+	}
+	fig := func(n int, job string) *JobFigure {
+		for i := range res.Jobs {
+			if res.Jobs[i].Customers == n && res.Jobs[i].Job == job {
+				return &res.Jobs[i]
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "customers\tjob\tCPU s\twall s\tpeak RSS MiB\t")
+	for _, j := range res.Jobs {
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.0f\t\n", j.Customers, j.Job, j.CPUSeconds, j.WallSecs, j.PeakRSSMiB)
+	}
+	tw.Flush()
+	// goal prints a figure beside its target: at most target, or at least it.
+	goal := func(name string, value, target float64, unit string, atLeast, pass bool) {
+		cmp := "≤"
+		if atLeast {
+			cmp = "≥"
+		}
+		fmt.Printf("%s: %.2f%s (target %s %.2f%s) %s\n", name, value, unit, cmp, target, unit, mark(pass))
+		res.Goals = append(res.Goals, map[string]any{"goal": name, "value": value, "target": target, "pass": pass})
+	}
+	largest, ten := scales[len(scales)-1], 10_000
+	for _, job := range []string{"sync-clusters", "license-usage", "reports-daily"} {
+		big, mid := fig(largest, job), fig(ten, job)
+		if big == nil {
+			continue
+		}
+		goal(fmt.Sprintf("%s peak RSS at %d customers", job, largest), big.PeakRSSMiB, 256, " MiB", false, big.PeakRSSMiB <= 256)
+		if mid != nil && largest != ten {
+			growth := big.PeakRSSMiB/mid.PeakRSSMiB - 1
+			goal(fmt.Sprintf("%s peak RSS growth %dK → %dK customers", job, ten/1000, largest/1000), growth*100, 15, "%", false, growth <= 0.15)
+		}
+	}
+	if s, u, r := fig(ten, "sync-clusters"), fig(ten, "license-usage"), fig(ten, "reports-daily"); s != nil && u != nil && r != nil {
+		total := s.CPUSeconds + u.CPUSeconds + r.CPUSeconds
+		goal("daily chain CPU at 10K customers", total, 20, " s", false, total <= 20)
+	}
+
+	// Backfill: the same 6 days with --parallel 1 and 2, on fresh storage each.
+	var walls [2]float64
+	var cpus [2]float64
+	for i, par := range []string{"1", "2"} {
+		dir, err := os.MkdirTemp("", "tally-bench-backfill-")
+		if err != nil {
+			return res, err
+		}
+		defer os.RemoveAll(dir)
+		env := []string{"TALLY_STORAGE_PATH=" + filepath.Join(dir, "data"), "TALLY_SOURCE_SCALE=2000"}
+		fmt.Fprintf(os.Stderr, "bench chain: backfill license-usage of 6 days, --parallel %s…\n", par)
+		cpu, wall, _, err := runJob(bin, dir, env, "backfill", "license-usage", "--from", "2026-11-16", "--to", "2026-11-21", "--parallel", par)
+		if err != nil {
+			return res, err
+		}
+		walls[i], cpus[i] = wall, cpu
+	}
+	speedup := walls[0] / walls[1]
+	busy := cpus[0] / walls[0]
+	fmt.Printf("backfill of 6 days at 2K customers: --parallel 1 %.1f s, --parallel 2 %.1f s wall; --parallel 1 keeps %.2f cores busy\n", walls[0], walls[1], busy)
+	goal("backfill --parallel 2 speed-up (or --parallel 1's busy cores)", max(speedup, busy), 1.6, "×", true, speedup >= 1.6 || busy >= 1.6)
+	return res, nil
+}
