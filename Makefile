@@ -13,7 +13,7 @@ MINIO           := $(TOOLS_BIN)/minio-$(MINIO_VERSION)
 TOXIPROXY_VERSION := v2.12.0
 TOXIPROXY       := $(TOOLS_BIN)/toxiproxy-server-$(TOXIPROXY_VERSION)
 
-.PHONY: all build demo demo-files demo-subscriptions test fmt-check vet unit servers browser fuzz bench bench-cdr clean
+.PHONY: all build demo demo-files demo-subscriptions test fmt-check vet unit servers browser fuzz bench bench-chain bench-cdr clean
 
 all: build
 
@@ -119,9 +119,20 @@ fuzz:
 ## bench: the report writers at 5M and 20M rows (rows per CPU-second and peak
 ## RSS beside the §10 targets), the XLSX writer at 1M rows, and the console's
 ## runs page over 6 jobs × 90 periods (target < 100 ms); figures in bench-results.json.
+## The DuckDB comparison is its own Go module (bench/duckdb, cgo): tally itself
+## stays pure Go and make test needs no cgo.
 bench:
 	$(GO) build -o bin/bench ./internal/bench
 	bin/bench -rows 5000000,20000000 -xlsx 1000000 -console 50 -out bench-results.json
+	cd bench/duckdb && CGO_ENABLED=1 $(GO) build -o ../../bin/bench-duckdb .
+	bin/bench-duckdb -rows 2000000 -out bench-results.json
+
+## bench-chain: the daily chain (sync → license-usage → reports) at 1K, 10K and
+## 100K demo customers, each job in its own process (CPU, peak RSS against the
+## goals), and a backfill with --parallel 1 and 2; figures in bench-results.json.
+bench-chain: build
+	$(GO) build -o bin/bench ./internal/bench
+	bin/bench -chain 1000,10000,100000 -tally $(BIN) -out bench-results.json
 
 ## bench-cdr: the files source reading a day of 50K and 5M CUCM CDR records (with
 ## their CMRs): peak RSS must stay flat. Figures in bench-cdr-results.json.
