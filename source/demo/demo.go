@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"tally/model"
@@ -36,9 +35,6 @@ type Generator struct {
 	seed    uint64
 	scale   int
 	badRate float64
-
-	mu    sync.Mutex
-	slots map[int]*cust
 }
 
 var _ source.Source = (*Generator)(nil)
@@ -51,7 +47,7 @@ func New(o Options) (*Generator, error) {
 	if o.BadRowRate < 0 || o.BadRowRate > 1 {
 		return nil, fmt.Errorf("demo source: bad_row_rate %g: must be between 0 and 1", o.BadRowRate)
 	}
-	return &Generator{seed: o.Seed, scale: o.Scale, badRate: o.BadRowRate, slots: map[int]*cust{}}, nil
+	return &Generator{seed: o.Seed, scale: o.Scale, badRate: o.BadRowRate}, nil
 }
 
 // Name is "demo".
@@ -110,12 +106,9 @@ var productProfiles = [][]string{
 }
 var profileWeights = []float64{35, 15, 15, 10, 15, 5, 5}
 
+// cust derives customer i (nothing is cached: a day's customers are
+// generated one at a time, so memory does not grow with the estate).
 func (g *Generator) cust(i int) *cust {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if c, ok := g.slots[i]; ok {
-		return c
-	}
 	r := g.rng("customer", i)
 	c := &cust{i: i, id: g.uuid("customer-id", i)}
 	c.region = pick(r, model.Regions, []float64{45, 15, 30, 10})
@@ -161,21 +154,27 @@ func (g *Generator) cust(i int) *cust {
 	}
 	c.sharedDevs = max(1, int(math.Round(float64(c.size)*0.18)))
 	c.tpRooms = r.IntN(2 + c.size/60)
-	g.slots[i] = c
 	return c
 }
 
-// customersOn lists the customers that exist on day, ordered by region then id.
-func (g *Generator) customersOn(day periods.Period) []*cust {
+// custRef is where a customer sorts: region, then id.
+type custRef struct {
+	i          int
+	region, id string
+}
+
+// customersOn lists the customers that exist on day, ordered by region then
+// id: only where each sorts, the customers themselves derived as they are yielded.
+func (g *Generator) customersOn(day periods.Period) []custRef {
 	end := day.End()
 	n := g.scale
 	if end.After(Epoch) {
 		n += int(end.Sub(Epoch)/(24*time.Hour))*g.scale/3000 + 1
 	}
-	var cs []*cust
+	var cs []custRef
 	for i := 0; i < n; i++ {
 		if c := g.cust(i); c.created.Before(end) {
-			cs = append(cs, c)
+			cs = append(cs, custRef{i: i, region: c.region, id: c.id})
 		}
 	}
 	order := map[string]int{}
@@ -193,10 +192,11 @@ func (g *Generator) customersOn(day periods.Period) []*cust {
 
 // Customers yields every customer of day, one at a time.
 func (g *Generator) Customers(ctx context.Context, day periods.Period, fn func(*source.CustomerDay) error) error {
-	for _, c := range g.customersOn(day) {
+	for _, ref := range g.customersOn(day) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		c := g.cust(ref.i)
 		if err := fn(g.customerDay(c, day)); err != nil {
 			return err
 		}
