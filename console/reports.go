@@ -171,12 +171,7 @@ func (c *Console) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := (&subscriptions.Store{S: c.Stores.Control}).Get(r.Context(), sub)
-	if errors.Is(err, subscriptions.ErrNotFound) {
-		c.fail(w, r, http.StatusNotFound, fmt.Errorf("subscription %s no longer exists: nothing more will be sent", sub))
-		return
-	}
-	if err != nil {
-		c.fail(w, r, http.StatusInternalServerError, err)
+	if c.subscriptionFailed(w, r, sub, err) {
 		return
 	}
 	c.render(w, r, http.StatusOK, "unsubscribe.html", map[string]any{"Token": token, "Subscription": s, "Address": addr, "Member": isRecipient(s, addr)})
@@ -197,16 +192,23 @@ func (c *Console) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := (&subscriptions.Store{S: c.Stores.Control}).Update(r.Context(), sub, subscriptions.RemoveRecipient(addr, c.Clock.Now()))
-	if errors.Is(err, subscriptions.ErrNotFound) {
-		c.fail(w, r, http.StatusNotFound, fmt.Errorf("subscription %s no longer exists: nothing more will be sent", sub))
-		return
-	}
-	if err != nil {
-		c.fail(w, r, http.StatusInternalServerError, err)
+	if c.subscriptionFailed(w, r, sub, err) {
 		return
 	}
 	c.Log.Info().Str("subscription", sub).Str("recipient", addr).Msg("unsubscribed through an email's link")
 	c.render(w, r, http.StatusOK, "unsubscribed.html", map[string]any{"Subscription": s, "Address": addr})
+}
+
+// subscriptionFailed answers a failed read or update of subscription sub: a
+// 404 when it is gone (nothing more is sent to anyone), else a 500.
+func (c *Console) subscriptionFailed(w http.ResponseWriter, r *http.Request, sub string, err error) bool {
+	switch {
+	case errors.Is(err, subscriptions.ErrNotFound):
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("subscription %s no longer exists: nothing more will be sent", sub))
+	case err != nil:
+		c.fail(w, r, http.StatusInternalServerError, err)
+	}
+	return err != nil
 }
 
 func (c *Console) parseToken(token string) (string, string, error) {

@@ -877,8 +877,9 @@ func (j *Reports) Notify(ctx context.Context, rc *runner.RunContext, n runner.No
 		var inline []mail.Inline
 		if _, regions := RowsByRegion(sr.Files); headlineTemplates[sr.Template] && len(regions) > 0 {
 			if e.Headline, inline, err = Headline(ctx, rc.Stores, regions, sub.PartnerID, rc.Period); err != nil {
-				errs = append(errs, fmt.Errorf("subscription %s: headline: %w", id, err))
-				continue
+				// The links are what the email is for: it goes without its headline.
+				rc.Log.Warn().Err(err).Str("subscription", id).Msg("the week at a glance could not be read; the email goes without it")
+				e.Headline, inline = nil, nil
 			}
 		}
 		if err := j.send(ctx, rc, n, sub, runner.DefaultGroup, rc.Period.ID(), e, inline); err != nil {

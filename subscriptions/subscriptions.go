@@ -219,22 +219,28 @@ func key(id string) (string, error) {
 
 // Get reads one subscription.
 func (st *Store) Get(ctx context.Context, id string) (*Subscription, error) {
+	s, _, err := st.read(ctx, id)
+	return s, err
+}
+
+// read reads one subscription and the version it was read at.
+func (st *Store) read(ctx context.Context, id string) (*Subscription, storage.Object, error) {
 	k, err := key(id)
 	if err != nil {
-		return nil, err
+		return nil, storage.Object{}, err
 	}
-	b, _, err := storage.ReadAll(ctx, st.S, k)
+	b, obj, err := storage.ReadAll(ctx, st.S, k)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return nil, obj, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
-		return nil, err
+		return nil, obj, err
 	}
 	var s Subscription
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("subscription %s: %w", id, err)
+		return nil, obj, fmt.Errorf("subscription %s: %w", id, err)
 	}
-	return &s, nil
+	return &s, obj, nil
 }
 
 // List reads every subscription, sorted by id.
@@ -290,21 +296,14 @@ func (st *Store) Update(ctx context.Context, id string, fn func(*Subscription) e
 		return nil, err
 	}
 	for range 10 {
-		b, obj, err := storage.ReadAll(ctx, st.S, k)
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-		}
+		s, obj, err := st.read(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		var s Subscription
-		if err := json.Unmarshal(b, &s); err != nil {
-			return nil, fmt.Errorf("subscription %s: %w", id, err)
-		}
-		if err := fn(&s); err != nil {
+		if err := fn(s); err != nil {
 			return nil, err
 		}
-		out, _ := json.MarshalIndent(&s, "", "  ")
+		out, _ := json.MarshalIndent(s, "", "  ")
 		_, err = st.S.Replace(ctx, k, obj.ETag, out)
 		if errors.Is(err, storage.ErrPreconditionFailed) {
 			continue
@@ -312,7 +311,7 @@ func (st *Store) Update(ctx context.Context, id string, fn func(*Subscription) e
 		if err != nil {
 			return nil, err
 		}
-		return &s, nil
+		return s, nil
 	}
 	return nil, fmt.Errorf("subscription %s: changed by others ten times while updating; try again", id)
 }
