@@ -213,7 +213,7 @@ func (c *Console) subscriptionFailed(w http.ResponseWriter, r *http.Request, sub
 
 func (c *Console) parseToken(token string) (string, string, error) {
 	if len(c.UnsubscribeKey) == 0 {
-		return "", "", errors.New("unsubscribe links are not enabled on this console (serve.public_url)")
+		return "", "", errors.New("this console has no unsubscribe key (serve.unsubscribe_key_file)")
 	}
 	return subscriptions.ParseToken(c.UnsubscribeKey, token)
 }

@@ -124,10 +124,10 @@ func (a *app) console(ctx context.Context, r *runner.Runner, reg *jobs.Registry,
 		c.Auth.UserHeader, c.Auth.TrustedProxies = a.cfg.Serve.Auth.UserHeader, proxies
 	}
 	c.Auth.Secure = strings.HasPrefix(a.cfg.Serve.PublicURL, "https://")
-	if a.cfg.Serve.PublicURL != "" {
-		if c.UnsubscribeKey, err = subscriptions.SigningKey(ctx, w.stores.Control, a.cfg.Serve.UnsubscribeKeyFile); err != nil {
-			return nil, err
-		}
+	// The key is loaded (or made) whether or not public_url is set here: links
+	// already sent — by make demo, or before public_url was unset — keep working.
+	if c.UnsubscribeKey, err = subscriptions.SigningKey(ctx, w.stores.Control, a.cfg.Serve.UnsubscribeKeyFile); err != nil {
+		return nil, err
 	}
 	return c, c.Init()
 }
