@@ -163,7 +163,13 @@ func (j *Reports) Run(ctx context.Context, rc *runner.RunContext) error {
 		return fmt.Errorf("subscriptions: %w", err)
 	}
 	out := map[string]*SubscriptionReport{}
-	data := map[string]*regionData{}
+	type job struct {
+		sub    *subscriptions.Subscription
+		tpl    *report.Template
+		sr     *SubscriptionReport
+		counts map[string]int64
+	}
+	var todo []*job
 	for _, sub := range subs {
 		if sub.Cadence != j.Every || (j.Only == "" && sub.Paused) || (j.Only != "" && sub.ID != j.Only) {
 			continue
@@ -178,26 +184,34 @@ func (j *Reports) Run(ctx context.Context, rc *runner.RunContext) error {
 			out[sub.ID] = &SubscriptionReport{PartnerID: sub.PartnerID, Error: err.Error()}
 			continue
 		}
-		sr := &SubscriptionReport{Template: tpl.Name, PartnerID: sub.PartnerID}
-		counts := map[string]int64{}
-		for _, region := range rc.Regions {
-			if !sub.InRegion(region) {
+		t := &job{sub: sub, tpl: tpl, sr: &SubscriptionReport{Template: tpl.Name, PartnerID: sub.PartnerID}, counts: map[string]int64{}}
+		out[sub.ID] = t.sr
+		todo = append(todo, t)
+	}
+	// A region at a time, every subscription in it: only one region's
+	// customers are in memory.
+	for _, region := range rc.Regions {
+		var rd *regionData
+		for _, t := range todo {
+			if !t.sub.InRegion(region) {
 				continue
 			}
-			rd, err := j.regionData(ctx, rc, region, data)
-			if err != nil {
-				return err
-			}
-			for part := range tpl.Parts {
-				files, err := j.writePart(ctx, rc, rd, sub, tpl, part, counts)
-				if err != nil {
-					return fmt.Errorf("subscription %s, %s, region %s: %w", sub.ID, tpl.Name, region, err)
+			if rd == nil {
+				if rd, err = j.regionData(ctx, rc, region); err != nil {
+					return err
 				}
-				sr.Files = append(sr.Files, files...)
+			}
+			for part := range t.tpl.Parts {
+				files, err := j.writePart(ctx, rc, rd, t.sub, t.tpl, part, t.counts)
+				if err != nil {
+					return fmt.Errorf("subscription %s, %s, region %s: %w", t.sub.ID, t.tpl.Name, region, err)
+				}
+				t.sr.Files = append(t.sr.Files, files...)
 			}
 		}
-		sr.Summary = summary(sr.Files, counts, j.UnderThreshold)
-		out[sub.ID] = sr
+	}
+	for _, t := range todo {
+		t.sr.Summary = summary(t.sr.Files, t.counts, j.UnderThreshold)
 	}
 	rc.Note("reports", out)
 	return nil
@@ -221,10 +235,7 @@ type customerFacts struct {
 	CreatedAt    time.Time `parquet:"created_at,timestamp(microsecond:utc)"`
 }
 
-func (j *Reports) regionData(ctx context.Context, rc *runner.RunContext, region string, cache map[string]*regionData) (*regionData, error) {
-	if rd, ok := cache[region]; ok {
-		return rd, nil
-	}
+func (j *Reports) regionData(ctx context.Context, rc *runner.RunContext, region string) (*regionData, error) {
 	store, err := rc.Stores.For(region)
 	if err != nil {
 		return nil, runner.Permanent(err)
@@ -245,7 +256,6 @@ func (j *Reports) regionData(ctx context.Context, rc *runner.RunContext, region 
 	for _, p := range parts {
 		rd.partners[p.PartnerID] = p.PartnerName
 	}
-	cache[region] = rd
 	return rd, nil
 }
 
