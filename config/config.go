@@ -72,6 +72,8 @@ type AuthConfig struct {
 	Token          string   `yaml:"-"`
 	UserHeader     string   `yaml:"user_header"`
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Proxies are TrustedProxies parsed (addresses as one-address prefixes).
+	Proxies []netip.Prefix `yaml:"-"`
 }
 
 // MetricsConfig: one-shot runs push to a Prometheus Pushgateway when set.
@@ -588,6 +590,16 @@ func (c *Config) Validate() error {
 		bad("reports.recipients: %q: each (one message per recipient) or bcc", c.Reports.Recipients)
 	}
 	a := &c.Serve.Auth
+	a.Proxies = nil
+	for _, p := range a.TrustedProxies {
+		if pre, err := netip.ParsePrefix(p); err == nil {
+			a.Proxies = append(a.Proxies, pre.Masked())
+		} else if addr, err := netip.ParseAddr(p); err == nil {
+			a.Proxies = append(a.Proxies, netip.PrefixFrom(addr, addr.BitLen()))
+		} else {
+			bad("serve.auth.trusted_proxies: %q: an address or a CIDR", p)
+		}
+	}
 	switch a.Type {
 	case "none":
 	case "token":
@@ -600,13 +612,6 @@ func (c *Config) Validate() error {
 	case "header":
 		if a.UserHeader == "" || len(a.TrustedProxies) == 0 {
 			bad("serve.auth: type header needs user_header and trusted_proxies (the addresses of the authenticating proxy)")
-		}
-		for _, p := range a.TrustedProxies {
-			if _, err := netip.ParsePrefix(p); err != nil {
-				if _, err := netip.ParseAddr(p); err != nil {
-					bad("serve.auth.trusted_proxies: %q: an address or a CIDR", p)
-				}
-			}
 		}
 	default:
 		bad("serve.auth.type: %q: none, token or header", a.Type)

@@ -122,7 +122,7 @@ func (c *Console) analytics(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	data["MissingWeeks"] = missing
-	tables, err := analyticsTables(ctx, store, region, partner, week)
+	tables, err := analyticsTables(ctx, store, region, partner, week, trends.KPIs)
 	if err != nil {
 		c.fail(w, r, http.StatusInternalServerError, err)
 		return
@@ -178,19 +178,10 @@ func secondsText(p *float64) string {
 	return chart.Format(*p) + " s"
 }
 
-// analyticsTables reads the week's §7 tables of one partner in one region.
-func analyticsTables(ctx context.Context, store storage.Store, region, partner string, week periods.Period) ([]table, error) {
+// analyticsTables reads the week's §7 tables of one partner in one region;
+// k is the partner's KPIs of that week (LoadTrends read them).
+func analyticsTables(ctx context.Context, store storage.Store, region, partner string, week periods.Period, k *model.KPIs) ([]table, error) {
 	var out []table
-	var k *model.KPIs
-	kpis, err := jobs.ReadTable[model.KPIs](ctx, store, jobs.AnalyticsKey("kpis", region, week))
-	if err != nil {
-		return nil, err
-	}
-	for i := range kpis {
-		if kpis[i].PartnerID == partner {
-			k = &kpis[i]
-		}
-	}
 	if k == nil {
 		return nil, nil
 	}

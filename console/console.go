@@ -114,23 +114,6 @@ func (a Auth) trusted(remote string) bool {
 	return false
 }
 
-// ParseProxies reads addresses and CIDRs ("10.0.0.0/8", "127.0.0.1").
-func ParseProxies(list []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range list {
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("trusted proxy %q: want an address or a CIDR", s)
-		}
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
-}
-
 // Init parses the embedded templates.
 func (c *Console) Init() error {
 	t, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")

@@ -32,7 +32,6 @@ var funcs = template.FuncMap{
 	"q":       url.QueryEscape,
 	"path":    url.PathEscape,
 	"runpath": func(job, period string) string { return "/runs/" + url.PathEscape(job) + "/" + url.PathEscape(period) },
-	"add":     func(a, b int) int { return a + b },
 }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -224,14 +225,28 @@ func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 	thresholds := analytics.Thresholds{JitterMs: a.cfg.Analytics.PoorJitterMs, LatencyMs: a.cfg.Analytics.PoorLatencyMs, LossPct: a.cfg.Analytics.PoorLossPct}
 	w := &wiring{sender: sender, stores: stores, catalog: catalog, reports: map[periods.Cadence]*jobs.Reports{},
 		links: storeLinks{stores: stores, baseURL: a.cfg.Reports.BaseURL}}
+	// The unsubscribe key is read once, when the first message needs it, not
+	// for every recipient.
+	var keyMu sync.Mutex
+	var key []byte
+	unsubscribeKey := func(ctx context.Context) ([]byte, error) {
+		keyMu.Lock()
+		defer keyMu.Unlock()
+		if key == nil {
+			k, err := subscriptions.SigningKey(ctx, stores.Control, a.cfg.Serve.UnsubscribeKeyFile)
+			if err != nil {
+				return nil, err
+			}
+			key = k
+		}
+		return key, nil
+	}
 	for _, c := range []periods.Cadence{periods.Daily, periods.Weekly, periods.Monthly} {
 		w.reports[c] = &jobs.Reports{Every: c, Catalog: catalog, Sender: sender, From: a.cfg.SMTP.From,
 			Links: w.links, UnderThreshold: a.cfg.License.UnderThreshold,
 			Thresholds: thresholds, SendAttempts: a.cfg.SMTP.Attempts, SendBackoff: a.cfg.SMTP.Backoff.D(),
 			Recipients: a.cfg.Reports.Recipients, PublicURL: a.cfg.Serve.PublicURL, CSVBOM: a.cfg.Reports.CSVBOM, TmpDir: a.cfg.Storage.TmpDir,
-			UnsubscribeKey: func(ctx context.Context) ([]byte, error) {
-				return subscriptions.SigningKey(ctx, stores.Control, a.cfg.Serve.UnsubscribeKeyFile)
-			}}
+			UnsubscribeKey: unsubscribeKey}
 	}
 	ledger := &runner.Ledger{Store: stores.Control}
 	reg := jobs.NewRegistry(a.cfg.Schedules(),

@@ -103,10 +103,6 @@ freshness gauge rebuilt from the ledger on start.`,
 
 // console is the web console over this app's runner, stores and plan.
 func (a *app) console(ctx context.Context, r *runner.Runner, reg *jobs.Registry, w *wiring) (*console.Console, error) {
-	proxies, err := console.ParseProxies(a.cfg.Serve.Auth.TrustedProxies)
-	if err != nil {
-		return nil, runner.Usagef("serve.auth.trusted_proxies: %v", err)
-	}
 	src, err := a.openSource()
 	if err != nil {
 		return nil, err
@@ -121,7 +117,7 @@ func (a *app) console(ctx context.Context, r *runner.Runner, reg *jobs.Registry,
 	case "token":
 		c.Auth.Token = a.cfg.Serve.Auth.Token
 	case "header":
-		c.Auth.UserHeader, c.Auth.TrustedProxies = a.cfg.Serve.Auth.UserHeader, proxies
+		c.Auth.UserHeader, c.Auth.TrustedProxies = a.cfg.Serve.Auth.UserHeader, a.cfg.Serve.Auth.Proxies
 	}
 	c.Auth.Secure = strings.HasPrefix(a.cfg.Serve.PublicURL, "https://")
 	// The key is loaded (or made) whether or not public_url is set here: links
