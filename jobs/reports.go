@@ -189,7 +189,11 @@ func (j *Reports) Run(ctx context.Context, rc *runner.RunContext) error {
 		todo = append(todo, t)
 	}
 	// A region at a time, every subscription in it: only one region's
-	// customers are in memory.
+	// customers are in memory, and only those of the partners subscribed.
+	partners := map[string]bool{}
+	for _, t := range todo {
+		partners[t.sub.PartnerID] = true
+	}
 	for _, region := range rc.Regions {
 		var rd *regionData
 		for _, t := range todo {
@@ -197,7 +201,7 @@ func (j *Reports) Run(ctx context.Context, rc *runner.RunContext) error {
 				continue
 			}
 			if rd == nil {
-				if rd, err = j.regionData(ctx, rc, region); err != nil {
+				if rd, err = j.regionData(ctx, rc, region, partners); err != nil {
 					return err
 				}
 			}
@@ -235,19 +239,33 @@ type customerFacts struct {
 	CreatedAt    time.Time `parquet:"created_at,timestamp(microsecond:utc)"`
 }
 
-func (j *Reports) regionData(ctx context.Context, rc *runner.RunContext, region string) (*regionData, error) {
+// regionData reads the region's customers of the partners given (streamed:
+// the region's other partners' customers are never held).
+func (j *Reports) regionData(ctx context.Context, rc *runner.RunContext, region string, partners map[string]bool) (*regionData, error) {
 	store, err := rc.Stores.For(region)
 	if err != nil {
 		return nil, runner.Permanent(err)
 	}
 	last := rc.Period.LastDay()
 	rd := &regionData{region: region, store: store, customers: map[string]customerFacts{}, partners: map[string]string{}}
-	custs, err := readAll[customerFacts](ctx, store, InventoryKey("customers", region, last))
+	r, f, err := openInput[customerFacts](ctx, store, InventoryKey("customers", region, last))
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range custs {
-		rd.customers[c.CustomerID] = c
+	for {
+		c, ok := r.Next()
+		if !ok {
+			break
+		}
+		if partners[c.PartnerID] {
+			rd.customers[c.CustomerID] = c
+		}
+	}
+	err = r.Err()
+	r.Close()
+	f.Close()
+	if err != nil {
+		return nil, err
 	}
 	parts, err := readAll[model.Partner](ctx, store, InventoryKey("partners", region, last))
 	if err != nil {
@@ -404,36 +422,46 @@ func (j *Reports) flexRows(ctx context.Context, p periods.Period, rd *regionData
 	type key struct{ subID, subscriber, lt string }
 	peak := map[key]*model.SubscriptionUsage{}
 	var keys []key
+	// Streamed, and only the subscription's partner's rows are kept: the
+	// region's other partners are most of the file.
 	for _, d := range p.Days() {
-		rows, err := readAll[model.SubscriptionUsage](ctx, rd.store, UsageKey("subscription", rd.region, d))
+		r, f, err := openInput[model.SubscriptionUsage](ctx, rd.store, UsageKey("subscription", rd.region, d))
 		if err != nil {
 			return err
 		}
-		for _, r := range rows {
-			k := key{r.SubscriptionID, r.SubscriberID, r.LicenseType}
+		for {
+			u, ok := r.Next()
+			if !ok {
+				break
+			}
+			if _, ok := visible(rd, sub, p, u.CustomerID); !ok {
+				continue
+			}
+			k := key{u.SubscriptionID, u.SubscriberID, u.LicenseType}
 			cur, ok := peak[k]
 			if !ok {
-				r := r
-				peak[k] = &r
+				peak[k] = &u
 				keys = append(keys, k)
 				continue
 			}
-			cur.Consumed = max(cur.Consumed, r.Consumed)
-			cur.Entitled = r.Entitled // the latest day's
+			cur.Consumed = max(cur.Consumed, u.Consumed)
+			cur.Entitled = u.Entitled // the latest day's
+		}
+		err = r.Err()
+		r.Close()
+		f.Close()
+		if err != nil {
+			return err
 		}
 	}
 	type row struct {
 		customer string
 		u        *model.SubscriptionUsage
 	}
-	var rows []row
+	rows := make([]row, 0, len(keys))
 	for _, k := range keys {
 		u := peak[k]
-		c, ok := visible(rd, sub, p, u.CustomerID)
-		if !ok {
-			continue
-		}
-		rows = append(rows, row{c.CustomerName, u})
+		rows = append(rows, row{rd.customers[u.CustomerID].CustomerName, u})
 	}
 	sort.SliceStable(rows, func(a, b int) bool {
 		x, y := rows[a], rows[b]
@@ -588,6 +616,7 @@ func (j *Reports) callingRows(ctx context.Context, p periods.Period, rd *regionD
 	// Location names from the numbers table: two columns streamed, a map of
 	// the region's locations (far fewer than its numbers).
 	type location struct {
+		CustomerID   string `parquet:"customer_id"`
 		LocationID   string `parquet:"location_id"`
 		LocationName string `parquet:"location_name"`
 	}
@@ -601,7 +630,9 @@ func (j *Reports) callingRows(ctx context.Context, p periods.Period, rd *regionD
 		if !ok {
 			break
 		}
-		locations[n.LocationID] = n.LocationName
+		if _, ok := visible(rd, sub, p, n.CustomerID); ok {
+			locations[n.LocationID] = n.LocationName
+		}
 	}
 	nr.Close()
 	nf.Close()

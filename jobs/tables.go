@@ -73,16 +73,21 @@ func (t *table[T]) add(rows ...T) error {
 }
 
 // commit and abort do nothing on a table that was never opened, so a partly
-// opened set can be aborted as a whole.
+// opened set can be aborted as a whole. A committed table lets go of its
+// writer's buffers: a job holds its tables until it returns, and a sync
+// commits 37 of them in a row.
 func (t *table[T]) commit() error {
-	if t == nil {
+	if t == nil || t.w == nil {
 		return nil
 	}
-	if err := t.w.Close(); err != nil {
+	err := t.w.Close()
+	if err != nil {
 		t.out.Abort(err)
-		return err
+	} else {
+		err = t.out.Commit(t.w.Rows())
 	}
-	return t.out.Commit(t.w.Rows())
+	t.w = nil
+	return err
 }
 
 func (t *table[T]) abort(err error) {

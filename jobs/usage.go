@@ -47,6 +47,7 @@ type stream[T any] struct {
 	key  func(*T) string
 	head T
 	ok   bool
+	buf  []T
 }
 
 func openStream[T any](ctx context.Context, s storage.Store, key string, keyOf func(*T) string) (*stream[T], error) {
@@ -67,13 +68,15 @@ func (s *stream[T]) peek() (string, bool) {
 	return s.key(&s.head), true
 }
 
-// take returns the rows of customer k (the stream must be at or before k).
+// take returns the rows of customer k (the stream must be at or before k),
+// in a buffer the next take reuses.
 func (s *stream[T]) take(k string) ([]T, error) {
-	var out []T
+	out := s.buf[:0]
 	for s.ok && s.key(&s.head) == k {
 		out = append(out, s.head)
 		s.head, s.ok = s.r.Next()
 	}
+	s.buf = out
 	if !s.ok {
 		if err := s.r.Err(); err != nil {
 			return nil, err
@@ -96,8 +99,8 @@ type regionInputs struct {
 	orders    *stream[model.Order]
 	clusters  *stream[model.Cluster]
 	servers   *stream[model.Server]
-	users     *stream[model.User]
-	devices   *stream[model.Device]
+	users     *stream[license.User]
+	devices   *stream[license.Device]
 }
 
 func (in *regionInputs) close() {
@@ -144,10 +147,10 @@ func openInputs(ctx context.Context, s storage.Store, region string, day periods
 	if in.servers, err = openStream(ctx, s, key("servers"), func(r *model.Server) string { return r.CustomerID }); err != nil {
 		return
 	}
-	if in.users, err = openStream(ctx, s, key("users"), func(r *model.User) string { return r.CustomerID }); err != nil {
+	if in.users, err = openStream(ctx, s, key("users"), func(r *license.User) string { return r.CustomerID }); err != nil {
 		return
 	}
-	in.devices, err = openStream(ctx, s, key("devices"), func(r *model.Device) string { return r.CustomerID })
+	in.devices, err = openStream(ctx, s, key("devices"), func(r *license.Device) string { return r.CustomerID })
 	return
 }
 
@@ -159,8 +162,8 @@ type customerInputs struct {
 	orders    []model.Order
 	clusters  []model.Cluster
 	servers   []model.Server
-	users     []model.User
-	devices   []model.Device
+	users     []license.User
+	devices   []license.Device
 	partnerID string
 }
 

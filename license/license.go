@@ -4,7 +4,9 @@
 package license
 
 import (
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"tally/model"
@@ -13,6 +15,26 @@ import (
 // DevicesPerKnowledgeWorker is how many non-TelePresence devices one Knowledge
 // Worker license covers.
 const DevicesPerKnowledgeWorker = 10
+
+// User is what the rules look at of an inventory/users row. license-usage
+// reads only these columns: decoding whole rows was most of its CPU.
+type User struct {
+	UserID               string  `parquet:"user_id"`
+	CustomerID           string  `parquet:"customer_id"`
+	ClusterID            *string `parquet:"cluster_id,optional"`
+	HasExtensionMobility bool    `parquet:"has_extension_mobility"`
+	HasMobileClient      bool    `parquet:"has_mobile_client"`
+	HasDirectoryProfile  bool    `parquet:"has_directory_profile"`
+}
+
+// Device is what the rules look at of an inventory/devices row.
+type Device struct {
+	DeviceID   string  `parquet:"device_id"`
+	CustomerID string  `parquet:"customer_id"`
+	ClusterID  *string `parquet:"cluster_id,optional"`
+	UserID     *string `parquet:"user_id,optional"`
+	DeviceType string  `parquet:"device_type"`
+}
 
 // Use is one license consumed.
 type Use struct {
@@ -24,9 +46,10 @@ type Use struct {
 
 // Classify applies §6 to one customer's users and devices and returns one Use per
 // license consumed, in a stable order (users by id, then devices by id).
-func Classify(users []model.User, devices []model.Device) []Use {
-	byUser := map[string][]model.Device{}
-	var uses, deviceUses []Use
+func Classify(users []User, devices []Device) []Use {
+	byUser := make(map[string][]Device, len(users))
+	uses := make([]Use, 0, len(users)+len(devices))
+	var deviceUses []Use
 	for _, d := range devices {
 		switch {
 		case d.DeviceType == model.TelePresenceType:
@@ -39,10 +62,10 @@ func Classify(users []model.User, devices []model.Device) []Use {
 			byUser[*d.UserID] = append(byUser[*d.UserID], d)
 		}
 	}
-	known := map[string]bool{}
+	known := make(map[string]bool, len(users))
 	for _, u := range users {
 		known[u.UserID] = true
-		uses = append(uses, classifyUser(u.UserID, u.ClusterID, byUser[u.UserID], u.HasExtensionMobility, u.HasMobileClient && u.HasDirectoryProfile)...)
+		uses = classifyUser(uses, u.UserID, u.ClusterID, byUser[u.UserID], u.HasExtensionMobility, u.HasMobileClient && u.HasDirectoryProfile)
 	}
 	// Devices whose owner is not in the user list (e.g. the user row was
 	// quarantined) still count, as that owner's, on the device's cluster.
@@ -54,21 +77,21 @@ func Classify(users []model.User, devices []model.Device) []Use {
 	}
 	sort.Strings(orphans)
 	for _, id := range orphans {
-		uses = append(uses, classifyUser(id, byUser[id][0].ClusterID, byUser[id], false, false)...)
+		uses = classifyUser(uses, id, byUser[id][0].ClusterID, byUser[id], false, false)
 	}
-	sort.SliceStable(deviceUses, func(i, j int) bool { return deviceUses[i].EntityID < deviceUses[j].EntityID })
+	slices.SortStableFunc(deviceUses, func(a, b Use) int { return strings.Compare(a.EntityID, b.EntityID) })
 	return append(uses, deviceUses...)
 }
 
 // classifyUser: one Knowledge Worker license if the user has a non-TelePresence
 // device, Extension Mobility, or a mobile client with a directory profile; it
 // covers 10 devices, and each device beyond the 10th (by device_id) is Common Area.
-func classifyUser(userID string, cluster *string, devices []model.Device, em, mobileWithProfile bool) []Use {
+func classifyUser(uses []Use, userID string, cluster *string, devices []Device, em, mobileWithProfile bool) []Use {
 	if len(devices) == 0 && !em && !mobileWithProfile {
-		return nil
+		return uses
 	}
-	uses := []Use{{"user", userID, model.KnowledgeWorker, cluster}}
-	sort.Slice(devices, func(i, j int) bool { return devices[i].DeviceID < devices[j].DeviceID })
+	uses = append(uses, Use{"user", userID, model.KnowledgeWorker, cluster})
+	slices.SortFunc(devices, func(a, b Device) int { return strings.Compare(a.DeviceID, b.DeviceID) })
 	for i, d := range devices {
 		if i >= DevicesPerKnowledgeWorker {
 			uses = append(uses, Use{"device", d.DeviceID, model.CommonArea, d.ClusterID})

@@ -8,14 +8,14 @@ import (
 	"tally/model"
 )
 
-func user(id string, em, mobile, profile bool) model.User {
-	return model.User{UserID: id, HasExtensionMobility: em, HasMobileClient: mobile, HasDirectoryProfile: profile}
+func user(id string, em, mobile, profile bool) User {
+	return User{UserID: id, HasExtensionMobility: em, HasMobileClient: mobile, HasDirectoryProfile: profile}
 }
 
-func devs(owner string, typ string, n int) []model.Device {
-	var out []model.Device
+func devs(owner string, typ string, n int) []Device {
+	var out []Device
 	for i := 0; i < n; i++ {
-		d := model.Device{DeviceID: fmt.Sprintf("%s-dev-%02d", owner, i), DeviceType: typ}
+		d := Device{DeviceID: fmt.Sprintf("%s-dev-%02d", owner, i), DeviceType: typ}
 		if owner != "" {
 			d.UserID = model.Str(owner)
 		}
@@ -33,31 +33,31 @@ func count(uses []Use) map[string]int {
 }
 
 func TestLicenseRules(t *testing.T) {
-	tp := model.Device{DeviceID: "tp-1", DeviceType: model.TelePresenceType, UserID: model.Str("u1")}
-	sharedTP := model.Device{DeviceID: "tp-2", DeviceType: model.TelePresenceType}
+	tp := Device{DeviceID: "tp-1", DeviceType: model.TelePresenceType, UserID: model.Str("u1")}
+	sharedTP := Device{DeviceID: "tp-2", DeviceType: model.TelePresenceType}
 	cases := []struct {
 		name    string
-		users   []model.User
-		devices []model.Device
+		users   []User
+		devices []Device
 		want    map[string]int
 	}{
 		{"a user with 12 devices consumes 1 Knowledge Worker + 2 Common Area",
-			[]model.User{user("u1", false, false, false)}, devs("u1", model.DeskPhone, 12),
+			[]User{user("u1", false, false, false)}, devs("u1", model.DeskPhone, 12),
 			map[string]int{model.KnowledgeWorker: 1, model.CommonArea: 2}},
 		{"a user with exactly 10 devices consumes 1 Knowledge Worker and nothing else",
-			[]model.User{user("u1", false, false, false)}, devs("u1", model.SoftClient, 10),
+			[]User{user("u1", false, false, false)}, devs("u1", model.SoftClient, 10),
 			map[string]int{model.KnowledgeWorker: 1}},
 		{"a user with 14 devices consumes 1 Knowledge Worker + 4 Common Area",
-			[]model.User{user("u1", false, false, false)}, devs("u1", model.DeskPhone, 14),
+			[]User{user("u1", false, false, false)}, devs("u1", model.DeskPhone, 14),
 			map[string]int{model.KnowledgeWorker: 1, model.CommonArea: 4}},
 		{"a TelePresence device consumes TelePresence whoever owns it (a user's)",
-			[]model.User{user("u1", false, false, false)}, []model.Device{tp},
+			[]User{user("u1", false, false, false)}, []Device{tp},
 			map[string]int{model.TelePresence: 1}},
 		{"a TelePresence device consumes TelePresence whoever owns it (shared)",
-			nil, []model.Device{sharedTP},
+			nil, []Device{sharedTP},
 			map[string]int{model.TelePresence: 1}},
 		{"a user's TelePresence device does not count toward the 10 devices",
-			[]model.User{user("u1", false, false, false)}, append(devs("u1", model.DeskPhone, 10), tp),
+			[]User{user("u1", false, false, false)}, append(devs("u1", model.DeskPhone, 10), tp),
 			map[string]int{model.KnowledgeWorker: 1, model.TelePresence: 1}},
 		{"a shared phone consumes Common Area",
 			nil, devs("", model.DeskPhone, 1),
@@ -69,19 +69,19 @@ func TestLicenseRules(t *testing.T) {
 			nil, devs("", model.Room, 1),
 			map[string]int{model.CommonArea: 1}},
 		{"a user with only Extension Mobility consumes Knowledge Worker",
-			[]model.User{user("u1", true, false, false)}, nil,
+			[]User{user("u1", true, false, false)}, nil,
 			map[string]int{model.KnowledgeWorker: 1}},
 		{"a user with only a mobile client with a directory profile consumes Knowledge Worker",
-			[]model.User{user("u1", false, true, true)}, nil,
+			[]User{user("u1", false, true, true)}, nil,
 			map[string]int{model.KnowledgeWorker: 1}},
 		{"a mobile client without a directory profile consumes nothing",
-			[]model.User{user("u1", false, true, false)}, nil,
+			[]User{user("u1", false, true, false)}, nil,
 			map[string]int{}},
 		{"a user with no device, no Extension Mobility and no mobile client consumes nothing",
-			[]model.User{user("u1", false, false, false)}, nil,
+			[]User{user("u1", false, false, false)}, nil,
 			map[string]int{}},
 		{"a user with only a TelePresence device consumes TelePresence and no Knowledge Worker",
-			[]model.User{user("u1", false, false, false)}, []model.Device{tp},
+			[]User{user("u1", false, false, false)}, []Device{tp},
 			map[string]int{model.TelePresence: 1}},
 	}
 	for _, tc := range cases {
@@ -97,7 +97,7 @@ func TestLicenseRules(t *testing.T) {
 func TestBeyondTheTenthIsBySortedDeviceID(t *testing.T) {
 	ds := devs("u1", model.DeskPhone, 12)
 	ds[0], ds[11] = ds[11], ds[0] // unsorted input
-	uses := Classify([]model.User{user("u1", false, false, false)}, ds)
+	uses := Classify([]User{user("u1", false, false, false)}, ds)
 	var ca []string
 	for _, u := range uses {
 		if u.LicenseType == model.CommonArea {
@@ -116,7 +116,7 @@ func TestKnowledgeWorkerCountsOnTheUsersClusterDeviceOnTheDevicesCluster(t *test
 	for i := range ds {
 		ds[i].ClusterID = model.Str("cl-dev")
 	}
-	for _, use := range Classify([]model.User{u}, ds) {
+	for _, use := range Classify([]User{u}, ds) {
 		want := "cl-dev"
 		if use.EntityType == "user" {
 			want = "cl-user"

@@ -76,11 +76,13 @@ type Reader[T any] struct {
 
 // NewReader opens a Parquet file of size bytes for reading as T.
 func NewReader[T any](ra io.ReaderAt, size int64) (*Reader[T], error) {
-	f, err := parquet.OpenFile(ra, size)
+	// The page index and bloom filters are for readers that skip pages; tally
+	// reads its tables whole, and the index grows with the file.
+	f, err := parquet.OpenFile(ra, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	return &Reader[T]{r: parquet.NewGenericReader[T](f), buf: make([]T, 1024)}, nil
+	return &Reader[T]{r: parquet.NewGenericReader[T](f), buf: make([]T, 256)}, nil
 }
 
 // Next returns the next row; ok is false at the end or on error (see Err).

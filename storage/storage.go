@@ -106,10 +106,19 @@ type File interface {
 	Size() int64
 }
 
-// OpenFile opens key for random access. Backends whose Get returns an
-// io.ReaderAt (local files) are used directly; others are spooled to a
-// temporary file first.
+// FileOpener is a backend that reads an object in ranges (S3): OpenFile uses
+// it instead of copying the object to a temporary file.
+type FileOpener interface {
+	OpenFile(ctx context.Context, key string) (File, error)
+}
+
+// OpenFile opens key for random access. Backends that read ranges
+// (FileOpener) or whose Get returns an io.ReaderAt (local files) are used
+// directly; others are spooled to a temporary file first.
 func OpenFile(ctx context.Context, s Store, key string) (File, error) {
+	if o, ok := s.(FileOpener); ok {
+		return o.OpenFile(ctx, key)
+	}
 	rc, obj, err := s.Get(ctx, key)
 	if err != nil {
 		return nil, err

@@ -57,7 +57,16 @@ func main() {
 	rows := flag.Int64("rows", 2_000_000, "rows of the benchmark table")
 	runs := flag.Int("runs", 3, "interleaved runs per case; each figure is the median")
 	out := flag.String("out", "bench-results.json", "the figures file to merge into")
+	usage := flag.Int("usage", 0, "also compare license-usage with DuckDB SQL on a demo estate of this many customers (0: skip)")
+	tallyBin := flag.String("tally", "bin/tally", "the tally binary the license-usage comparison runs")
+	data := flag.String("data", "", "internal: the storage a duckdb-usage child reads")
 	flag.Parse()
+	if *child == "duckdb-usage" {
+		if err := runUsageDuckDB(*data, *dir); err != nil {
+			fail(err)
+		}
+		return
+	}
 	if *child != "" {
 		if err := runCase(*child, *rows, *dir); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -99,6 +108,18 @@ func main() {
 		ratio("CSV + Parquet in one pass CPU, tally ÷ DuckDB's two COPYs", med["tally-both"].CPUSeconds, med["duckdb-both"].CPUSeconds, 0.8),
 		ratio("CSV CPU, tally ÷ DuckDB", med["tally-csv"].CPUSeconds, med["duckdb-csv"].CPUSeconds, 1.0),
 	}
+	var usageFig map[string]any
+	var usageSame string
+	if *usage > 0 {
+		tallyCPU, duckCPU, same, err := benchUsage(*tallyBin, *usage, *runs, work)
+		if err != nil {
+			fail(err)
+		}
+		ratios = append(ratios, ratio(fmt.Sprintf("license-usage CPU at %dK customers, tally ÷ DuckDB SQL (one thread)", *usage/1000), tallyCPU, duckCPU, 1.0))
+		usageSame = same
+		usageFig = map[string]any{"customers": *usage, "tally_cpu_seconds": tallyCPU, "duckdb_cpu_seconds": duckCPU, "same_rows": same == ""}
+		fmt.Printf("license-usage at %d customers: tally %.2f CPU-s, DuckDB SQL %.2f CPU-s\n", *usage, tallyCPU, duckCPU)
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "case\trows\tCPU s\tbytes\tpeak RSS MiB\t")
 	for _, m := range modes {
@@ -113,11 +134,17 @@ func main() {
 	if same != "" {
 		fmt.Println("  " + same)
 	}
+	if usageFig != nil {
+		fmt.Printf("DuckDB's SQL computes the same four usage tables as tally's license-usage: %s\n", mark(usageSame == ""))
+		if usageSame != "" {
+			fmt.Println("  " + usageSame)
+		}
+	}
 	figures := map[string]any{}
 	if b, err := os.ReadFile(*out); err == nil {
 		json.Unmarshal(b, &figures)
 	}
-	figures["duckdb"] = map[string]any{"cases": med, "ratios": ratios, "same_rows": same == "", "measured": clock.Real{}.Now().UTC().Format(time.RFC3339)}
+	figures["duckdb"] = map[string]any{"cases": med, "ratios": ratios, "same_rows": same == "", "license_usage": usageFig, "measured": clock.Real{}.Now().UTC().Format(time.RFC3339)}
 	b, _ := json.MarshalIndent(figures, "", "  ")
 	if err := os.WriteFile(*out, b, 0o644); err != nil {
 		fail(err)

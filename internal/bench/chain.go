@@ -112,6 +112,12 @@ func benchChain(bin string, scales []int) (ChainResult, error) {
 			goal(fmt.Sprintf("%s peak RSS growth %dK → %dK customers", job, ten/1000, largest/1000), growth*100, 15, "%", false, growth <= 0.15)
 		}
 	}
+	// Not measured yet: they need 8 days (analytics) or a month (the monthly
+	// report) of usage at 100K customers, which the chain does not produce.
+	for _, job := range []string{"analytics", "reports-monthly"} {
+		fmt.Printf("%s peak RSS at %d customers: not measured (target ≤ 256 MiB, within 15%% of 10K) MISS\n", job, largest)
+		res.Goals = append(res.Goals, map[string]any{"goal": job + " peak RSS at 100K customers", "value": nil, "target": 256, "pass": false, "note": "not measured"})
+	}
 	if s, u, r := fig(ten, "sync-clusters"), fig(ten, "license-usage"), fig(ten, "reports-daily"); s != nil && u != nil && r != nil {
 		total := s.CPUSeconds + u.CPUSeconds + r.CPUSeconds
 		goal("daily chain CPU at 10K customers", total, 20, " s", false, total <= 20)

@@ -4,9 +4,11 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
@@ -109,20 +111,11 @@ var profileWeights = []float64{35, 15, 15, 10, 15, 5, 5}
 // cust derives customer i (nothing is cached: a day's customers are
 // generated one at a time, so memory does not grow with the estate).
 func (g *Generator) cust(i int) *cust {
-	r := g.rng("customer", i)
-	c := &cust{i: i, id: g.uuid("customer-id", i)}
-	c.region = pick(r, model.Regions, []float64{45, 15, 30, 10})
-	c.partner = pick(r, []int{0, 1, 2}, []float64{50, 30, 20})
-	c.name = fmt.Sprintf("%s %s %s", nameFirst[r.IntN(len(nameFirst))], nameSecond[r.IntN(len(nameSecond))], nameSuffix[c.region][r.IntN(len(nameSuffix[c.region]))])
+	h := g.head(i)
+	r := h.r
+	c := &cust{i: i, id: uuidFrom(h.idA, h.idB), region: h.region, partner: h.partner, created: h.created}
+	c.name = nameFirst[h.name[0]] + " " + nameSecond[h.name[1]] + " " + nameSuffix[c.region][h.name[2]]
 	c.slug = fmt.Sprintf("c%x", g.h("slug", i)%0xfffff)
-	if i < g.scale {
-		// The estate at the epoch: organisations created over the two years before it.
-		c.created = Epoch.Add(-days(r.IntN(730)) - time.Duration(r.IntN(86400))*time.Second)
-	} else {
-		// Growth: about scale/3000 new organisations a day after the epoch.
-		k := i - g.scale
-		c.created = Epoch.Add(days(k*3000/g.scale) + time.Duration(r.IntN(86400))*time.Second)
-	}
 	c.size = max(3, int(math.Round(lognormal(r, 30, 0.8))))
 	c.products = productProfiles[pick(r, []int{0, 1, 2, 3, 4, 5, 6}, profileWeights)]
 	if r.Float64() < 0.2 {
@@ -157,10 +150,41 @@ func (g *Generator) cust(i int) *cust {
 	return c
 }
 
-// custRef is where a customer sorts: region, then id.
+// custHead is the start of customer i's derivation: what customersOn needs to
+// list and sort the day's customers without deriving each one whole.
+type custHead struct {
+	r        *rand.Rand // where cust goes on drawing
+	idA, idB uint64     // the id's bits (uuidFrom)
+	region   string
+	partner  int
+	name     [3]int
+	created  time.Time
+}
+
+func (g *Generator) head(i int) custHead {
+	r := g.rng("customer", i)
+	a := g.h("customer-id", i)
+	h := custHead{r: r, idA: a, idB: mix(a ^ 0x5bd1e995)}
+	h.region = pick(r, model.Regions, []float64{45, 15, 30, 10})
+	h.partner = pick(r, []int{0, 1, 2}, []float64{50, 30, 20})
+	h.name = [3]int{r.IntN(len(nameFirst)), r.IntN(len(nameSecond)), r.IntN(len(nameSuffix[h.region]))}
+	if i < g.scale {
+		// The estate at the epoch: organisations created over the two years before it.
+		h.created = Epoch.Add(-days(r.IntN(730)) - time.Duration(r.IntN(86400))*time.Second)
+	} else {
+		// Growth: about scale/3000 new organisations a day after the epoch.
+		k := i - g.scale
+		h.created = Epoch.Add(days(k*3000/g.scale) + time.Duration(r.IntN(86400))*time.Second)
+	}
+	return h
+}
+
+// custRef is where a customer sorts: region, then id (the id's bits sort as
+// its text does: fixed-width hex).
 type custRef struct {
-	i          int
-	region, id string
+	i      int32
+	region uint8
+	a, b   uint64
 }
 
 // customersOn lists the customers that exist on day, ordered by region then
@@ -171,21 +195,19 @@ func (g *Generator) customersOn(day periods.Period) []custRef {
 	if end.After(Epoch) {
 		n += int(end.Sub(Epoch)/(24*time.Hour))*g.scale/3000 + 1
 	}
+	order := map[string]uint8{}
+	for i, r := range model.Regions {
+		order[r] = uint8(i)
+	}
 	var cs []custRef
 	for i := 0; i < n; i++ {
-		if c := g.cust(i); c.created.Before(end) {
-			cs = append(cs, custRef{i: i, region: c.region, id: c.id})
+		if h := g.head(i); h.created.Before(end) {
+			a, b := uuidBits(h.idA, h.idB)
+			cs = append(cs, custRef{i: int32(i), region: order[h.region], a: a, b: b})
 		}
 	}
-	order := map[string]int{}
-	for i, r := range model.Regions {
-		order[r] = i
-	}
-	sort.Slice(cs, func(i, j int) bool {
-		if cs[i].region != cs[j].region {
-			return order[cs[i].region] < order[cs[j].region]
-		}
-		return cs[i].id < cs[j].id
+	slices.SortFunc(cs, func(x, y custRef) int {
+		return cmp.Or(cmp.Compare(x.region, y.region), cmp.Compare(x.a, y.a), cmp.Compare(x.b, y.b))
 	})
 	return cs
 }
@@ -196,7 +218,7 @@ func (g *Generator) Customers(ctx context.Context, day periods.Period, fn func(*
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c := g.cust(ref.i)
+		c := g.cust(int(ref.i))
 		if err := fn(g.customerDay(c, day)); err != nil {
 			return err
 		}

@@ -57,9 +57,13 @@ func (g *Generator) rng(parts ...any) *rand.Rand {
 
 // uuidFrom formats 128 hashed bits as a lower-case version-4 UUID.
 func uuidFrom(a, b uint64) string {
-	a = a&^0xf000 | 0x4000     // version 4
-	b = b&^(0xc<<60) | 0x8<<60 // variant 10
+	a, b = uuidBits(a, b)
 	return fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", a>>32, (a>>16)&0xffff, a&0xffff, b>>48, b&0xffffffffffff)
+}
+
+// uuidBits sets the version and variant bits of a UUID's two halves.
+func uuidBits(a, b uint64) (uint64, uint64) {
+	return a&^0xf000 | 0x4000, b&^(0xc<<60) | 0x8<<60
 }
 
 func (g *Generator) uuid(parts ...any) string {

@@ -212,3 +212,53 @@ func TestRacingRunnersAgainstMinIOExactlyOneWinsTheLeaseAndTakeoverAfterTheTTLWo
 		t.Fatalf("release (a conditional PUT): %v", err)
 	}
 }
+
+// SPEC §10 (issue 15): reads from S3 stream in ranges instead of copying the
+// object to the temporary directory first (a copy would still read the old
+// bytes after a replace), and an object replaced mid-read fails the read
+// instead of mixing two versions.
+func TestReadsFromS3AreRangedGETsAndAnObjectReplacedMidReadFailsTheRead(t *testing.T) {
+	ctx := context.Background()
+	s := newBucket(t, nil)
+	const size = 3*s3.BlockBytes*s3.Blocks/2 + 12345 // more blocks than a file keeps
+	if _, err := s.Put(ctx, "big/data", &pattern{n: size}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := storage.OpenFile(ctx, s, "big/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Size() != size {
+		t.Fatalf("size %d, want %d", f.Size(), size)
+	}
+	check := func(off int64, n int) {
+		t.Helper()
+		p := make([]byte, n)
+		got, err := f.ReadAt(p, off)
+		want := min(int64(n), size-off)
+		if int64(got) != want || (want == int64(n) && err != nil) || (want < int64(n) && !errors.Is(err, io.EOF)) {
+			t.Fatalf("ReadAt(%d bytes at %d) = %d, %v; want %d", n, off, got, err, want)
+		}
+		for i := 0; i < got; i++ {
+			if p[i] != byte((off+int64(i))%251) {
+				t.Fatalf("byte %d differs", off+int64(i))
+			}
+		}
+	}
+	// the footer, a read across two blocks, a read larger than a block, the
+	// start again after every block was replaced, and past the end
+	for _, r := range []struct {
+		off int64
+		n   int
+	}{{size - 8, 8}, {s3.BlockBytes - 10, 20}, {5, 2*s3.BlockBytes + 7}, {size - 100, 4096}, {0, 4096}, {s3.BlockBytes * 20, 100}, {0, 10}} {
+		check(r.off, r.n)
+	}
+	if _, err := s.Put(ctx, "big/data", strings.NewReader("replaced")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.ReadAt(make([]byte, 10), s3.BlockBytes*10)
+	if !errors.Is(err, storage.ErrPreconditionFailed) || !strings.Contains(err.Error(), "big/data") {
+		t.Fatalf("reading an object replaced since it was opened: %v, want a precondition failure naming the key", err)
+	}
+}
