@@ -5,7 +5,9 @@ package source
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"tally/model"
@@ -128,11 +130,11 @@ type Source interface {
 // them (sync writes rows in the order it gets them); stable, so rows with equal
 // keys keep their delivered order and a re-run writes the same bytes.
 func (cd *CustomerDay) Sort() {
-	sort.SliceStable(cd.Clusters, func(i, j int) bool { return cd.Clusters[i].ClusterID < cd.Clusters[j].ClusterID })
-	sort.SliceStable(cd.Servers, func(i, j int) bool { return cd.Servers[i].ServerID < cd.Servers[j].ServerID })
-	sort.SliceStable(cd.Users, func(i, j int) bool { return cd.Users[i].UserID < cd.Users[j].UserID })
-	sort.SliceStable(cd.Devices, func(i, j int) bool { return cd.Devices[i].DeviceID < cd.Devices[j].DeviceID })
-	sort.SliceStable(cd.Numbers, func(i, j int) bool { return cd.Numbers[i].Number < cd.Numbers[j].Number })
+	slices.SortStableFunc(cd.Clusters, func(a, b model.Cluster) int { return strings.Compare(a.ClusterID, b.ClusterID) })
+	slices.SortStableFunc(cd.Servers, func(a, b model.Server) int { return strings.Compare(a.ServerID, b.ServerID) })
+	slices.SortStableFunc(cd.Users, func(a, b model.User) int { return strings.Compare(a.UserID, b.UserID) })
+	slices.SortStableFunc(cd.Devices, func(a, b model.Device) int { return strings.Compare(a.DeviceID, b.DeviceID) })
+	slices.SortStableFunc(cd.Numbers, func(a, b model.Number) int { return strings.Compare(a.Number, b.Number) })
 	sort.SliceStable(cd.Subscriptions, func(i, j int) bool {
 		a, b := cd.Subscriptions[i], cd.Subscriptions[j]
 		return a.SubscriptionID+a.SubscriberID < b.SubscriptionID+b.SubscriberID
@@ -141,7 +143,7 @@ func (cd *CustomerDay) Sort() {
 		a, b := cd.Orders[i], cd.Orders[j]
 		return a.OrderID+a.LicenseType < b.OrderID+b.LicenseType
 	})
-	sort.SliceStable(cd.Calls, func(i, j int) bool { return cd.Calls[i].LegID < cd.Calls[j].LegID })
+	slices.SortStableFunc(cd.Calls, func(a, b model.CallLeg) int { return strings.Compare(a.LegID, b.LegID) })
 }
 
 // EachCall calls fn for every call of the customer: from CallStream when the

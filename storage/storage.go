@@ -107,9 +107,11 @@ type File interface {
 }
 
 // FileOpener is a backend that reads an object in ranges (S3): OpenFile uses
-// it instead of copying the object to a temporary file.
+// it instead of copying the object to a temporary file. Each range read must
+// answer within readTimeout (0: no limit); it answers errors.ErrUnsupported
+// when the store under a wrapper reads no ranges.
 type FileOpener interface {
-	OpenFile(ctx context.Context, key string) (File, error)
+	OpenFile(ctx context.Context, key string, readTimeout time.Duration) (File, error)
 }
 
 // OpenFile opens key for random access. Backends that read ranges
@@ -117,7 +119,9 @@ type FileOpener interface {
 // directly; others are spooled to a temporary file first.
 func OpenFile(ctx context.Context, s Store, key string) (File, error) {
 	if o, ok := s.(FileOpener); ok {
-		return o.OpenFile(ctx, key)
+		if f, err := o.OpenFile(ctx, key, 0); !errors.Is(err, errors.ErrUnsupported) {
+			return f, err
+		}
 	}
 	rc, obj, err := s.Get(ctx, key)
 	if err != nil {

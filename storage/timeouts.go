@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -145,6 +146,18 @@ func (s *timed) Get(ctx context.Context, key string) (io.ReadCloser, Object, err
 	}
 	w.reset(s.t.Idle, &ErrTimeout{Op: "get", Key: key, After: s.t.Idle, Idle: true})
 	return &idleReader{r: rc, ctx: ctx, w: w, close: func() error { w.stop(); err := rc.Close(); cancel(nil); return err }}, obj, nil
+}
+
+// OpenFile opens a ranged reader where the store reads ranges (S3): each range
+// read must answer within Request; the time a reader spends between reads
+// does not count.
+func (s *timed) OpenFile(ctx context.Context, key string, _ time.Duration) (File, error) {
+	o, ok := s.Store.(FileOpener)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	f, err := o.OpenFile(ctx, key, s.t.Request)
+	return f, cause(ctx, err)
 }
 
 // closeCancel releases the call's context on Close; it stays an io.ReaderAt.

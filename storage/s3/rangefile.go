@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -26,7 +27,7 @@ var _ storage.FileOpener = (*Store)(nil)
 // OpenFile opens key for random access by ranged GETs, each conditional on the
 // ETag seen at open: an object replaced while it is read fails the read
 // (storage.ErrPreconditionFailed) rather than mixing two versions.
-func (s *Store) OpenFile(ctx context.Context, key string) (storage.File, error) {
+func (s *Store) OpenFile(ctx context.Context, key string, readTimeout time.Duration) (storage.File, error) {
 	k, err := s.key(key)
 	if err != nil {
 		return nil, err
@@ -35,7 +36,7 @@ func (s *Store) OpenFile(ctx context.Context, key string) (storage.File, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &rangeFile{ctx: ctx, s: s, key: key, k: k, etag: obj.ETag, size: obj.Size}, nil
+	return &rangeFile{ctx: ctx, s: s, key: key, k: k, etag: obj.ETag, size: obj.Size, timeout: readTimeout}, nil
 }
 
 type rangeFile struct {
@@ -43,6 +44,7 @@ type rangeFile struct {
 	s            *Store
 	key, k, etag string
 	size         int64
+	timeout      time.Duration // per ranged GET; 0: none
 
 	mu     sync.Mutex
 	blocks []*block // least recently used first
@@ -94,8 +96,17 @@ func (f *rangeFile) block(off int64) (*block, error) {
 	}
 	end := min(off+BlockBytes, f.size)
 	rng := fmt.Sprintf("bytes=%d-%d", off, end-1)
-	out, err := f.s.client.GetObject(f.ctx, &s3.GetObjectInput{Bucket: &f.s.bucket, Key: &f.k, Range: &rng, IfMatch: &f.etag})
+	ctx := f.ctx
+	if f.timeout > 0 {
+		var c context.CancelFunc
+		ctx, c = context.WithTimeoutCause(ctx, f.timeout, &storage.ErrTimeout{Op: "read", Key: f.key, After: f.timeout})
+		defer c()
+	}
+	out, err := f.s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &f.s.bucket, Key: &f.k, Range: &rng, IfMatch: &f.etag})
 	if err != nil {
+		if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
+			return nil, fmt.Errorf("s3: read %s: %w", f.key, c)
+		}
 		err = f.s.translate("read", f.key, err)
 		if errors.Is(err, storage.ErrPreconditionFailed) {
 			err = fmt.Errorf("%w (the object was replaced while it was read)", err)
@@ -108,6 +119,9 @@ func (f *rangeFile) block(off int64) (*block, error) {
 	}
 	b.off, b.data = off, b.data[:end-off]
 	if _, err := io.ReadFull(out.Body, b.data); err != nil {
+		if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
+			err = c
+		}
 		return nil, fmt.Errorf("s3: read %s bytes %d-%d: %w", f.key, off, end-1, err)
 	}
 	f.blocks = append(f.blocks, b)

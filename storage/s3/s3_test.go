@@ -219,7 +219,9 @@ func TestRacingRunnersAgainstMinIOExactlyOneWinsTheLeaseAndTakeoverAfterTheTTLWo
 // instead of mixing two versions.
 func TestReadsFromS3AreRangedGETsAndAnObjectReplacedMidReadFailsTheRead(t *testing.T) {
 	ctx := context.Background()
-	s := newBucket(t, nil)
+	raw := newBucket(t, nil)
+	// through the timeouts every job's store has, as the jobs open it
+	s := storage.WithTimeouts(raw, storage.Timeouts{Request: 10 * time.Second, Idle: 10 * time.Second})
 	const size = 3*s3.BlockBytes*s3.Blocks/2 + 12345 // more blocks than a file keeps
 	if _, err := s.Put(ctx, "big/data", &pattern{n: size}); err != nil {
 		t.Fatal(err)
