@@ -335,6 +335,45 @@ func TestADayWithZeroRowsForAnEntityThatHadRowsTheDayBeforeIsAnError(t *testing.
 	}
 }
 
+// lastRegionFirst is a source that breaks the contract: it yields the last
+// region's customers first.
+type lastRegionFirst struct{ source.Source }
+
+func (l lastRegionFirst) Customers(ctx context.Context, day periods.Period, fn func(*source.CustomerDay) error) error {
+	var held []*source.CustomerDay
+	last := model.Regions[len(model.Regions)-1]
+	err := l.Source.Customers(ctx, day, func(cd *source.CustomerDay) error {
+		if cd.Region == last {
+			return fn(cd)
+		}
+		held = append(held, cd)
+		return nil
+	})
+	for _, cd := range held {
+		if err == nil {
+			err = fn(cd)
+		}
+	}
+	return err
+}
+
+// SPEC §2 (sources yield customers ordered by region, then customer_id): sync
+// finishes a region's files when the source moves on, so a source that comes
+// back to an earlier region fails the day, naming the rule, and publishes nothing.
+func TestASourceThatYieldsCustomersOutOfRegionOrderFailsTheDayAndPublishesNothing(t *testing.T) {
+	t.Parallel()
+	f := setup(t, lastRegionFirst{newDemo(t, 0)})
+	_, err := f.r.Run(context.Background(), SyncClusters, testDay, runner.Options{})
+	if err == nil || !strings.Contains(err.Error(), "ordered by region") || !runner.IsPermanent(err) {
+		t.Fatalf("err = %v, want a permanent error naming the ordering rule", err)
+	}
+	for _, region := range model.Regions {
+		if _, err := f.store.Stat(context.Background(), InventoryKey("users", region, testDay)); err == nil {
+			t.Fatalf("region %s: the failed day published files", region)
+		}
+	}
+}
+
 func TestSyncNotesClustersAndPublishersNewSinceThePreviousSnapshot(t *testing.T) {
 	t.Parallel()
 	f := setup(t, nil)

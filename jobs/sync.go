@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"tally/model"
@@ -68,6 +69,16 @@ func (r *regionSnapshot) tables() []committer {
 	return []committer{r.customers, r.subscriptions, r.orders, r.clusters, r.servers, r.users, r.devices, r.numbers, r.calls}
 }
 
+// finish writes the footers of the region's files; commit publishes them.
+func (r *regionSnapshot) finish() error {
+	for _, t := range r.tables() {
+		if err := t.finish(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Run pulls the day from the source, one customer at a time, and streams each
 // region's rows into its own storage; malformed rows go to quarantine.
 func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
@@ -103,12 +114,35 @@ func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 		quarantines = append(quarantines, snap.q)
 	}
 
+	// Sources yield customers ordered by region: when one moves on to the next
+	// region, the regions before it are finished (their files' footers written,
+	// their writers' memory let go), so only one region's writers are open.
+	rank := map[string]int{}
+	for i, r := range model.Regions {
+		rank[r] = i
+	}
+	current := -1
 	err = s.Source.Customers(ctx, day, func(cd *source.CustomerDay) error {
+		r, known := rank[cd.Region]
+		if !known {
+			return runner.Permanent(fmt.Errorf("source %s: customer %s has unknown region %q", s.Source.Name(), cd.Customer.CustomerID, cd.Region))
+		}
+		if r < current {
+			return runner.Permanent(fmt.Errorf("source %s: customer %s of region %s came after region %s's: a source yields customers ordered by region (%s)",
+				s.Source.Name(), cd.Customer.CustomerID, cd.Region, model.Regions[current], strings.Join(model.Regions, ", ")))
+		}
+		for ; current < r; current++ {
+			if current < 0 {
+				continue
+			}
+			if done, ok := snaps[model.Regions[current]]; ok {
+				if err := done.finish(); err != nil {
+					return err
+				}
+			}
+		}
 		snap, ok := snaps[cd.Region]
 		if !ok {
-			if !model.ValidRegion(cd.Region) {
-				return runner.Permanent(fmt.Errorf("source %s: customer %s has unknown region %q", s.Source.Name(), cd.Customer.CustomerID, cd.Region))
-			}
 			return nil // a region outside --region
 		}
 		for _, r := range cd.Rejected {
@@ -331,12 +365,12 @@ func (s *Sync) guard(ctx context.Context, rc *runner.RunContext, snaps map[strin
 	}
 	now := map[string]int64{}
 	for _, snap := range snaps {
-		now["inventory/customers"] += snap.customers.w.Rows()
-		now["inventory/users"] += snap.users.w.Rows()
-		now["inventory/devices"] += snap.devices.w.Rows()
-		now["inventory/numbers"] += snap.numbers.w.Rows()
-		now["inventory/subscriptions"] += snap.subscriptions.w.Rows()
-		now["calls"] += snap.calls.w.Rows()
+		now["inventory/customers"] += snap.customers.Rows()
+		now["inventory/users"] += snap.users.Rows()
+		now["inventory/devices"] += snap.devices.Rows()
+		now["inventory/numbers"] += snap.numbers.Rows()
+		now["inventory/subscriptions"] += snap.subscriptions.Rows()
+		now["calls"] += snap.calls.Rows()
 	}
 	tables := make([]string, 0, len(now))
 	for t := range now {

@@ -53,8 +53,10 @@ func QuarantineKey(entity, region string, day periods.Period) string {
 
 // table streams rows of T as one Parquet output.
 type table[T any] struct {
-	out *runner.OutputWriter
-	w   *pq.Writer[T]
+	out  *runner.OutputWriter
+	w    *pq.Writer[T] // nil once finished
+	rows int64
+	err  error // why finish failed
 }
 
 func openTable[T any](ctx context.Context, rc *runner.RunContext, region, key string) (*table[T], error) {
@@ -69,35 +71,65 @@ func (t *table[T]) add(rows ...T) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	if t.w == nil {
+		return fmt.Errorf("%T rows added to a finished table", rows[0])
+	}
 	return t.w.Write(rows...)
 }
 
-// commit and abort do nothing on a table that was never opened, so a partly
-// opened set can be aborted as a whole. A committed table lets go of its
-// writer's buffers: a job holds its tables until it returns, and a sync
-// commits 37 of them in a row.
-func (t *table[T]) commit() error {
-	if t == nil || t.w == nil {
-		return nil
+// Rows is how many rows were added.
+func (t *table[T]) Rows() int64 {
+	if t.w != nil {
+		return t.w.Rows()
 	}
-	err := t.w.Close()
-	if err != nil {
-		t.out.Abort(err)
-	} else {
-		err = t.out.Commit(t.w.Rows())
+	return t.rows
+}
+
+// finish writes the file's footer and lets go of the writer's buffers; the
+// output is published only by commit. A sync finishes a region's tables when
+// the source moves on to the next region, so one region's writers are open.
+func (t *table[T]) finish() error {
+	if t == nil || t.w == nil {
+		return t.finishErr()
+	}
+	t.rows = t.w.Rows()
+	if t.err = t.w.Close(); t.err != nil {
+		t.out.Abort(t.err)
 	}
 	t.w = nil
+	return t.err
+}
+
+func (t *table[T]) finishErr() error {
+	if t == nil {
+		return nil
+	}
+	return t.err
+}
+
+// commit and abort do nothing on a table that was never opened, so a partly
+// opened set can be aborted as a whole.
+func (t *table[T]) commit() error {
+	if t == nil || t.out == nil {
+		return nil
+	}
+	if err := t.finish(); err != nil {
+		return err
+	}
+	err := t.out.Commit(t.rows)
+	t.out = nil
 	return err
 }
 
 func (t *table[T]) abort(err error) {
-	if t != nil {
+	if t != nil && t.out != nil {
 		t.out.Abort(err)
 	}
 }
 
 // committer is a table of any row type.
 type committer interface {
+	finish() error
 	commit() error
 	abort(error)
 }

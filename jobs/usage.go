@@ -200,12 +200,18 @@ func (in *regionInputs) take(k string) (*customerInputs, error) {
 	return c, err
 }
 
-// usageOut are one region's usage tables.
+// usageOut are one region's usage tables, and the buffers each customer's
+// rows are built in (reused from customer to customer).
 type usageOut struct {
 	license      *table[model.LicenseUse]
 	cluster      *table[model.ClusterUsage]
 	subscription *table[model.SubscriptionUsage]
 	customer     *table[model.CustomerUsage]
+
+	rows      []model.LicenseUse
+	consumed  map[string]int64
+	byCluster map[string]map[string]int64
+	entitled  map[string]map[string]int64
 }
 
 func (o *usageOut) tables() []committer {
@@ -213,7 +219,7 @@ func (o *usageOut) tables() []committer {
 }
 
 func openUsage(ctx context.Context, rc *runner.RunContext, region string) (o *usageOut, err error) {
-	o = &usageOut{}
+	o = &usageOut{consumed: map[string]int64{}, byCluster: map[string]map[string]int64{}, entitled: map[string]map[string]int64{}}
 	defer func() {
 		if err != nil {
 			abortAll(o.tables(), err)
@@ -289,9 +295,9 @@ func (u *Usage) customer(c *customerInputs, day periods.Period, out *usageOut, c
 		subID, subscriberID = model.Str(attributed.SubscriptionID), model.Str(attributed.SubscriberID)
 	}
 
-	consumed := map[string]int64{}
-	byCluster := map[string]map[string]int64{}
-	rows := make([]model.LicenseUse, 0, len(uses))
+	consumed, byCluster, rows := out.consumed, out.byCluster, out.rows[:0]
+	clear(consumed)
+	clear(byCluster)
 	for _, use := range uses {
 		consumed[use.LicenseType]++
 		if use.ClusterID != nil {
@@ -303,12 +309,14 @@ func (u *Usage) customer(c *customerInputs, day periods.Period, out *usageOut, c
 		rows = append(rows, model.LicenseUse{CustomerID: c.id, SubscriptionID: subID, SubscriberID: subscriberID,
 			ClusterID: use.ClusterID, EntityType: use.EntityType, EntityID: use.EntityID, LicenseType: use.LicenseType})
 	}
+	out.rows = rows
 	if err := out.license.add(rows...); err != nil {
 		return err
 	}
 
 	// Entitled = the sum of a subscription's orders per license type.
-	entitled := map[string]map[string]int64{}
+	entitled := out.entitled
+	clear(entitled)
 	for _, o := range c.orders {
 		if entitled[o.SubscriberID] == nil {
 			entitled[o.SubscriberID] = map[string]int64{}
