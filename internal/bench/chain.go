@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -29,8 +31,15 @@ type ChainResult struct {
 	Binary string           `json:"binary"`
 }
 
-// chainDay is the day the chain runs (a fixed day, so figures compare).
-const chainDay = "2026-11-21"
+// chainDay is the day the chain runs (a fixed day, so figures compare): the
+// Saturday that ends week chainWeek, whose analytics also need the Saturday
+// before it.
+const (
+	chainDay        = "2026-11-21"
+	chainDayBefore  = "2026-11-20"
+	chainWeek       = "2026-11-15"
+	chainWeekBefore = "2026-11-14"
+)
 
 // demoSubscriptions are make demo's six subscriptions (one per template).
 var demoSubscriptions = [][]string{
@@ -76,6 +85,25 @@ func benchChain(bin string, scales []int) (ChainResult, error) {
 			}
 			res.Jobs = append(res.Jobs, JobFigure{Customers: n, Job: job, CPUSeconds: cpu, WallSecs: wall, PeakRSSMiB: rss})
 		}
+		if n < 10_000 {
+			continue
+		}
+		// Analytics of the week that ends on chainDay: its other 6 days of usage
+		// and the Saturday before are synced first (a backfill, not measured),
+		// then analytics runs on its own (--no-deps).
+		fmt.Fprintf(os.Stderr, "bench chain: the rest of week %s at %d customers (not measured)…\n", chainWeek, n)
+		if _, _, _, err := runJob(bin, dir, env, "backfill", "license-usage", "--from", chainWeek, "--to", chainDayBefore, "--parallel", "2"); err != nil {
+			return res, err
+		}
+		if _, _, _, err := runJob(bin, dir, env, "run", "sync-clusters", "--period", chainWeekBefore); err != nil {
+			return res, err
+		}
+		fmt.Fprintf(os.Stderr, "bench chain: analytics at %d customers…\n", n)
+		cpu, wall, rss, err := runJob(bin, dir, env, "run", "analytics", "--period", chainWeek, "--no-deps")
+		if err != nil {
+			return res, err
+		}
+		res.Jobs = append(res.Jobs, JobFigure{Customers: n, Job: "analytics", CPUSeconds: cpu, WallSecs: wall, PeakRSSMiB: rss})
 	}
 	fig := func(n int, job string) *JobFigure {
 		for i := range res.Jobs {
@@ -101,7 +129,7 @@ func benchChain(bin string, scales []int) (ChainResult, error) {
 		res.Goals = append(res.Goals, map[string]any{"goal": name, "value": value, "target": target, "pass": pass})
 	}
 	largest, ten := scales[len(scales)-1], 10_000
-	for _, job := range []string{"sync-clusters", "license-usage", "reports-daily"} {
+	for _, job := range []string{"sync-clusters", "license-usage", "reports-daily", "analytics"} {
 		big, mid := fig(largest, job), fig(ten, job)
 		if big == nil {
 			continue
@@ -112,9 +140,8 @@ func benchChain(bin string, scales []int) (ChainResult, error) {
 			goal(fmt.Sprintf("%s peak RSS growth %dK → %dK customers", job, ten/1000, largest/1000), growth*100, 15, "%", false, growth <= 0.15)
 		}
 	}
-	// Not measured yet: they need 8 days (analytics) or a month (the monthly
-	// report) of usage at 100K customers, which the chain does not produce.
-	for _, job := range []string{"analytics", "reports-monthly"} {
+	// Not measured yet: it needs a month of usage at 100K customers.
+	for _, job := range []string{"reports-monthly"} {
 		fmt.Printf("%s peak RSS at %d customers: not measured (target ≤ 256 MiB, within 15%% of 10K) MISS\n", job, largest)
 		res.Goals = append(res.Goals, map[string]any{"goal": job + " peak RSS at 100K customers", "value": nil, "target": 256, "pass": false, "note": "not measured"})
 	}
@@ -123,26 +150,33 @@ func benchChain(bin string, scales []int) (ChainResult, error) {
 		goal("daily chain CPU at 10K customers", total, 20, " s", false, total <= 20)
 	}
 
-	// Backfill: the same 6 days with --parallel 1 and 2, on fresh storage each.
-	var walls [2]float64
-	var cpus [2]float64
-	for i, par := range []string{"1", "2"} {
-		dir, err := os.MkdirTemp("", "tally-bench-backfill-")
-		if err != nil {
-			return res, err
+	// Backfill: the same 6 days with --parallel 1 and 2, on fresh storage each,
+	// 3 interleaved pairs; the median pair's figures count (the machine is noisy).
+	type pair struct{ walls, cpus [2]float64 }
+	var pairs []pair
+	for run := 1; run <= 3; run++ {
+		var p pair
+		for i, par := range []string{"1", "2"} {
+			dir, err := os.MkdirTemp("", "tally-bench-backfill-")
+			if err != nil {
+				return res, err
+			}
+			defer os.RemoveAll(dir)
+			env := []string{"TALLY_STORAGE_PATH=" + filepath.Join(dir, "data"), "TALLY_SOURCE_SCALE=2000"}
+			fmt.Fprintf(os.Stderr, "bench chain: backfill license-usage of 6 days, --parallel %s, run %d of 3…\n", par, run)
+			cpu, wall, _, err := runJob(bin, dir, env, "backfill", "license-usage", "--from", "2026-11-16", "--to", "2026-11-21", "--parallel", par)
+			if err != nil {
+				return res, err
+			}
+			p.walls[i], p.cpus[i] = wall, cpu
 		}
-		defer os.RemoveAll(dir)
-		env := []string{"TALLY_STORAGE_PATH=" + filepath.Join(dir, "data"), "TALLY_SOURCE_SCALE=2000"}
-		fmt.Fprintf(os.Stderr, "bench chain: backfill license-usage of 6 days, --parallel %s…\n", par)
-		cpu, wall, _, err := runJob(bin, dir, env, "backfill", "license-usage", "--from", "2026-11-16", "--to", "2026-11-21", "--parallel", par)
-		if err != nil {
-			return res, err
-		}
-		walls[i], cpus[i] = wall, cpu
+		pairs = append(pairs, p)
 	}
+	slices.SortFunc(pairs, func(a, b pair) int { return cmp.Compare(a.walls[0]/a.walls[1], b.walls[0]/b.walls[1]) })
+	walls, cpus := pairs[1].walls, pairs[1].cpus
 	speedup := walls[0] / walls[1]
 	busy := cpus[0] / walls[0]
-	fmt.Printf("backfill of 6 days at 2K customers: --parallel 1 %.1f s, --parallel 2 %.1f s wall; --parallel 1 keeps %.2f cores busy\n", walls[0], walls[1], busy)
+	fmt.Printf("backfill of 6 days at 2K customers (median of 3 pairs): --parallel 1 %.1f s, --parallel 2 %.1f s wall; --parallel 1 keeps %.2f cores busy\n", walls[0], walls[1], busy)
 	goal("backfill --parallel 2 speed-up (or --parallel 1's busy cores)", max(speedup, busy), 1.6, "×", true, speedup >= 1.6 || busy >= 1.6)
 	return res, nil
 }
