@@ -133,7 +133,7 @@ type weekTables struct {
 	renewing       []model.Expiring
 	low            []model.LowAssignment
 	overage        []model.Overage
-	callingUsers   []model.CallingUser
+	callingUsers   *table[model.CallingUser] // streamed (the largest)
 	callingUsage   []model.CallingUsage
 	callQuality    []model.CallQuality
 	callQueues     []model.CallQueues
@@ -223,12 +223,20 @@ func (a *WeeklyAnalytics) region(ctx context.Context, rc *runner.RunContext, sto
 	if err != nil {
 		return nil, err
 	}
-	calls, err := a.readCalls(ctx, store, region, w, byID)
+	// calling_users is streamed as the calls are read; the other tables are
+	// written when the region is done.
+	callingUsers, err := openTable[model.CallingUser](ctx, rc, region, AnalyticsKey("calling_users", region, rc.Period))
 	if err != nil {
 		return nil, err
 	}
-
 	var t weekTables
+	t.callingUsers = callingUsers
+	calls, err := a.callRows(ctx, store, region, w, byID, callingUsers, &t, hist, h)
+	if err != nil {
+		callingUsers.abort(err)
+		return nil, err
+	}
+
 	for _, pid := range partners {
 		k := model.KPIs{PartnerID: pid}
 		var ratios []float64
@@ -345,7 +353,6 @@ func (a *WeeklyAnalytics) region(ctx context.Context, rc *runner.RunContext, sto
 		k.CallingUsersTrend = trendInt(hist.callingUsers, pid, k.CallingUsers, h)
 		t.kpis = append(t.kpis, k)
 	}
-	calls.rows(&t, byID, hist, h)
 	if err := a.write(ctx, rc, region, &t); err != nil {
 		return nil, err
 	}
@@ -451,10 +458,12 @@ func trendFloat(byWeek map[string]map[string]*float64, key string, now *float64,
 	return append(out, now)
 }
 
-// weekCalls aggregates the week's call legs of customers with Calling.
+// weekCalls turns the week's call legs of customers with Calling into the
+// calling tables, a customer at a time: the week's 7 call files are each
+// sorted by customer, so they are merged customer by customer, and a
+// customer's users are written out before the next customer's are read.
 type weekCalls struct {
 	th           analytics.Thresholds
-	customers    map[string]*customerCalls
 	partnerUsers map[string]int64
 }
 
@@ -467,103 +476,24 @@ type customerCalls struct {
 	queued                             bool
 }
 
-func (a *WeeklyAnalytics) readCalls(ctx context.Context, store storage.Store, region string, w periods.Period, byID map[string]*customerWeek) (*weekCalls, error) {
-	wc := &weekCalls{th: a.Thresholds, customers: map[string]*customerCalls{}, partnerUsers: map[string]int64{}}
+// callRows writes calling_users (to users, streamed) and appends calling_usage,
+// call_quality and call_queues to t, for every calling customer in id order.
+func (a *WeeklyAnalytics) callRows(ctx context.Context, store storage.Store, region string, w periods.Period, byID map[string]*customerWeek,
+	users *table[model.CallingUser], t *weekTables, wh *weekHistory, h *history) (*weekCalls, error) {
+	wc := &weekCalls{th: a.Thresholds, partnerUsers: map[string]int64{}}
+	var days []*stream[model.CallLeg]
+	defer func() {
+		for _, d := range days {
+			d.close()
+		}
+	}()
 	for _, day := range w.Days() {
-		r, f, err := openInput[model.CallLeg](ctx, store, CallsKey(region, day))
+		d, err := openStream(ctx, store, CallsKey(region, day), func(l *model.CallLeg) string { return l.CustomerID })
 		if err != nil {
 			return nil, err
 		}
-		// Legs of one call are adjacent (the file is sorted by leg id, which starts with the call id).
-		var call string
-		var callMax int64
-		var callVideo bool
-		var cc *customerCalls
-		flush := func() {
-			if cc != nil && call != "" {
-				cc.calls++
-				cc.seconds += callMax
-				if callVideo {
-					cc.videoSeconds += callMax
-				}
-			}
-		}
-		for {
-			leg, ok := r.Next()
-			if !ok {
-				break
-			}
-			cw := byID[leg.CustomerID]
-			if cw == nil || !cw.calling {
-				continue
-			}
-			if leg.CallID != call {
-				flush()
-				call, callMax, callVideo = leg.CallID, 0, false
-				cc = wc.customer(leg.CustomerID)
-				if leg.QueueOutcome != nil {
-					cc.queued = true
-					cc.queue.Add(*leg.QueueOutcome, deref64(leg.QueueWaitSeconds))
-				}
-			}
-			callMax = max(callMax, leg.DurationSeconds)
-			callVideo = callVideo || leg.IsVideo
-			cc.legs++
-			if leg.UserID != nil {
-				u := cc.users[*leg.UserID]
-				if u == nil {
-					u = &model.CallingUser{PartnerID: cw.c.PartnerID, CustomerID: leg.CustomerID, UserID: *leg.UserID}
-					cc.users[*leg.UserID] = u
-				}
-				if cc.lastCall[u.UserID] != call {
-					u.Calls++
-				}
-				u.Legs++
-				u.Minutes += leg.DurationSeconds // seconds until rows() converts
-				cc.lastCall[u.UserID] = call
-			}
-			q := cc.quality[leg.DeviceType]
-			if q == nil {
-				q = &model.CallQuality{PartnerID: cw.c.PartnerID, CustomerID: leg.CustomerID, EndpointType: leg.DeviceType}
-				cc.quality[leg.DeviceType] = q
-			}
-			q.Legs++
-			if wc.th.Poor(&leg) {
-				q.PoorLegs++
-			}
-		}
-		flush()
-		err = r.Err()
-		r.Close()
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", CallsKey(region, day), err)
-		}
+		days = append(days, d)
 	}
-	for id, cc := range wc.customers {
-		wc.partnerUsers[byID[id].c.PartnerID] += int64(len(cc.users))
-	}
-	return wc, nil
-}
-
-func (wc *weekCalls) customer(id string) *customerCalls {
-	cc := wc.customers[id]
-	if cc == nil {
-		cc = &customerCalls{users: map[string]*model.CallingUser{}, lastCall: map[string]string{}, quality: map[string]*model.CallQuality{}}
-		wc.customers[id] = cc
-	}
-	return cc
-}
-
-func deref64(p *int64) int64 {
-	if p == nil {
-		return 0
-	}
-	return *p
-}
-
-// rows turns the aggregates into the calling tables.
-func (wc *weekCalls) rows(t *weekTables, byID map[string]*customerWeek, wh *weekHistory, h *history) {
 	ids := make([]string, 0, len(byID))
 	for id, cw := range byID {
 		if cw.calling {
@@ -572,45 +502,133 @@ func (wc *weekCalls) rows(t *weekTables, byID map[string]*customerWeek, wh *week
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		cw := byID[id]
-		cc := wc.customers[id]
-		if cc == nil {
-			cc = &customerCalls{}
+		cc := &customerCalls{users: map[string]*model.CallingUser{}, lastCall: map[string]string{}, quality: map[string]*model.CallQuality{}}
+		for i, d := range days {
+			// Customers before id (no Calling, or not counted) are passed over.
+			for k, ok := d.peek(); ok && k < id; k, ok = d.peek() {
+				if _, err := d.take(k); err != nil {
+					return nil, fmt.Errorf("%s: %w", CallsKey(region, w.Days()[i]), err)
+				}
+			}
+			legs, err := d.take(id)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", CallsKey(region, w.Days()[i]), err)
+			}
+			wc.add(cc, cw, legs)
 		}
-		t.callingUsage = append(t.callingUsage, model.CallingUsage{PartnerID: cw.c.PartnerID, CustomerID: id, CustomerName: cw.c.CustomerName,
-			CallingUsers: int64(len(cc.users)), Calls: cc.calls, Legs: cc.legs, Minutes: cc.seconds / 60, VideoMinutes: cc.videoSeconds / 60,
-			CallsTrend: trendInt(wh.calls, id, cc.calls, h)})
-		users := make([]*model.CallingUser, 0, len(cc.users))
-		for _, u := range cc.users {
-			users = append(users, u)
-		}
-		slices.SortFunc(users, func(a, b *model.CallingUser) int {
-			return cmp.Or(cmp.Compare(b.Calls, a.Calls), cmp.Compare(b.Minutes, a.Minutes), cmp.Compare(a.UserID, b.UserID))
-		})
-		for i, u := range users {
-			row := *u
-			row.Minutes /= 60
-			row.RankInCustomer = int64(i + 1)
-			t.callingUsers = append(t.callingUsers, row)
-		}
-		endpoints := make([]string, 0, len(cc.quality))
-		for e := range cc.quality {
-			endpoints = append(endpoints, e)
-		}
-		sort.Strings(endpoints)
-		for _, e := range endpoints {
-			q := *cc.quality[e]
-			q.PoorPct = analytics.Ratio(q.PoorLegs, q.Legs)
-			q.PoorPctTrend = trendFloat(wh.poorPct, id+"/"+e, q.PoorPct, h)
-			t.callQuality = append(t.callQuality, q)
-		}
-		if cc.queued {
-			q := &cc.queue
-			t.callQueues = append(t.callQueues, model.CallQueues{PartnerID: cw.c.PartnerID, CustomerID: id, Calls: q.Calls, Answered: q.Answered,
-				Abandoned: q.Abandoned, TimedOut: q.TimedOut, Overflowed: q.Overflowed, Forwarded: q.Forwarded,
-				AvgAnswerSeconds: q.AvgAnswerSeconds(), AvgAbandonWaitSeconds: q.AvgAbandonWaitSeconds(), AbandonRate: q.AbandonRate()})
+		wc.partnerUsers[cw.c.PartnerID] += int64(len(cc.users))
+		if err := wc.rows(cc, cw, users, t, wh, h); err != nil {
+			return nil, err
 		}
 	}
+	return wc, nil
+}
+
+// add counts one day's legs of one customer. Legs of one call are adjacent
+// (the file is sorted by leg id, which starts with the call id).
+func (wc *weekCalls) add(cc *customerCalls, cw *customerWeek, legs []model.CallLeg) {
+	var call string
+	var callMax int64
+	var callVideo bool
+	flush := func() {
+		if call != "" {
+			cc.calls++
+			cc.seconds += callMax
+			if callVideo {
+				cc.videoSeconds += callMax
+			}
+		}
+	}
+	for i := range legs {
+		leg := &legs[i]
+		if leg.CallID != call {
+			flush()
+			call, callMax, callVideo = leg.CallID, 0, false
+			if leg.QueueOutcome != nil {
+				cc.queued = true
+				cc.queue.Add(*leg.QueueOutcome, deref64(leg.QueueWaitSeconds))
+			}
+		}
+		callMax = max(callMax, leg.DurationSeconds)
+		callVideo = callVideo || leg.IsVideo
+		cc.legs++
+		if leg.UserID != nil {
+			u := cc.users[*leg.UserID]
+			if u == nil {
+				u = &model.CallingUser{PartnerID: cw.c.PartnerID, CustomerID: leg.CustomerID, UserID: *leg.UserID}
+				cc.users[*leg.UserID] = u
+			}
+			if cc.lastCall[u.UserID] != call {
+				u.Calls++
+			}
+			u.Legs++
+			u.Minutes += leg.DurationSeconds // seconds until rows() converts
+			cc.lastCall[u.UserID] = call
+		}
+		q := cc.quality[leg.DeviceType]
+		if q == nil {
+			q = &model.CallQuality{PartnerID: cw.c.PartnerID, CustomerID: leg.CustomerID, EndpointType: leg.DeviceType}
+			cc.quality[leg.DeviceType] = q
+		}
+		q.Legs++
+		if wc.th.Poor(leg) {
+			q.PoorLegs++
+		}
+	}
+	flush()
+}
+
+// rows makes one customer's rows of the calling tables.
+func (wc *weekCalls) rows(cc *customerCalls, cw *customerWeek, out *table[model.CallingUser], t *weekTables, wh *weekHistory, h *history) error {
+	id := cw.c.CustomerID
+	t.callingUsage = append(t.callingUsage, model.CallingUsage{PartnerID: cw.c.PartnerID, CustomerID: id, CustomerName: cw.c.CustomerName,
+		CallingUsers: int64(len(cc.users)), Calls: cc.calls, Legs: cc.legs, Minutes: cc.seconds / 60, VideoMinutes: cc.videoSeconds / 60,
+		CallsTrend: trendInt(wh.calls, id, cc.calls, h)})
+	users := make([]*model.CallingUser, 0, len(cc.users))
+	for _, u := range cc.users {
+		users = append(users, u)
+	}
+	slices.SortFunc(users, func(a, b *model.CallingUser) int {
+		return cmp.Or(cmp.Compare(b.Calls, a.Calls), cmp.Compare(b.Minutes, a.Minutes), cmp.Compare(a.UserID, b.UserID))
+	})
+	rows := make([]model.CallingUser, len(users))
+	for i, u := range users {
+		rows[i] = *u
+		rows[i].Minutes /= 60
+		rows[i].RankInCustomer = int64(i + 1)
+	}
+	if err := out.add(rows...); err != nil {
+		return err
+	}
+	endpoints := make([]string, 0, len(cc.quality))
+	for e := range cc.quality {
+		endpoints = append(endpoints, e)
+	}
+	sort.Strings(endpoints)
+	for _, e := range endpoints {
+		q := *cc.quality[e]
+		q.PoorPct = analytics.Ratio(q.PoorLegs, q.Legs)
+		q.PoorPctTrend = trendFloat(wh.poorPct, id+"/"+e, q.PoorPct, h)
+		t.callQuality = append(t.callQuality, q)
+	}
+	if cc.queued {
+		q := &cc.queue
+		t.callQueues = append(t.callQueues, model.CallQueues{PartnerID: cw.c.PartnerID, CustomerID: id, Calls: q.Calls, Answered: q.Answered,
+			Abandoned: q.Abandoned, TimedOut: q.TimedOut, Overflowed: q.Overflowed, Forwarded: q.Forwarded,
+			AvgAnswerSeconds: q.AvgAnswerSeconds(), AvgAbandonWaitSeconds: q.AvgAbandonWaitSeconds(), AbandonRate: q.AbandonRate()})
+	}
+	return nil
+}
+
+func deref64(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // write publishes every table of a region, or none.
@@ -627,7 +645,7 @@ func (a *WeeklyAnalytics) write(ctx context.Context, rc *runner.RunContext, regi
 		func() (committer, error) { return writeTable(ctx, rc, region, key("renewing"), t.renewing) },
 		func() (committer, error) { return writeTable(ctx, rc, region, key("low_assignment"), t.low) },
 		func() (committer, error) { return writeTable(ctx, rc, region, key("overage"), t.overage) },
-		func() (committer, error) { return writeTable(ctx, rc, region, key("calling_users"), t.callingUsers) },
+		func() (committer, error) { return t.callingUsers, nil },
 		func() (committer, error) { return writeTable(ctx, rc, region, key("calling_usage"), t.callingUsage) },
 		func() (committer, error) { return writeTable(ctx, rc, region, key("call_quality"), t.callQuality) },
 		func() (committer, error) { return writeTable(ctx, rc, region, key("call_queues"), t.callQueues) },
