@@ -354,6 +354,7 @@ func (a *WeeklyAnalytics) region(ctx context.Context, rc *runner.RunContext, sto
 		t.kpis = append(t.kpis, k)
 	}
 	if err := a.write(ctx, rc, region, &t); err != nil {
+		t.callingUsers.abort(err) // when a table opened before it failed (a no-op once committed)
 		return nil, err
 	}
 	return t.kpis, nil
