@@ -12,7 +12,6 @@ package main
 
 import (
 	"database/sql"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -28,6 +27,7 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2"
 
 	"tally/clock"
+	"tally/internal/benchfig"
 	"tally/internal/benchrows"
 	"tally/report"
 )
@@ -128,25 +128,20 @@ func main() {
 	}
 	tw.Flush()
 	for _, r := range ratios {
-		fmt.Printf("%s: %.2f× (target ≤ %.1f×) %s\n", r.Name, r.Value, r.Target, mark(r.Pass))
+		fmt.Printf("%s: %.2f× (target ≤ %.1f×) %s\n", r.Name, r.Value, r.Target, benchfig.Mark(r.Pass))
 	}
-	fmt.Printf("DuckDB reads tally's Parquet as the same rows and types as its own query: %s\n", mark(same == ""))
+	fmt.Printf("DuckDB reads tally's Parquet as the same rows and types as its own query: %s\n", benchfig.Mark(same == ""))
 	if same != "" {
 		fmt.Println("  " + same)
 	}
 	if usageFig != nil {
-		fmt.Printf("DuckDB's SQL computes the same four usage tables as tally's license-usage: %s\n", mark(usageSame == ""))
+		fmt.Printf("DuckDB's SQL computes the same four usage tables as tally's license-usage: %s\n", benchfig.Mark(usageSame == ""))
 		if usageSame != "" {
 			fmt.Println("  " + usageSame)
 		}
 	}
-	figures := map[string]any{}
-	if b, err := os.ReadFile(*out); err == nil {
-		json.Unmarshal(b, &figures)
-	}
-	figures["duckdb"] = map[string]any{"cases": med, "ratios": ratios, "same_rows": same == "", "license_usage": usageFig, "measured": clock.Real{}.Now().UTC().Format(time.RFC3339)}
-	b, _ := json.MarshalIndent(figures, "", "  ")
-	if err := os.WriteFile(*out, b, 0o644); err != nil {
+	duck := map[string]any{"cases": med, "ratios": ratios, "same_rows": same == "", "license_usage": usageFig, "measured": clock.Real{}.Now().UTC().Format(time.RFC3339)}
+	if err := benchfig.Merge(*out, map[string]any{"duckdb": duck}); err != nil {
 		fail(err)
 	}
 	fmt.Printf("figures merged into %s\n", *out)
@@ -155,13 +150,6 @@ func main() {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench duckdb:", err)
 	os.Exit(1)
-}
-
-func mark(ok bool) string {
-	if ok {
-		return "ok"
-	}
-	return "MISS"
 }
 
 // child2 runs one case in a child process and reads its rusage.

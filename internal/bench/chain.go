@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"tally/clock"
+	"tally/internal/benchfig"
 )
 
 // JobFigure is one job's run at one scale: its own process's CPU and peak RSS.
@@ -125,7 +126,7 @@ func benchChain(bin string, scales []int) (ChainResult, error) {
 		if atLeast {
 			cmp = "≥"
 		}
-		fmt.Printf("%s: %.2f%s (target %s %.2f%s) %s\n", name, value, unit, cmp, target, unit, mark(pass))
+		fmt.Printf("%s: %.2f%s (target %s %.2f%s) %s\n", name, value, unit, cmp, target, unit, benchfig.Mark(pass))
 		res.Goals = append(res.Goals, map[string]any{"goal": name, "value": value, "target": target, "pass": pass})
 	}
 	largest, ten := scales[len(scales)-1], 10_000

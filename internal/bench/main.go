@@ -11,7 +11,6 @@ package main
 
 import (
 	"cmp"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"tally/clock"
+	"tally/internal/benchfig"
 	"tally/internal/benchrows"
 	"tally/report"
 )
@@ -76,13 +76,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
-		figures := map[string]any{}
-		if b, err := os.ReadFile(*out); err == nil {
-			json.Unmarshal(b, &figures)
-		}
-		figures["chain"] = res
-		b, _ := json.MarshalIndent(figures, "", "  ")
-		if err := os.WriteFile(*out, b, 0o644); err != nil {
+		if err := benchfig.Merge(*out, map[string]any{"chain": res}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -148,8 +142,8 @@ func main() {
 			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t-\t%.1f\t-\t\n", r.Mode, r.Rows, r.CPUSeconds, r.RowsPerCPUSec, r.PeakRSSMiB)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t≥ %.0f %s\t%.1f\t≤ %d %s\t\n", r.Mode, r.Rows, r.CPUSeconds, r.RowsPerCPUSec, r.Target, mark(r.MeetsTarget),
-			r.PeakRSSMiB, rssTargetMiB, mark(r.PeakRSSMiB <= rssTargetMiB))
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t≥ %.0f %s\t%.1f\t≤ %d %s\t\n", r.Mode, r.Rows, r.CPUSeconds, r.RowsPerCPUSec, r.Target, benchfig.Mark(r.MeetsTarget),
+			r.PeakRSSMiB, rssTargetMiB, benchfig.Mark(r.PeakRSSMiB <= rssTargetMiB))
 	}
 	tw.Flush()
 	// Flat memory: the largest run's RSS within 10% of the smallest's, per writer.
@@ -170,7 +164,7 @@ func main() {
 		}
 		if small != nil && large != small {
 			growth := large.PeakRSSMiB/small.PeakRSSMiB - 1
-			fmt.Printf("%s: peak RSS at %d rows is %+.1f%% of %d rows (target within 10%%) %s\n", mode, large.Rows, growth*100, small.Rows, mark(growth <= 0.10))
+			fmt.Printf("%s: peak RSS at %d rows is %+.1f%% of %d rows (target within 10%%) %s\n", mode, large.Rows, growth*100, small.Rows, benchfig.Mark(growth <= 0.10))
 			flat[mode] = map[string]any{"rss_growth": growth, "meets_target": growth <= 0.10}
 		}
 	}
@@ -183,15 +177,14 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Printf("console: GET /runs?n=90 over %d jobs × %d periods: median %.1f ms, p90 %.1f ms (target < %.0f ms) %s\n",
-			c.Jobs, c.Periods, c.MedianMS, c.P90MS, c.TargetMS, mark(c.MeetsTarget))
+			c.Jobs, c.Periods, c.MedianMS, c.P90MS, c.TargetMS, benchfig.Mark(c.MeetsTarget))
 		figures["console"] = c
 	}
-	b, _ := json.MarshalIndent(figures, "", "  ")
-	if err := os.WriteFile(*out, b, 0o644); err != nil {
+	if err := benchfig.Merge(*out, figures); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	fmt.Printf("figures written to %s\n", *out)
+	fmt.Printf("figures merged into %s\n", *out)
 }
 
 // median is the case's median run by CPU time, with the median peak RSS of all runs.
@@ -204,13 +197,6 @@ func median(rs []Result) Result {
 	r.PeakRSSMiB = mid(func(r Result) float64 { return r.PeakRSSMiB }).PeakRSSMiB
 	r.Runs = len(rs)
 	return r
-}
-
-func mark(ok bool) string {
-	if ok {
-		return "ok"
-	}
-	return "MISS"
 }
 
 func machine() string {
