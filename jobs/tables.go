@@ -89,20 +89,15 @@ func (t *table[T]) Rows() int64 {
 // output is published only by commit. A sync finishes a region's tables when
 // the source moves on to the next region, so one region's writers are open.
 func (t *table[T]) finish() error {
-	if t == nil || t.w == nil {
-		return t.finishErr()
-	}
-	t.rows = t.w.Rows()
-	if t.err = t.w.Close(); t.err != nil {
-		t.out.Abort(t.err)
-	}
-	t.w = nil
-	return t.err
-}
-
-func (t *table[T]) finishErr() error {
 	if t == nil {
 		return nil
+	}
+	if t.w != nil {
+		t.rows = t.w.Rows()
+		if t.err = t.w.Close(); t.err != nil {
+			t.out.Abort(t.err)
+		}
+		t.w = nil
 	}
 	return t.err
 }
