@@ -217,12 +217,32 @@ type Thresholds struct {
 var DefaultThresholds = Thresholds{JitterMs: 150, LatencyMs: 400, LossPct: 5}
 
 // Poor reports whether a leg is of poor quality.
-func (t Thresholds) Poor(l *model.CallLeg) bool {
+func (t Thresholds) Poor(l *Leg) bool {
 	if l.AudioJitterMs > t.JitterMs || l.AudioLatencyMs > t.LatencyMs || l.AudioLossPct > t.LossPct {
 		return true
 	}
 	gt := func(v *float64, limit float64) bool { return v != nil && *v > limit }
 	return gt(l.VideoJitterMs, t.JitterMs) || gt(l.VideoLatencyMs, t.LatencyMs) || gt(l.VideoLossPct, t.LossPct)
+}
+
+// Leg is the columns of a calls/ row that quality and the weekly analytics
+// use: a narrow read leaves the leg id, location, start time, direction and
+// routing on disk.
+type Leg struct {
+	CallID           string   `parquet:"call_id"`
+	CustomerID       string   `parquet:"customer_id"`
+	UserID           *string  `parquet:"user_id,optional"`
+	DeviceType       string   `parquet:"device_type"`
+	DurationSeconds  int64    `parquet:"duration_seconds"`
+	IsVideo          bool     `parquet:"is_video"`
+	AudioJitterMs    float64  `parquet:"audio_jitter_ms"`
+	AudioLatencyMs   float64  `parquet:"audio_latency_ms"`
+	AudioLossPct     float64  `parquet:"audio_loss_pct"`
+	VideoJitterMs    *float64 `parquet:"video_jitter_ms,optional"`
+	VideoLatencyMs   *float64 `parquet:"video_latency_ms,optional"`
+	VideoLossPct     *float64 `parquet:"video_loss_pct,optional"`
+	QueueOutcome     *string  `parquet:"queue_outcome,optional"`
+	QueueWaitSeconds *int64   `parquet:"queue_wait_seconds,optional"`
 }
 
 // Queue accumulates call-queue outcomes, one per queued call.

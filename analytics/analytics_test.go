@@ -173,29 +173,29 @@ func TestOverageIsTheSumOverLicenseTypesOfConsumedBeyondEntitled(t *testing.T) {
 }
 
 func TestPoorLegs(t *testing.T) {
-	good := func() model.CallLeg {
-		return model.CallLeg{AudioJitterMs: 10, AudioLatencyMs: 80, AudioLossPct: 0.2}
+	good := func() Leg {
+		return Leg{AudioJitterMs: 10, AudioLatencyMs: 80, AudioLossPct: 0.2}
 	}
 	v := func(x float64) *float64 { return &x }
-	withVideo := func(j, l, p float64) model.CallLeg {
+	withVideo := func(j, l, p float64) Leg {
 		leg := good()
 		leg.IsVideo, leg.VideoJitterMs, leg.VideoLatencyMs, leg.VideoLossPct = true, v(j), v(l), v(p)
 		return leg
 	}
 	cases := []struct {
 		name string
-		leg  func() model.CallLeg
+		leg  func() Leg
 		want bool
 	}{
 		{"a good leg is not poor", good, false},
-		{"poor by jitter alone (> 150 ms)", func() model.CallLeg { l := good(); l.AudioJitterMs = 150.1; return l }, true},
-		{"jitter of exactly 150 ms is not poor", func() model.CallLeg { l := good(); l.AudioJitterMs = 150; return l }, false},
-		{"poor by latency alone (> 400 ms)", func() model.CallLeg { l := good(); l.AudioLatencyMs = 401; return l }, true},
-		{"poor by loss alone (> 5%)", func() model.CallLeg { l := good(); l.AudioLossPct = 5.5; return l }, true},
-		{"poor on the video stream only (jitter)", func() model.CallLeg { return withVideo(200, 80, 0.1) }, true},
-		{"poor on the video stream only (latency)", func() model.CallLeg { return withVideo(10, 450, 0.1) }, true},
-		{"poor on the video stream only (loss)", func() model.CallLeg { return withVideo(10, 80, 7) }, true},
-		{"a good video stream is not poor", func() model.CallLeg { return withVideo(10, 80, 0.1) }, false},
+		{"poor by jitter alone (> 150 ms)", func() Leg { l := good(); l.AudioJitterMs = 150.1; return l }, true},
+		{"jitter of exactly 150 ms is not poor", func() Leg { l := good(); l.AudioJitterMs = 150; return l }, false},
+		{"poor by latency alone (> 400 ms)", func() Leg { l := good(); l.AudioLatencyMs = 401; return l }, true},
+		{"poor by loss alone (> 5%)", func() Leg { l := good(); l.AudioLossPct = 5.5; return l }, true},
+		{"poor on the video stream only (jitter)", func() Leg { return withVideo(200, 80, 0.1) }, true},
+		{"poor on the video stream only (latency)", func() Leg { return withVideo(10, 450, 0.1) }, true},
+		{"poor on the video stream only (loss)", func() Leg { return withVideo(10, 80, 7) }, true},
+		{"a good video stream is not poor", func() Leg { return withVideo(10, 80, 0.1) }, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,9 +1,11 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"tally/analytics"
 	"tally/model"
 	"tally/periods"
+	"tally/pq"
 	"tally/runner"
 	"tally/source"
 	"tally/storage"
@@ -235,5 +238,82 @@ func TestAnalyticsIsByteIdenticalOnAForcedRerun(t *testing.T) {
 	}
 	if n != len(AnalyticsTables)*len(model.Regions) {
 		t.Fatalf("%d analytics files, want %d", n, len(AnalyticsTables)*len(model.Regions))
+	}
+}
+
+// reverseTable rewrites a table with its rows in reverse order (as an earlier
+// tally, which grouped rows by partner, could have left them).
+func reverseTable[T any](t *testing.T, store storage.Store, key string) {
+	t.Helper()
+	rows := readRows[T](t, store, key)
+	slices.Reverse(rows)
+	var buf bytes.Buffer
+	if _, err := pq.WriteAll(&buf, rows); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Put(context.Background(), key, &buf); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTrendsReadAnEarlierWeekWhoseRowsAreNotSortedByCustomer(t *testing.T) {
+	t.Parallel()
+	r, store := analyticsFixture(t, tinyEstate{})
+	ctx := context.Background()
+	prev := testWeek.Prev()
+	if _, err := r.Run(ctx, Analytics, prev, runner.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Run(ctx, Analytics, testWeek, runner.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	read := func() string {
+		exp := readRows[model.Expiring](t, store, AnalyticsKey("expiring", "US", testWeek))
+		usage := readRows[model.CallingUsage](t, store, AnalyticsKey("calling_usage", "US", testWeek))
+		quality := readRows[model.CallQuality](t, store, AnalyticsKey("call_quality", "US", testWeek))
+		if len(exp) != 1 || exp[0].Usage3Months[11] == nil || len(usage) != 2 || usage[0].CallsTrend[6] == nil || len(quality) != 1 || quality[0].PoorPctTrend[6] == nil {
+			t.Fatalf("last week's trend values are missing: expiring %+v, usage %+v, quality %+v", exp, usage, quality)
+		}
+		return fmt.Sprint(*exp[0].Usage3Months[11], " ", *usage[0].CallsTrend[6], " ", *usage[1].CallsTrend[6], " ", *quality[0].PoorPctTrend[6])
+	}
+	sorted := read()
+	reverseTable[model.SubscriptionStatus](t, store, AnalyticsKey("subscription_status", "US", prev))
+	reverseTable[model.CallingUsage](t, store, AnalyticsKey("calling_usage", "US", prev))
+	reverseTable[model.CallQuality](t, store, AnalyticsKey("call_quality", "US", prev))
+	if _, err := r.Run(ctx, Analytics, testWeek, runner.Options{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != sorted {
+		t.Fatalf("trend values with last week's rows in another order = %s, want %s", got, sorted)
+	}
+}
+
+// sharedSubscriber is tinyEstate with Alpha's subscription under the same
+// subscriber id as Charlie's, which is over its license limit.
+type sharedSubscriber struct{ tinyEstate }
+
+func (e sharedSubscriber) Customers(ctx context.Context, day periods.Period, fn func(*source.CustomerDay) error) error {
+	return e.tinyEstate.Customers(ctx, day, func(cd *source.CustomerDay) error {
+		if cd.Customer.CustomerID == custA {
+			for i := range cd.Subscriptions {
+				cd.Subscriptions[i].SubscriberID = "S-C1"
+			}
+			for i := range cd.Orders {
+				cd.Orders[i].SubscriberID = "S-C1"
+			}
+		}
+		return fn(cd)
+	})
+}
+
+func TestOverageCountsOnlyTheCustomersOwnSubscriptionsWhenASubscriberIDIsShared(t *testing.T) {
+	t.Parallel()
+	r, store := analyticsFixture(t, sharedSubscriber{})
+	if _, err := r.Run(context.Background(), Analytics, testWeek, runner.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	over := readRows[model.Overage](t, store, AnalyticsKey("overage", "US", testWeek))
+	if len(over) != 1 || over[0].CustomerID != custC || over[0].Overage != 1 {
+		t.Fatalf("overage = %+v, want only Charlie's subscription, over by 1", over)
 	}
 }

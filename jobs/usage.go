@@ -42,6 +42,7 @@ func (u *Usage) Writes(p periods.Period, regions []string) []string {
 
 // stream reads a Parquet input sorted by customer_id, a customer at a time.
 type stream[T any] struct {
+	name string // the input's key
 	r    *pq.Reader[T]
 	f    storage.File
 	key  func(*T) string
@@ -55,7 +56,7 @@ func openStream[T any](ctx context.Context, s storage.Store, key string, keyOf f
 	if err != nil {
 		return nil, err
 	}
-	st := &stream[T]{r: r, f: f, key: keyOf}
+	st := &stream[T]{name: key, r: r, f: f, key: keyOf}
 	st.head, st.ok = r.Next()
 	return st, nil
 }
@@ -77,12 +78,26 @@ func (s *stream[T]) take(k string) ([]T, error) {
 		s.head, s.ok = s.r.Next()
 	}
 	s.buf = out
+	if s.ok && s.key(&s.head) < k {
+		return nil, fmt.Errorf("input %s is not sorted by customer: %s comes after %s", s.name, s.key(&s.head), k)
+	}
 	if !s.ok {
 		if err := s.r.Err(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("input %s: %w", s.name, err)
 		}
 	}
 	return out, nil
+}
+
+// rowsOf returns customer k's rows, passing over the rows of customers before
+// k, in a buffer the next take reuses.
+func (s *stream[T]) rowsOf(k string) ([]T, error) {
+	for h, ok := s.peek(); ok && h < k; h, ok = s.peek() {
+		if _, err := s.take(h); err != nil {
+			return nil, err
+		}
+	}
+	return s.take(k)
 }
 
 func (s *stream[T]) close() {

@@ -7,16 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
 )
 
-// RowGroupRows bounds a row group, so a writer's memory does not grow with the
-// file: each open writer holds its current row group's pages, and a sync keeps
-// 36 open (9 tables in 4 regions). At 128K rows the big tables' groups filled
-// only past 10K customers, so a sync's peak still grew with the estate.
-const RowGroupRows = 32 * 1024
+// RowGroupRows bounds a row group. A writer's current row group waits in
+// unlinked temporary files (pageSpill), so its size costs disk, not memory;
+// readers hold each open file's footer, a few KiB of Go values per column
+// per row group, so fewer groups keep a reader flat as files grow: at 32K
+// rows, the week's 7 call files of a 100K-customer region held 16 MiB.
+const RowGroupRows = 256 * 1024
 
 // PageBytes is each column's page buffer. A sync holds 36 writers open (9
 // tables in 4 regions) of up to 30 columns: at parquet-go's default 256 KiB
@@ -40,15 +42,59 @@ func NewWriter[T any](out io.Writer) *Writer[T] {
 		parquet.Compression(codec),
 		parquet.MaxRowsPerRowGroup(RowGroupRows),
 		parquet.PageBufferSize(PageBytes),
+		parquet.ColumnPageBuffers(pageSpill{}),
 		parquet.CreatedBy("tally", "1", "-"),
 	)}
 }
 
+// pageSpill keeps a column's compressed pages, until their row group is
+// written, in a temporary file removed as soon as it is created: nothing is
+// left behind by a killed run. A writer spills at most one row group (the
+// largest, a region's devices, is about 10 MiB at 256K rows).
+type pageSpill struct{}
+
+func (pageSpill) GetBuffer() io.ReadWriteSeeker {
+	f, err := os.CreateTemp("", "tally-pages-*")
+	if err != nil {
+		return failed{fmt.Errorf("parquet page buffer: %w", err)}
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return failed{fmt.Errorf("parquet page buffer: %w", err)}
+	}
+	return f
+}
+
+func (pageSpill) PutBuffer(b io.ReadWriteSeeker) {
+	if f, ok := b.(*os.File); ok {
+		f.Close()
+	}
+}
+
+// failed is a page buffer that could not be made: every call says why.
+type failed struct{ err error }
+
+func (b failed) Read([]byte) (int, error)       { return 0, b.err }
+func (b failed) Write([]byte) (int, error)      { return 0, b.err }
+func (b failed) Seek(int64, int) (int64, error) { return 0, b.err }
+
+// WriteBatch bounds the rows handed to parquet-go at once: it buffers a whole
+// call's values before it checks whether a page is full, so a customer's
+// 50,000 devices written in one call grew every column's buffer (kept in its
+// pool) to hold them all, and a sync's memory grew with its largest customer.
+const WriteBatch = 256
+
 // Write appends rows.
 func (w *Writer[T]) Write(rows ...T) error {
-	n, err := w.w.Write(rows)
-	w.rows += int64(n)
-	return err
+	for len(rows) > 0 {
+		n, err := w.w.Write(rows[:min(len(rows), WriteBatch)])
+		w.rows += int64(n)
+		if err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
 }
 
 // Rows is how many rows were written.
@@ -66,12 +112,15 @@ func WriteAll[T any](out io.Writer, rows []T) (int64, error) {
 	return w.Rows(), w.Close()
 }
 
-// Reader streams rows of T out of a Parquet file.
+// Reader streams rows of T out of a Parquet file, a row group at a time.
 type Reader[T any] struct {
-	r    *parquet.GenericReader[T]
-	buf  []T
-	i, n int
-	err  error
+	schema *parquet.Schema    // T's
+	groups []parquet.RowGroup // the file's
+	g      int                // the next row group
+	r      *parquet.GenericReader[T]
+	buf    []T
+	i, n   int
+	err    error
 }
 
 // NewReader opens a Parquet file of size bytes for reading as T.
@@ -82,20 +131,29 @@ func NewReader[T any](ra io.ReaderAt, size int64) (*Reader[T], error) {
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	return &Reader[T]{r: parquet.NewGenericReader[T](f), buf: make([]T, 256)}, nil
+	return &Reader[T]{schema: parquet.SchemaOf(new(T)), groups: f.RowGroups(), buf: make([]T, 256)}, nil
 }
 
 // Next returns the next row; ok is false at the end or on error (see Err).
 func (r *Reader[T]) Next() (row T, ok bool) {
-	if r.i == r.n {
+	for r.i == r.n {
 		if r.err != nil {
 			return row, false
+		}
+		if r.r == nil {
+			if r.g == len(r.groups) {
+				r.err = io.EOF
+				return row, false
+			}
+			r.r = parquet.NewGenericRowGroupReader[T](project(r.groups[r.g], r.schema))
+			r.g++
 		}
 		clear(r.buf)
 		r.n, r.err = r.r.Read(r.buf)
 		r.i = 0
-		if r.n == 0 {
-			return row, false
+		if errors.Is(r.err, io.EOF) {
+			r.err = r.r.Close()
+			r.r = nil
 		}
 	}
 	row = r.buf[r.i]
@@ -112,7 +170,48 @@ func (r *Reader[T]) Err() error {
 }
 
 // Close releases the reader.
-func (r *Reader[T]) Close() error { return r.r.Close() }
+func (r *Reader[T]) Close() error {
+	if r.r == nil {
+		return nil
+	}
+	err := r.r.Close()
+	r.r = nil
+	return err
+}
+
+// projection is a row group seen through a narrower schema: the file's column
+// chunks that schema names, in its order. parquet-go reads a file through
+// another schema by converting every row (most of a narrow read's CPU); a
+// row group whose schema is the reader's is read as it is.
+type projection struct {
+	parquet.RowGroup
+	schema *parquet.Schema
+	chunks []parquet.ColumnChunk
+}
+
+func (p *projection) Schema() *parquet.Schema             { return p.schema }
+func (p *projection) ColumnChunks() []parquet.ColumnChunk { return p.chunks }
+func (p *projection) Rows() parquet.Rows                  { return parquet.NewRowGroupRowReader(p) }
+
+// project returns rg through schema when every column of schema is a flat
+// column of rg of the same type and repetition; otherwise rg, which parquet-go
+// converts (a column missing from an older file reads as its zero value).
+func project(rg parquet.RowGroup, schema *parquet.Schema) parquet.RowGroup {
+	if parquet.EqualNodes(schema, rg.Schema()) {
+		return rg
+	}
+	chunks := make([]parquet.ColumnChunk, 0, len(schema.Fields()))
+	for _, path := range schema.Columns() {
+		want, _ := schema.Lookup(path...)
+		have, ok := rg.Schema().Lookup(path...)
+		if len(path) != 1 || !ok || want.Node.Repeated() || have.Node.Repeated() || want.Node.Optional() != have.Node.Optional() ||
+			!parquet.EqualNodes(want.Node, have.Node) {
+			return rg
+		}
+		chunks = append(chunks, rg.ColumnChunks()[have.ColumnIndex])
+	}
+	return &projection{RowGroup: rg, schema: schema, chunks: chunks}
+}
 
 // ReadAll reads every row of a (small) Parquet file.
 func ReadAll[T any](ra io.ReaderAt, size int64) ([]T, error) {

@@ -48,3 +48,60 @@ func TestRoundTripAndSameRowsGiveSameBytes(t *testing.T) {
 		t.Fatalf("null did not round-trip: %+v", got[1])
 	}
 }
+
+// narrow reads some of row's columns, in another order.
+type narrow struct {
+	When *time.Time `parquet:"when,optional,timestamp(microsecond:utc)"`
+	N    int64      `parquet:"n"`
+	Opt  *string    `parquet:"opt,optional"`
+}
+
+// wider has a column row's files lack.
+type wider struct {
+	N     int64   `parquet:"n"`
+	Extra *string `parquet:"extra,optional"`
+}
+
+func TestAReaderOfSomeColumnsReadsThemAcrossRowGroupsWithoutConvertingRows(t *testing.T) {
+	s := "x"
+	at := time.Date(2026, 11, 21, 10, 0, 0, 123000, time.UTC)
+	rows := make([]row, 3*RowGroupRows+5)
+	for i := range rows {
+		rows[i] = row{ID: "id", N: int64(i), At: at, Tags: []string{"a"}}
+		if i%3 == 0 {
+			rows[i].Opt, rows[i].When = &s, &at
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := WriteAll(&buf, rows); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader[narrow](bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if len(r.groups) < 4 {
+		t.Fatalf("%d row groups, want the rows across at least 4", len(r.groups))
+	}
+	if _, ok := project(r.groups[0], r.schema).(*projection); !ok {
+		t.Fatal("a narrower schema of the same columns is read by conversion, not as a projection")
+	}
+	n := 0
+	for got, ok := r.Next(); ok; got, ok = r.Next() {
+		want := rows[n]
+		if got.N != want.N || (got.Opt == nil) != (want.Opt == nil) || (got.When == nil) != (want.When == nil) ||
+			(got.When != nil && !got.When.Equal(at)) || (got.Opt != nil && *got.Opt != s) {
+			t.Fatalf("row %d = %+v, want n %d opt %v when %v", n, got, want.N, want.Opt, want.When)
+		}
+		n++
+	}
+	if err := r.Err(); err != nil || n != len(rows) {
+		t.Fatalf("read %d rows (%v), want %d", n, err, len(rows))
+	}
+
+	all, err := ReadAll[wider](bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil || len(all) != len(rows) || all[7].N != 7 || all[7].Extra != nil {
+		t.Fatalf("a column the file lacks: %d rows, %v", len(all), err)
+	}
+}
