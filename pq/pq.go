@@ -14,7 +14,7 @@ import (
 )
 
 // RowGroupRows bounds a row group. A writer's current row group waits in
-// unlinked temporary files (pageSpill), so its size costs disk, not memory;
+// unlinked temporary files (PageSpill), so its size costs disk, not memory;
 // readers hold each open file's footer, a few KiB of Go values per column
 // per row group, so fewer groups keep a reader flat as files grow: at 32K
 // rows, the week's 7 call files of a 100K-customer region held 16 MiB.
@@ -38,22 +38,46 @@ var codec = &zstd.Codec{Level: zstd.SpeedFastest}
 
 // NewWriter starts a Parquet file of T on out.
 func NewWriter[T any](out io.Writer) *Writer[T] {
-	return &Writer[T]{w: parquet.NewGenericWriter[T](out,
+	opts := []parquet.WriterOption{
 		parquet.Compression(codec),
 		parquet.MaxRowsPerRowGroup(RowGroupRows),
 		parquet.PageBufferSize(PageBytes),
-		parquet.ColumnPageBuffers(pageSpill{}),
+		parquet.ColumnPageBuffers(PageSpill{}),
 		parquet.CreatedBy("tally", "1", "-"),
-	)}
+	}
+	for _, path := range unbounded(parquet.SchemaOf(new(T))) {
+		opts = append(opts, parquet.SkipPageBounds(path...))
+	}
+	return &Writer[T]{w: parquet.NewGenericWriter[T](out, opts...)}
 }
 
-// pageSpill keeps a column's compressed pages, until their row group is
-// written, in a temporary file removed as soon as it is created: nothing is
-// left behind by a killed run. A writer spills at most one row group (the
-// largest, a region's devices, is about 10 MiB at 256K rows).
-type pageSpill struct{}
+// BoundsKey is the one text column whose page and row-group bounds are
+// written: tally's tables are sorted by it, so readers can skip row groups.
+const BoundsKey = "customer_id"
 
-func (pageSpill) GetBuffer() io.ReadWriteSeeker {
+// unbounded lists T's other text columns. Their bounds would only say "all
+// of it" (ids are random, names and labels repeat in every group), and the
+// writer keeps every page's bounds, full length, until the footer: at 100K
+// customers they were 9 MiB of a sync's 25 MiB of live memory.
+func unbounded(s *parquet.Schema) [][]string {
+	var out [][]string
+	for _, path := range s.Columns() {
+		leaf, _ := s.Lookup(path...)
+		if leaf.Node.Type().Kind() == parquet.ByteArray && path[len(path)-1] != BoundsKey {
+			out = append(out, path)
+		}
+	}
+	return out
+}
+
+// PageSpill is a parquet.BufferPool that keeps a column's compressed pages,
+// until their row group is written, in a temporary file removed as soon as it
+// is created (a killed run leaves nothing behind), instead of in memory. A
+// writer spills at most one row group (the largest of tally's tables, a
+// region's devices, is about 10 MiB at 256K rows).
+type PageSpill struct{}
+
+func (PageSpill) GetBuffer() io.ReadWriteSeeker {
 	f, err := os.CreateTemp("", "tally-pages-*")
 	if err != nil {
 		return failed{fmt.Errorf("parquet page buffer: %w", err)}
@@ -65,7 +89,7 @@ func (pageSpill) GetBuffer() io.ReadWriteSeeker {
 	return f
 }
 
-func (pageSpill) PutBuffer(b io.ReadWriteSeeker) {
+func (PageSpill) PutBuffer(b io.ReadWriteSeeker) {
 	if f, ok := b.(*os.File); ok {
 		f.Close()
 	}
