@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"tally/analytics"
+	"tally/extsort"
 	"tally/license"
 	"tally/mail"
 	"tally/model"
@@ -57,6 +59,9 @@ type Reports struct {
 	UnsubscribeKey func(context.Context) ([]byte, error)
 	// Only, if set, limits a run to one subscription (tally subscriptions test).
 	Only string
+	// SortRun is how many rows a report sorted by customer name holds in
+	// memory before it spills a sorted run to a temporary file (0: 4096).
+	SortRun int
 	// Test marks a subscriptions test run: its own job name (test-reports-<cadence>)
 	// and so its own ledger entries and lease, its files under test/, so it never
 	// counts toward the scheduled period being complete.
@@ -417,75 +422,100 @@ var licenseNames = map[string]string{model.KnowledgeWorker: "Knowledge Worker", 
 var complianceNames = map[string]string{"over": "Over", "under": "Under", "ok": "OK"}
 
 // flexRows: subscription × license type. Over several days consumed is the peak
-// daily value and entitled the value on the range's last day.
+// and entitled the last day's. The days' files (each in customer_id order) are
+// merged a customer at a time, and the rows go out by customer name through a
+// sorter that spills to disk: memory holds a customer and a bounded run.
 func (j *Reports) flexRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, emit func([]report.Value) error, counts map[string]int64) error {
-	type key struct{ subID, subscriber, lt string }
-	peak := map[key]*model.SubscriptionUsage{}
-	var keys []key
-	// Streamed, and only the subscription's partner's rows are kept: the
-	// region's other partners are most of the file.
-	for _, d := range p.Days() {
-		r, f, err := openInput[model.SubscriptionUsage](ctx, rd.store, UsageKey("subscription", rd.region, d))
-		if err != nil {
-			return err
-		}
-		for {
-			u, ok := r.Next()
-			if !ok {
-				break
-			}
-			if _, ok := visible(rd, sub, p, u.CustomerID); !ok {
-				continue
-			}
-			k := key{u.SubscriptionID, u.SubscriberID, u.LicenseType}
-			cur, ok := peak[k]
-			if !ok {
-				peak[k] = &u
-				keys = append(keys, k)
-				continue
-			}
-			cur.Consumed = max(cur.Consumed, u.Consumed)
-			cur.Entitled = u.Entitled // the latest day's
-		}
-		err = r.Err()
-		r.Close()
-		f.Close()
-		if err != nil {
-			return err
-		}
+	days, err := openDays(ctx, rd, p, func(d periods.Period) string { return UsageKey("subscription", rd.region, d) },
+		func(u *model.SubscriptionUsage) string { return u.CustomerID })
+	defer closeAll(days)
+	if err != nil {
+		return err
 	}
 	type row struct {
-		customer string
-		u        *model.SubscriptionUsage
+		Customer string
+		U        model.SubscriptionUsage
 	}
-	rows := make([]row, 0, len(keys))
-	for _, k := range keys {
-		u := peak[k]
-		rows = append(rows, row{rd.customers[u.CustomerID].CustomerName, u})
-	}
-	sort.SliceStable(rows, func(a, b int) bool {
-		x, y := rows[a], rows[b]
-		if x.customer != y.customer {
-			return x.customer < y.customer
-		}
-		if x.u.CustomerID != y.u.CustomerID {
-			return x.u.CustomerID < y.u.CustomerID
-		}
-		if x.u.SubscriptionID+x.u.SubscriberID != y.u.SubscriptionID+y.u.SubscriberID {
-			return x.u.SubscriptionID+x.u.SubscriberID < y.u.SubscriptionID+y.u.SubscriberID
-		}
-		return slices.Index(model.LicenseTypes, x.u.LicenseType) < slices.Index(model.LicenseTypes, y.u.LicenseType)
+	sorted := extsort.New(j.sortRun(), func(x, y *row) int {
+		return cmp.Or(cmp.Compare(x.Customer, y.Customer), cmp.Compare(x.U.CustomerID, y.U.CustomerID),
+			cmp.Compare(x.U.SubscriptionID+x.U.SubscriberID, y.U.SubscriptionID+y.U.SubscriberID),
+			cmp.Compare(slices.Index(model.LicenseTypes, x.U.LicenseType), slices.Index(model.LicenseTypes, y.U.LicenseType)))
 	})
-	for _, r := range rows {
-		state := license.Compliance(r.u.Entitled, r.u.Consumed, j.UnderThreshold)
-		counts[state]++
-		if err := emit([]report.Value{report.S(rd.partners[sub.PartnerID]), report.S(r.customer), report.S(r.u.SubscriptionID),
-			report.S(r.u.SubscriberID), report.S(licenseNames[r.u.LicenseType]), report.I(r.u.Entitled), report.I(r.u.Consumed),
-			report.S(complianceNames[state])}); err != nil {
+	defer sorted.Close()
+	var peak []model.SubscriptionUsage // the customer's, a row per subscription × license type
+	for id, ok := nextCustomer(days); ok; id, ok = nextCustomer(days) {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
+		c, see := visible(rd, sub, p, id)
+		peak = peak[:0]
+		for _, d := range days {
+			rows, err := d.rowsOf(id)
+			if err != nil {
+				return err
+			}
+			for _, u := range rows {
+				if !see {
+					break
+				}
+				i := slices.IndexFunc(peak, func(x model.SubscriptionUsage) bool {
+					return x.SubscriptionID == u.SubscriptionID && x.SubscriberID == u.SubscriberID && x.LicenseType == u.LicenseType
+				})
+				if i < 0 {
+					peak = append(peak, u)
+					continue
+				}
+				peak[i].Consumed = max(peak[i].Consumed, u.Consumed)
+				peak[i].Entitled = u.Entitled // the latest day's
+			}
+		}
+		for _, u := range peak {
+			if err := sorted.Add(row{c.CustomerName, u}); err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+	return sorted.Each(func(r *row) error {
+		state := license.Compliance(r.U.Entitled, r.U.Consumed, j.UnderThreshold)
+		counts[state]++
+		return emit([]report.Value{report.S(rd.partners[sub.PartnerID]), report.S(r.Customer), report.S(r.U.SubscriptionID),
+			report.S(r.U.SubscriberID), report.S(licenseNames[r.U.LicenseType]), report.I(r.U.Entitled), report.I(r.U.Consumed),
+			report.S(complianceNames[state])})
+	})
+}
+
+// sortRun is how many report rows a sorter holds before it spills a run (a
+// few MiB; at 32K the held run alone grew a 100K-customer run by 10 MiB).
+func (j *Reports) sortRun() int { return cmp.Or(j.SortRun, 4096) }
+
+// openDays opens a table of each day of p, each in customer_id order.
+func openDays[T any](ctx context.Context, rd *regionData, p periods.Period, key func(periods.Period) string, of func(*T) string) ([]*stream[T], error) {
+	var days []*stream[T]
+	for _, d := range p.Days() {
+		st, err := openStream(ctx, rd.store, key(d), of)
+		if err != nil {
+			return days, err
+		}
+		days = append(days, st)
+	}
+	return days, nil
+}
+
+func closeAll[T any](ss []*stream[T]) {
+	for _, s := range ss {
+		s.close()
+	}
+}
+
+// nextCustomer is the smallest customer at the head of any of ss.
+func nextCustomer[T any](ss []*stream[T]) (string, bool) {
+	best, found := "", false
+	for _, s := range ss {
+		if k, ok := s.peek(); ok && (!found || k < best) {
+			best, found = k, true
+		}
+	}
+	return best, found
 }
 
 // clusterRows: the Dedicated Instance view, peak daily usage per cluster.
@@ -613,34 +643,44 @@ func subscriptionTableRows(ctx context.Context, p periods.Period, rd *regionData
 
 // callingRows: customer × location, from the period's call legs.
 func (j *Reports) callingRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, emit func([]report.Value) error) error {
-	// Location names from the numbers table: two columns streamed, a map of
-	// the region's locations (far fewer than its numbers).
+	// Location names from the numbers table (in customer_id order, like the
+	// calls): three columns, read a customer at a time.
 	type location struct {
 		CustomerID   string `parquet:"customer_id"`
 		LocationID   string `parquet:"location_id"`
 		LocationName string `parquet:"location_name"`
 	}
-	locations := map[string]string{}
-	nr, nf, err := openInput[location](ctx, rd.store, InventoryKey("numbers", rd.region, p.LastDay()))
+	numbers, err := openStream(ctx, rd.store, InventoryKey("numbers", rd.region, p.LastDay()), func(n *location) string { return n.CustomerID })
 	if err != nil {
 		return err
 	}
-	for {
-		n, ok := nr.Next()
-		if !ok {
-			break
-		}
-		if _, ok := visible(rd, sub, p, n.CustomerID); ok {
-			locations[n.LocationID] = n.LocationName
-		}
+	defer numbers.close()
+	// A narrow read: the leg id, user, start time and direction stay on disk.
+	// (Flat: read through an embedded analytics.Leg, parquet-go v0.32 gave
+	// wrong queue_outcome values.)
+	type leg struct {
+		CallID          string   `parquet:"call_id"`
+		CustomerID      string   `parquet:"customer_id"`
+		LocationID      string   `parquet:"location_id"`
+		DeviceType      string   `parquet:"device_type"`
+		DurationSeconds int64    `parquet:"duration_seconds"`
+		IsVideo         bool     `parquet:"is_video"`
+		AudioJitterMs   float64  `parquet:"audio_jitter_ms"`
+		AudioLatencyMs  float64  `parquet:"audio_latency_ms"`
+		AudioLossPct    float64  `parquet:"audio_loss_pct"`
+		VideoJitterMs   *float64 `parquet:"video_jitter_ms,optional"`
+		VideoLatencyMs  *float64 `parquet:"video_latency_ms,optional"`
+		VideoLossPct    *float64 `parquet:"video_loss_pct,optional"`
+		RoutedVia       *string  `parquet:"routed_via,optional"`
+		QueueOutcome    *string  `parquet:"queue_outcome,optional"`
 	}
-	nr.Close()
-	nf.Close()
-	if err := nr.Err(); err != nil {
+	days, err := openDays(ctx, rd, p, func(d periods.Period) string { return CallsKey(rd.region, d) }, func(l *leg) string { return l.CustomerID })
+	defer closeAll(days)
+	if err != nil {
 		return err
 	}
 	type acc struct {
-		customer, location                             string
+		location                                       string
 		calls, legs, poor, seconds, videoSeconds       int64
 		audio, video, desk, room, other, hunt, aa      int64
 		queue, timedOut, overflowed, forwarded, abandn int64
@@ -661,123 +701,111 @@ func (j *Reports) callingRows(ctx context.Context, p periods.Period, rd *regionD
 			a.poor++
 		}
 	}
-	// A narrow read: the leg id, user, start time and direction stay on disk.
-	// (Flat: read through an embedded analytics.Leg, parquet-go v0.32 gave
-	// wrong queue_outcome values.)
-	type leg struct {
-		CallID          string   `parquet:"call_id"`
-		CustomerID      string   `parquet:"customer_id"`
-		LocationID      string   `parquet:"location_id"`
-		DeviceType      string   `parquet:"device_type"`
-		DurationSeconds int64    `parquet:"duration_seconds"`
-		IsVideo         bool     `parquet:"is_video"`
-		AudioJitterMs   float64  `parquet:"audio_jitter_ms"`
-		AudioLatencyMs  float64  `parquet:"audio_latency_ms"`
-		AudioLossPct    float64  `parquet:"audio_loss_pct"`
-		VideoJitterMs   *float64 `parquet:"video_jitter_ms,optional"`
-		VideoLatencyMs  *float64 `parquet:"video_latency_ms,optional"`
-		VideoLossPct    *float64 `parquet:"video_loss_pct,optional"`
-		RoutedVia       *string  `parquet:"routed_via,optional"`
-		QueueOutcome    *string  `parquet:"queue_outcome,optional"`
+	// A customer × location row, sorted by customer name, customer and location.
+	type row struct {
+		Customer, CustomerID, LocationName, LocationID string
+		Counts                                         [17]int64
 	}
-	accs := map[string]*acc{}
-	for _, d := range p.Days() {
-		r, f, err := openInput[leg](ctx, rd.store, CallsKey(rd.region, d))
-		if err != nil {
+	sorted := extsort.New(j.sortRun(), func(x, y *row) int {
+		return cmp.Or(cmp.Compare(x.Customer, y.Customer), cmp.Compare(x.CustomerID, y.CustomerID),
+			cmp.Compare(x.LocationName+x.LocationID, y.LocationName+y.LocationID))
+	})
+	defer sorted.Close()
+	accs := map[string]*acc{} // the customer's, by location
+	for id, ok := nextCustomer(days); ok; id, ok = nextCustomer(days) {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		for {
-			leg, ok := r.Next()
-			if !ok {
-				break
+		c, see := visible(rd, sub, p, id)
+		clear(accs)
+		for _, d := range days {
+			legs, err := d.rowsOf(id)
+			if err != nil {
+				return err
 			}
-			if _, ok := visible(rd, sub, p, leg.CustomerID); !ok {
-				continue
-			}
-			k := leg.CustomerID + "\x00" + leg.LocationID
-			a := accs[k]
-			if a == nil {
-				a = &acc{customer: leg.CustomerID, location: leg.LocationID}
-				accs[k] = a
-			}
-			if leg.CallID != a.call {
-				flush(a)
-				a.call, a.callMax, a.callVideo, a.callPoor = leg.CallID, 0, false, false
-				switch model.Deref(leg.RoutedVia) {
-				case "hunt-group":
-					a.hunt++
-				case "auto-attendant":
-					a.aa++
+			for i := range legs {
+				if !see {
+					break
 				}
-				if leg.QueueOutcome != nil {
-					a.queue++
-					switch *leg.QueueOutcome {
-					case "timed-out":
-						a.timedOut++
-					case "overflowed":
-						a.overflowed++
-					case "forwarded":
-						a.forwarded++
-					case "abandoned":
-						a.abandn++
+				leg := &legs[i]
+				a := accs[leg.LocationID]
+				if a == nil {
+					a = &acc{location: leg.LocationID}
+					accs[leg.LocationID] = a
+				}
+				if leg.CallID != a.call {
+					flush(a)
+					a.call, a.callMax, a.callVideo, a.callPoor = leg.CallID, 0, false, false
+					switch model.Deref(leg.RoutedVia) {
+					case "hunt-group":
+						a.hunt++
+					case "auto-attendant":
+						a.aa++
+					}
+					if leg.QueueOutcome != nil {
+						a.queue++
+						switch *leg.QueueOutcome {
+						case "timed-out":
+							a.timedOut++
+						case "overflowed":
+							a.overflowed++
+						case "forwarded":
+							a.forwarded++
+						case "abandoned":
+							a.abandn++
+						}
 					}
 				}
-			}
-			a.legs++
-			a.callMax = max(a.callMax, leg.DurationSeconds)
-			a.callVideo = a.callVideo || leg.IsVideo
-			a.callPoor = a.callPoor || j.Thresholds.Poor(&analytics.Leg{AudioJitterMs: leg.AudioJitterMs, AudioLatencyMs: leg.AudioLatencyMs,
-				AudioLossPct: leg.AudioLossPct, VideoJitterMs: leg.VideoJitterMs, VideoLatencyMs: leg.VideoLatencyMs, VideoLossPct: leg.VideoLossPct})
-			if leg.IsVideo {
-				a.video++
-			} else {
-				a.audio++
-			}
-			switch leg.DeviceType {
-			case model.DeskPhone:
-				a.desk++
-			case model.Room, model.TelePresenceType:
-				a.room++
-			default:
-				a.other++
+				a.legs++
+				a.callMax = max(a.callMax, leg.DurationSeconds)
+				a.callVideo = a.callVideo || leg.IsVideo
+				a.callPoor = a.callPoor || j.Thresholds.Poor(&analytics.Leg{AudioJitterMs: leg.AudioJitterMs, AudioLatencyMs: leg.AudioLatencyMs,
+					AudioLossPct: leg.AudioLossPct, VideoJitterMs: leg.VideoJitterMs, VideoLatencyMs: leg.VideoLatencyMs, VideoLossPct: leg.VideoLossPct})
+				if leg.IsVideo {
+					a.video++
+				} else {
+					a.audio++
+				}
+				switch leg.DeviceType {
+				case model.DeskPhone:
+					a.desk++
+				case model.Room, model.TelePresenceType:
+					a.room++
+				default:
+					a.other++
+				}
 			}
 		}
-		err = r.Err()
-		r.Close()
-		f.Close()
+		if len(accs) == 0 {
+			continue
+		}
+		locs, err := numbers.rowsOf(id)
 		if err != nil {
 			return err
 		}
-	}
-	list := make([]*acc, 0, len(accs))
-	for _, a := range accs {
-		flush(a)
-		list = append(list, a)
-	}
-	name := func(a *acc) string { return rd.customers[a.customer].CustomerName }
-	sort.Slice(list, func(x, y int) bool {
-		a, b := list[x], list[y]
-		if name(a) != name(b) {
-			return name(a) < name(b)
+		names := map[string]string{}
+		for _, l := range locs {
+			names[l.LocationID] = l.LocationName
 		}
-		if a.customer != b.customer {
-			return a.customer < b.customer
+		for _, a := range accs {
+			flush(a)
+			if err := sorted.Add(row{c.CustomerName, id, names[a.location], a.location, [17]int64{a.calls, a.legs, a.poor, a.seconds / 60, a.videoSeconds / 60,
+				a.audio, a.video, a.desk, a.room, a.other, a.hunt, a.aa, a.queue, a.timedOut, a.overflowed, a.forwarded, a.abandn}}); err != nil {
+				return err
+			}
 		}
-		return locations[a.location]+a.location < locations[b.location]+b.location
-	})
-	for _, a := range list {
-		loc := locations[a.location]
+	}
+	return sorted.Each(func(r *row) error {
+		loc := r.LocationName
 		if loc == "" {
-			loc = a.location
+			loc = r.LocationID
 		}
-		if err := emit([]report.Value{report.S(name(a)), report.S(a.customer), report.S(loc), report.I(a.calls), report.I(a.legs), report.I(a.poor),
-			report.I(a.seconds / 60), report.I(a.videoSeconds / 60), report.I(a.audio), report.I(a.video), report.I(a.desk), report.I(a.room),
-			report.I(a.other), report.I(a.hunt), report.I(a.aa), report.I(a.queue), report.I(a.timedOut), report.I(a.overflowed),
-			report.I(a.forwarded), report.I(a.abandn)}); err != nil {
-			return err
+		out := []report.Value{report.S(r.Customer), report.S(r.CustomerID), report.S(loc)}
+		for _, v := range r.Counts {
+			out = append(out, report.I(v))
 		}
-	}
-	return nil
+		return emit(out)
+	})
 }
 
 // userEmail is the columns of inventory/users the Devices report needs: a
@@ -799,11 +827,11 @@ func deviceRows(ctx context.Context, p periods.Period, rd *regionData, sub *subs
 	}
 	defer f.Close()
 	defer r.Close()
-	users, err := openGroups(ctx, rd.store, InventoryKey("users", rd.region, p.LastDay()), func(u *userEmail) string { return u.CustomerID })
+	users, err := openStream(ctx, rd.store, InventoryKey("users", rd.region, p.LastDay()), func(u *userEmail) string { return u.CustomerID })
 	if err != nil {
 		return err
 	}
-	defer users.Close()
+	defer users.close()
 	emails, current := map[string]string{}, ""
 	for {
 		d, ok := r.Next()
@@ -815,7 +843,7 @@ func deviceRows(ctx context.Context, p periods.Period, rd *regionData, sub *subs
 			continue
 		}
 		if d.CustomerID != current {
-			us, err := users.rows(d.CustomerID)
+			us, err := users.rowsOf(d.CustomerID)
 			if err != nil {
 				return err
 			}

@@ -46,6 +46,7 @@ type reportsEnv struct {
 	catalog *subscriptions.Catalog
 	src     source.Source
 	partner string
+	reports []*Reports // daily, weekly, monthly
 }
 
 func newReportsEnv(t *testing.T, src source.Source, sender mail.Sender) *reportsEnv {
@@ -62,13 +63,15 @@ func newReportsEnv(t *testing.T, src source.Source, sender mail.Sender) *reports
 	ledger := &runner.Ledger{Store: store}
 	js := []runner.Job{&Sync{Source: src, Ledger: ledger}, &Usage{UnderThreshold: 0.5},
 		&WeeklyAnalytics{Ledger: ledger, Thresholds: analytics.DefaultThresholds, LowBelow: 0.5}}
+	var reports []*Reports
 	for _, c := range []periods.Cadence{periods.Daily, periods.Weekly, periods.Monthly} {
-		js = append(js, &Reports{Every: c, Catalog: catalog, Sender: sender, From: "tally@example.com", Links: links{},
+		reports = append(reports, &Reports{Every: c, Catalog: catalog, Sender: sender, From: "tally@example.com", Links: links{},
 			UnderThreshold: 0.5, Thresholds: analytics.DefaultThresholds, SendAttempts: 2, SendBackoff: time.Millisecond})
+		js = append(js, reports[len(reports)-1])
 	}
 	r := testRunner(store, time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC), js...)
 	partners, _ := src.Partners(context.Background(), testDay)
-	return &reportsEnv{dir: dir, store: store, r: r, subs: &subscriptions.Store{S: store}, catalog: catalog, src: src, partner: partners[0].PartnerID}
+	return &reportsEnv{dir: dir, store: store, r: r, subs: &subscriptions.Store{S: store}, catalog: catalog, src: src, partner: partners[0].PartnerID, reports: reports}
 }
 
 func (e *reportsEnv) add(t *testing.T, s *subscriptions.Subscription) {
@@ -596,6 +599,50 @@ func TestXLSXWorksForEveryTemplateWithTheCSVsHeaderRowsAndTypedCells(t *testing.
 	for _, tpl := range report.BuiltIns {
 		if !seen[tpl.Slug] {
 			t.Errorf("no XLSX for %s", tpl.Name)
+		}
+	}
+}
+
+func TestReportsSortedByCustomerNameAreByteIdenticalWhenTheirSortSpillsToDisk(t *testing.T) {
+	t.Parallel()
+	slugs := []string{"flex-license-usage", "calling-usage-detail"}
+	run := func(sortRun int) map[string][]byte {
+		e := newReportsEnv(t, nil, nil)
+		for _, r := range e.reports {
+			r.SortRun = sortRun
+		}
+		for _, slug := range slugs {
+			e.add(t, &subscriptions.Subscription{ID: slug, Template: slug, Cadence: periods.Daily, Formats: []string{"csv", "parquet", "xlsx"}})
+		}
+		e.run(t, ReportsJob(periods.Daily), testDay, runner.Options{})
+		out := map[string][]byte{}
+		for _, k := range e.files(t, "") {
+			b, err := os.ReadFile(filepath.Join(e.dir, k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[k] = b
+		}
+		return out
+	}
+	inMemory, spilled := run(0), run(3)
+	for _, slug := range slugs {
+		var csvRows int
+		for k, b := range inMemory {
+			if strings.Contains(k, "/"+slug+"/") && strings.HasSuffix(k, ".csv") {
+				csvRows += bytes.Count(b, []byte("\n")) - 1
+			}
+		}
+		if csvRows <= 3 {
+			t.Fatalf("%s: %d rows, too few for runs of 3 to spill", slug, csvRows)
+		}
+	}
+	if len(inMemory) == 0 || len(inMemory) != len(spilled) {
+		t.Fatalf("%d report files sorted in memory, %d with the sort spilled", len(inMemory), len(spilled))
+	}
+	for k, b := range inMemory {
+		if !bytes.Equal(b, spilled[k]) {
+			t.Errorf("%s differs when its sort spills runs of 3 rows", k)
 		}
 	}
 }

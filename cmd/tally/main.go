@@ -150,6 +150,13 @@ func (a *app) setup() error {
 		cfg.Log.Level = a.logLevel
 	}
 	a.cfg = cfg
+	if cfg.Storage.TmpDir != "" {
+		// Every spill (Parquet row groups being written, report sorts, XLSX,
+		// call records) goes to os.TempDir, which follows TMPDIR.
+		if err := os.Setenv("TMPDIR", cfg.Storage.TmpDir); err != nil {
+			return err
+		}
+	}
 	level, err := zerolog.ParseLevel(cfg.Log.Level)
 	if err != nil {
 		return runner.Usagef("log level %q: want debug, info, warn or error", cfg.Log.Level)
