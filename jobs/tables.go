@@ -286,5 +286,3 @@ func keepValid[T any](ctx context.Context, q *quarantine, entity string, rows []
 func ReadTable[T any](ctx context.Context, s storage.Store, key string) ([]T, error) {
 	return readAll[T](ctx, s, key)
 }
-
-
