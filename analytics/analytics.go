@@ -225,12 +225,13 @@ func (t Thresholds) Poor(l *Leg) bool {
 	return gt(l.VideoJitterMs, t.JitterMs) || gt(l.VideoLatencyMs, t.LatencyMs) || gt(l.VideoLossPct, t.LossPct)
 }
 
-// Leg is the columns of a calls/ row that quality and the weekly analytics
-// use: a narrow read leaves the leg id, location, start time, direction and
-// routing on disk.
+// Leg is the columns of a calls/ row that call quality, the weekly analytics
+// and the Calling Usage report use: a narrow read leaves the leg id, start
+// time and direction on disk.
 type Leg struct {
 	CallID           string   `parquet:"call_id"`
 	CustomerID       string   `parquet:"customer_id"`
+	LocationID       string   `parquet:"location_id"`
 	UserID           *string  `parquet:"user_id,optional"`
 	DeviceType       string   `parquet:"device_type"`
 	DurationSeconds  int64    `parquet:"duration_seconds"`
@@ -241,6 +242,7 @@ type Leg struct {
 	VideoJitterMs    *float64 `parquet:"video_jitter_ms,optional"`
 	VideoLatencyMs   *float64 `parquet:"video_latency_ms,optional"`
 	VideoLossPct     *float64 `parquet:"video_loss_pct,optional"`
+	RoutedVia        *string  `parquet:"routed_via,optional"`
 	QueueOutcome     *string  `parquet:"queue_outcome,optional"`
 	QueueWaitSeconds *int64   `parquet:"queue_wait_seconds,optional"`
 }

@@ -655,26 +655,7 @@ func (j *Reports) callingRows(ctx context.Context, p periods.Period, rd *regionD
 		return err
 	}
 	defer numbers.close()
-	// A narrow read: the leg id, user, start time and direction stay on disk.
-	// (Flat: read through an embedded analytics.Leg, parquet-go v0.32 gave
-	// wrong queue_outcome values.)
-	type leg struct {
-		CallID          string   `parquet:"call_id"`
-		CustomerID      string   `parquet:"customer_id"`
-		LocationID      string   `parquet:"location_id"`
-		DeviceType      string   `parquet:"device_type"`
-		DurationSeconds int64    `parquet:"duration_seconds"`
-		IsVideo         bool     `parquet:"is_video"`
-		AudioJitterMs   float64  `parquet:"audio_jitter_ms"`
-		AudioLatencyMs  float64  `parquet:"audio_latency_ms"`
-		AudioLossPct    float64  `parquet:"audio_loss_pct"`
-		VideoJitterMs   *float64 `parquet:"video_jitter_ms,optional"`
-		VideoLatencyMs  *float64 `parquet:"video_latency_ms,optional"`
-		VideoLossPct    *float64 `parquet:"video_loss_pct,optional"`
-		RoutedVia       *string  `parquet:"routed_via,optional"`
-		QueueOutcome    *string  `parquet:"queue_outcome,optional"`
-	}
-	days, err := openDays(ctx, rd, p, func(d periods.Period) string { return CallsKey(rd.region, d) }, func(l *leg) string { return l.CustomerID })
+	days, err := openDays(ctx, rd, p, func(d periods.Period) string { return CallsKey(rd.region, d) }, func(l *analytics.Leg) string { return l.CustomerID })
 	defer closeAll(days)
 	if err != nil {
 		return err
@@ -759,8 +740,7 @@ func (j *Reports) callingRows(ctx context.Context, p periods.Period, rd *regionD
 				a.legs++
 				a.callMax = max(a.callMax, leg.DurationSeconds)
 				a.callVideo = a.callVideo || leg.IsVideo
-				a.callPoor = a.callPoor || j.Thresholds.Poor(&analytics.Leg{AudioJitterMs: leg.AudioJitterMs, AudioLatencyMs: leg.AudioLatencyMs,
-					AudioLossPct: leg.AudioLossPct, VideoJitterMs: leg.VideoJitterMs, VideoLatencyMs: leg.VideoLatencyMs, VideoLossPct: leg.VideoLossPct})
+				a.callPoor = a.callPoor || j.Thresholds.Poor(leg)
 				if leg.IsVideo {
 					a.video++
 				} else {
