@@ -193,12 +193,7 @@ func (j *Reports) Run(ctx context.Context, rc *runner.RunContext) error {
 		out[sub.ID] = t.sr
 		todo = append(todo, t)
 	}
-	// A region at a time, every subscription in it: only one region's
-	// customers are in memory, and only those of the partners subscribed.
-	partners := map[string]bool{}
-	for _, t := range todo {
-		partners[t.sub.PartnerID] = true
-	}
+	// A region at a time, every subscription in it.
 	for _, region := range rc.Regions {
 		var rd *regionData
 		for _, t := range todo {
@@ -206,7 +201,7 @@ func (j *Reports) Run(ctx context.Context, rc *runner.RunContext) error {
 				continue
 			}
 			if rd == nil {
-				if rd, err = j.regionData(ctx, rc, region, partners); err != nil {
+				if rd, err = j.regionData(ctx, rc, region); err != nil {
 					return err
 				}
 			}
@@ -228,14 +223,13 @@ func (j *Reports) Run(ctx context.Context, rc *runner.RunContext) error {
 
 // regionData is what every template of a region needs to filter and label rows.
 type regionData struct {
-	region    string
-	store     storage.Store
-	customers map[string]customerFacts
-	partners  map[string]string
+	region   string
+	store    storage.Store
+	day      periods.Period // the period's last day, whose customers label the rows
+	partners map[string]string
 }
 
-// customerFacts are the columns of inventory/customers the reports use: a
-// narrow read, and a region's map a third the size of whole rows.
+// customerFacts are the columns of inventory/customers the reports use.
 type customerFacts struct {
 	CustomerID   string    `parquet:"customer_id"`
 	CustomerName string    `parquet:"customer_name"`
@@ -244,35 +238,15 @@ type customerFacts struct {
 	CreatedAt    time.Time `parquet:"created_at,timestamp(microsecond:utc)"`
 }
 
-// regionData reads the region's customers of the partners given (streamed:
-// the region's other partners' customers are never held).
-func (j *Reports) regionData(ctx context.Context, rc *runner.RunContext, region string, partners map[string]bool) (*regionData, error) {
+// regionData reads the region's partner names; its customers are read by each
+// report part as its rows come (viewer).
+func (j *Reports) regionData(ctx context.Context, rc *runner.RunContext, region string) (*regionData, error) {
 	store, err := rc.Stores.For(region)
 	if err != nil {
 		return nil, runner.Permanent(err)
 	}
-	last := rc.Period.LastDay()
-	rd := &regionData{region: region, store: store, customers: map[string]customerFacts{}, partners: map[string]string{}}
-	r, f, err := openInput[customerFacts](ctx, store, InventoryKey("customers", region, last))
-	if err != nil {
-		return nil, err
-	}
-	for {
-		c, ok := r.Next()
-		if !ok {
-			break
-		}
-		if partners[c.PartnerID] {
-			rd.customers[c.CustomerID] = c
-		}
-	}
-	err = r.Err()
-	r.Close()
-	f.Close()
-	if err != nil {
-		return nil, err
-	}
-	parts, err := readAll[model.Partner](ctx, store, InventoryKey("partners", region, last))
+	rd := &regionData{region: region, store: store, day: rc.Period.LastDay(), partners: map[string]string{}}
+	parts, err := readAll[model.Partner](ctx, store, InventoryKey("partners", region, rd.day))
 	if err != nil {
 		return nil, err
 	}
@@ -282,15 +256,70 @@ func (j *Reports) regionData(ctx context.Context, rc *runner.RunContext, region 
 	return rd, nil
 }
 
-// visible reports whether a customer's rows go into sub's report: the
-// subscription's partner, a customer its role may see, and an organisation created
-// at least 24 hours before the period's end.
-func visible(rd *regionData, sub *subscriptions.Subscription, p periods.Period, customerID string) (customerFacts, bool) {
-	c, ok := rd.customers[customerID]
-	if !ok || c.PartnerID != sub.PartnerID || !sub.Sees(customerID) {
-		return c, false
+// viewer says whose rows go into one subscription's report, and labels them.
+// It reads the region's customers (in customer_id order) as the template's
+// rows ask for them, in that order too (every input is sorted by
+// customer_id): it holds one customer, never the region's.
+type viewer struct {
+	sub   *subscriptions.Subscription
+	p     periods.Period
+	s     *stream[customerFacts]
+	last  string
+	cur   customerFacts
+	found bool
+}
+
+func (rd *regionData) viewer(ctx context.Context, sub *subscriptions.Subscription, p periods.Period) (*viewer, error) {
+	s, err := openStream(ctx, rd.store, InventoryKey("customers", rd.region, rd.day), func(c *customerFacts) string { return c.CustomerID })
+	if err != nil {
+		return nil, err
 	}
-	return c, !c.CreatedAt.After(p.End().Add(-24 * time.Hour))
+	return &viewer{sub: sub, p: p, s: s}, nil
+}
+
+func (v *viewer) close() { v.s.close() }
+
+// see is a customer's facts and whether its rows go into the report: the
+// subscription's partner, a customer its role may see, and an organisation
+// created at least 24 hours before the period's end. Customers are asked for
+// in customer_id order (the same one again is fine).
+func (v *viewer) see(id string) (customerFacts, bool, error) {
+	if id != v.last || v.last == "" {
+		if id < v.last {
+			return customerFacts{}, false, fmt.Errorf("report rows out of customer_id order: %s after %s", id, v.last)
+		}
+		rows, err := v.s.rowsOf(id)
+		if err != nil {
+			return customerFacts{}, false, err
+		}
+		v.last, v.found = id, len(rows) > 0
+		if v.found {
+			v.cur = rows[0]
+		}
+	}
+	c := v.cur
+	if !v.found || c.PartnerID != v.sub.PartnerID || !v.sub.Sees(id) {
+		return customerFacts{}, false, nil
+	}
+	return c, !c.CreatedAt.After(v.p.End().Add(-24 * time.Hour)), nil
+}
+
+// seeAll is see for the customers of rows read whole, in any order: the
+// visible ones among ids.
+func (v *viewer) seeAll(ids []string) (map[string]customerFacts, error) {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	out := map[string]customerFacts{}
+	for _, id := range slices.Compact(ids) {
+		c, ok, err := v.see(id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[id] = c
+		}
+	}
+	return out, nil
 }
 
 // partWriter opens a report's files on its first row, so a region without rows
@@ -396,20 +425,24 @@ func (j *Reports) writePart(ctx context.Context, rc *runner.RunContext, rd *regi
 	base := tpl.Base()
 	pw := &partWriter{job: j, rc: rc, rd: rd, sub: sub, tpl: tpl, part: part, baseCols: base.Parts[part].Columns}
 	emit := func(row []report.Value) error { return pw.write(ctx, row) }
-	var err error
+	v, err := rd.viewer(ctx, sub, rc.Period)
+	if err != nil {
+		return nil, err
+	}
+	defer v.close()
 	switch base.Parts[part].Table {
 	case "flex":
-		err = j.flexRows(ctx, rc.Period, rd, sub, emit, counts)
+		err = j.flexRows(ctx, rc.Period, rd, v, emit, counts)
 	case "clusters":
-		err = clusterRows(ctx, rc.Period, rd, sub, emit)
+		err = clusterRows(ctx, rc.Period, rd, v, emit)
 	case "calling":
-		err = j.callingRows(ctx, rc.Period, rd, sub, emit)
+		err = j.callingRows(ctx, rc.Period, rd, v, emit)
 	case "devices":
-		err = deviceRows(ctx, rc.Period, rd, sub, emit)
+		err = deviceRows(ctx, rc.Period, rd, v, emit)
 	case "numbers":
-		err = numberRows(ctx, rc.Period, rd, sub, emit)
+		err = numberRows(ctx, rc.Period, rd, v, emit)
 	default:
-		err = subscriptionTableRows(ctx, rc.Period, rd, sub, base.Parts[part].Table, emit)
+		err = subscriptionTableRows(ctx, rc.Period, rd, v, base.Parts[part].Table, emit)
 	}
 	if err != nil {
 		pw.abort(err)
@@ -425,7 +458,7 @@ var complianceNames = map[string]string{"over": "Over", "under": "Under", "ok": 
 // and entitled the last day's. The days' files (each in customer_id order) are
 // merged a customer at a time, and the rows go out by customer name through a
 // sorter that spills to disk: memory holds a customer and a bounded run.
-func (j *Reports) flexRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, emit func([]report.Value) error, counts map[string]int64) error {
+func (j *Reports) flexRows(ctx context.Context, p periods.Period, rd *regionData, v *viewer, emit func([]report.Value) error, counts map[string]int64) error {
 	days, err := openDays(ctx, rd, p, func(d periods.Period) string { return UsageKey("subscription", rd.region, d) },
 		func(u *model.SubscriptionUsage) string { return u.CustomerID })
 	defer closeAll(days)
@@ -447,7 +480,10 @@ func (j *Reports) flexRows(ctx context.Context, p periods.Period, rd *regionData
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c, see := visible(rd, sub, p, id)
+		c, see, err := v.see(id)
+		if err != nil {
+			return err
+		}
 		peak = peak[:0]
 		for _, d := range days {
 			rows, err := d.rowsOf(id)
@@ -478,7 +514,7 @@ func (j *Reports) flexRows(ctx context.Context, p periods.Period, rd *regionData
 	return sorted.Each(func(r *row) error {
 		state := license.Compliance(r.U.Entitled, r.U.Consumed, j.UnderThreshold)
 		counts[state]++
-		return emit([]report.Value{report.S(rd.partners[sub.PartnerID]), report.S(r.Customer), report.S(r.U.SubscriptionID),
+		return emit([]report.Value{report.S(rd.partners[v.sub.PartnerID]), report.S(r.Customer), report.S(r.U.SubscriptionID),
 			report.S(r.U.SubscriberID), report.S(licenseNames[r.U.LicenseType]), report.I(r.U.Entitled), report.I(r.U.Consumed),
 			report.S(complianceNames[state])})
 	})
@@ -518,26 +554,39 @@ func nextCustomer[T any](ss []*stream[T]) (string, bool) {
 	return best, found
 }
 
-// clusterRows: the Dedicated Instance view, peak daily usage per cluster.
-func clusterRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, emit func([]report.Value) error) error {
+// clusterRows: the Dedicated Instance view, peak daily usage per cluster. The
+// days' files are merged a customer at a time; the visible clusters are held.
+func clusterRows(ctx context.Context, p periods.Period, rd *regionData, v *viewer, emit func([]report.Value) error) error {
+	days, err := openDays(ctx, rd, p, func(d periods.Period) string { return UsageKey("cluster", rd.region, d) },
+		func(u *model.ClusterUsage) string { return u.CustomerID })
+	defer closeAll(days)
+	if err != nil {
+		return err
+	}
 	peak := map[string]*model.ClusterUsage{}
-	for _, d := range p.Days() {
-		rows, err := readAll[model.ClusterUsage](ctx, rd.store, UsageKey("cluster", rd.region, d))
+	for id, ok := nextCustomer(days); ok; id, ok = nextCustomer(days) {
+		_, see, err := v.see(id)
 		if err != nil {
 			return err
 		}
-		for _, r := range rows {
-			if _, ok := visible(rd, sub, p, r.CustomerID); !ok {
-				continue
+		for _, d := range days {
+			rows, err := d.rowsOf(id)
+			if err != nil {
+				return err
 			}
-			cur, ok := peak[r.ClusterID]
-			if !ok {
-				r := r
-				peak[r.ClusterID] = &r
-				continue
+			for _, r := range rows {
+				if !see {
+					break
+				}
+				cur, ok := peak[r.ClusterID]
+				if !ok {
+					r := r
+					peak[r.ClusterID] = &r
+					continue
+				}
+				cur.KnowledgeWorker, cur.CommonArea, cur.TelePresence = max(cur.KnowledgeWorker, r.KnowledgeWorker), max(cur.CommonArea, r.CommonArea), max(cur.TelePresence, r.TelePresence)
+				cur.FQDN, cur.Publisher = r.FQDN, r.Publisher
 			}
-			cur.KnowledgeWorker, cur.CommonArea, cur.TelePresence = max(cur.KnowledgeWorker, r.KnowledgeWorker), max(cur.CommonArea, r.CommonArea), max(cur.TelePresence, r.TelePresence)
-			cur.FQDN, cur.Publisher = r.FQDN, r.Publisher
 		}
 	}
 	ids := make([]string, 0, len(peak))
@@ -579,60 +628,51 @@ func trend(t []*float64) report.Value {
 }
 
 // subscriptionTableRows: one of the §7 tables of the week, for Customer Subscriptions.
-func subscriptionTableRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, table string, emit func([]report.Value) error) error {
+func subscriptionTableRows(ctx context.Context, p periods.Period, rd *regionData, v *viewer, table string, emit func([]report.Value) error) error {
 	key := AnalyticsKey(table, rd.region, p)
-	see := func(id string) bool { _, ok := visible(rd, sub, p, id); return ok }
 	switch table {
 	case "recently_added":
-		rows, err := readAll[model.RecentlyAdded](ctx, rd.store, key)
+		rows, err := visibleRows(ctx, rd, v, key, func(r *model.RecentlyAdded) string { return r.CustomerID })
 		if err != nil {
 			return err
 		}
 		for _, r := range rows {
-			if see(r.CustomerID) {
-				if err := emit([]report.Value{report.S(r.CustomerName), report.S(r.SubscriptionID), report.I(r.DaysSinceAdded), report.I(r.TotalLicenses),
-					report.I(r.Used), report.I(r.Assigned), report.I(r.Available), report.OptI(r.WeeklyAssignmentChange), report.OptI(r.WeeklyUsageChange)}); err != nil {
-					return err
-				}
+			if err := emit([]report.Value{report.S(r.CustomerName), report.S(r.SubscriptionID), report.I(r.DaysSinceAdded), report.I(r.TotalLicenses),
+				report.I(r.Used), report.I(r.Assigned), report.I(r.Available), report.OptI(r.WeeklyAssignmentChange), report.OptI(r.WeeklyUsageChange)}); err != nil {
+				return err
 			}
 		}
 	case "expiring", "renewing":
-		rows, err := readAll[model.Expiring](ctx, rd.store, key)
+		rows, err := visibleRows(ctx, rd, v, key, func(r *model.Expiring) string { return r.CustomerID })
 		if err != nil {
 			return err
 		}
 		for _, r := range rows {
-			if see(r.CustomerID) {
-				if err := emit([]report.Value{report.S(r.CustomerName), report.S(r.SubscriptionID), report.I(r.DaysTo), report.I(r.TotalLicenses),
-					report.I(r.Used), report.I(r.Assigned), report.I(r.Available), trend(r.Usage3Months)}); err != nil {
-					return err
-				}
+			if err := emit([]report.Value{report.S(r.CustomerName), report.S(r.SubscriptionID), report.I(r.DaysTo), report.I(r.TotalLicenses),
+				report.I(r.Used), report.I(r.Assigned), report.I(r.Available), trend(r.Usage3Months)}); err != nil {
+				return err
 			}
 		}
 	case "low_assignment":
-		rows, err := readAll[model.LowAssignment](ctx, rd.store, key)
+		rows, err := visibleRows(ctx, rd, v, key, func(r *model.LowAssignment) string { return r.CustomerID })
 		if err != nil {
 			return err
 		}
 		for _, r := range rows {
-			if see(r.CustomerID) {
-				if err := emit([]report.Value{report.S(r.CustomerName), report.S(r.SubscriptionID), report.I(r.MonthsSinceAdded), report.I(r.Assigned),
-					pct(r.AssignedPct), report.I(r.TotalLicenses), report.I(r.Used), report.I(r.Available), report.OptI(r.WeeklyAssignmentChange)}); err != nil {
-					return err
-				}
+			if err := emit([]report.Value{report.S(r.CustomerName), report.S(r.SubscriptionID), report.I(r.MonthsSinceAdded), report.I(r.Assigned),
+				pct(r.AssignedPct), report.I(r.TotalLicenses), report.I(r.Used), report.I(r.Available), report.OptI(r.WeeklyAssignmentChange)}); err != nil {
+				return err
 			}
 		}
 	case "overage":
-		rows, err := readAll[model.Overage](ctx, rd.store, key)
+		rows, err := visibleRows(ctx, rd, v, key, func(r *model.Overage) string { return r.CustomerID })
 		if err != nil {
 			return err
 		}
 		for _, r := range rows {
-			if see(r.CustomerID) {
-				if err := emit([]report.Value{report.S(r.CustomerName), report.S(r.SubscriptionID), report.I(r.MonthsRemaining), report.B(r.AutoRenew),
-					report.I(r.TotalLicenses), report.I(r.Assigned), pct(r.AssignedPct), report.I(r.Used), pct(r.UsedPct), report.I(r.Overage)}); err != nil {
-					return err
-				}
+			if err := emit([]report.Value{report.S(r.CustomerName), report.S(r.SubscriptionID), report.I(r.MonthsRemaining), report.B(r.AutoRenew),
+				report.I(r.TotalLicenses), report.I(r.Assigned), pct(r.AssignedPct), report.I(r.Used), pct(r.UsedPct), report.I(r.Overage)}); err != nil {
+				return err
 			}
 		}
 	default:
@@ -641,8 +681,32 @@ func subscriptionTableRows(ctx context.Context, p periods.Period, rd *regionData
 	return nil
 }
 
+// visibleRows reads a table whole (in any order) and keeps the rows of the
+// customers the report sees, in the table's order.
+func visibleRows[T any](ctx context.Context, rd *regionData, v *viewer, key string, of func(*T) string) ([]T, error) {
+	rows, err := readAll[T](ctx, rd.store, key)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(rows))
+	for i := range rows {
+		ids[i] = of(&rows[i])
+	}
+	seen, err := v.seeAll(ids)
+	if err != nil {
+		return nil, err
+	}
+	out := rows[:0]
+	for i := range rows {
+		if _, ok := seen[ids[i]]; ok {
+			out = append(out, rows[i])
+		}
+	}
+	return out, nil
+}
+
 // callingRows: customer × location, from the period's call legs.
-func (j *Reports) callingRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, emit func([]report.Value) error) error {
+func (j *Reports) callingRows(ctx context.Context, p periods.Period, rd *regionData, v *viewer, emit func([]report.Value) error) error {
 	// Location names from the numbers table (in customer_id order, like the
 	// calls): three columns, read a customer at a time.
 	type location struct {
@@ -697,7 +761,10 @@ func (j *Reports) callingRows(ctx context.Context, p periods.Period, rd *regionD
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c, see := visible(rd, sub, p, id)
+		c, see, err := v.see(id)
+		if err != nil {
+			return err
+		}
 		clear(accs)
 		for _, d := range days {
 			legs, err := d.rowsOf(id)
@@ -800,7 +867,7 @@ type userEmail struct {
 // users are both in customer_id order (sync writes a region's customers in
 // order), so they are merge-joined a customer at a time: memory holds one
 // customer's users, not the region's.
-func deviceRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, emit func([]report.Value) error) error {
+func deviceRows(ctx context.Context, p periods.Period, rd *regionData, v *viewer, emit func([]report.Value) error) error {
 	r, f, err := openInput[model.Device](ctx, rd.store, InventoryKey("devices", rd.region, p.LastDay()))
 	if err != nil {
 		return err
@@ -818,7 +885,10 @@ func deviceRows(ctx context.Context, p periods.Period, rd *regionData, sub *subs
 		if !ok {
 			return r.Err()
 		}
-		c, ok := visible(rd, sub, p, d.CustomerID)
+		c, ok, err := v.see(d.CustomerID)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			continue
 		}
@@ -846,7 +916,7 @@ func deviceRows(ctx context.Context, p periods.Period, rd *regionData, sub *subs
 }
 
 // numberRows: the snapshot of the period's last day, streamed.
-func numberRows(ctx context.Context, p periods.Period, rd *regionData, sub *subscriptions.Subscription, emit func([]report.Value) error) error {
+func numberRows(ctx context.Context, p periods.Period, rd *regionData, v *viewer, emit func([]report.Value) error) error {
 	r, f, err := openInput[model.Number](ctx, rd.store, InventoryKey("numbers", rd.region, p.LastDay()))
 	if err != nil {
 		return err
@@ -858,7 +928,10 @@ func numberRows(ctx context.Context, p periods.Period, rd *regionData, sub *subs
 		if !ok {
 			return r.Err()
 		}
-		c, ok := visible(rd, sub, p, n.CustomerID)
+		c, ok, err := v.see(n.CustomerID)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			continue
 		}
