@@ -72,35 +72,94 @@ func unbounded(s *parquet.Schema) [][]string {
 
 // PageSpill is a parquet.BufferPool that keeps a column's compressed pages,
 // until their row group is written, in a temporary file removed as soon as it
-// is created (a killed run leaves nothing behind), instead of in memory. A
+// is created (a killed run leaves nothing behind) instead of in memory. A
 // writer spills at most one row group (the largest of tally's tables, a
-// region's devices, is about 10 MiB at 256K rows).
+// region's devices, is about 10 MiB at 256K rows); a column chunk of less than
+// spillAfter bytes never leaves memory.
 type PageSpill struct{}
 
-func (PageSpill) GetBuffer() io.ReadWriteSeeker {
-	f, err := os.CreateTemp("", "tally-pages-*")
-	if err != nil {
-		return failed{fmt.Errorf("parquet page buffer: %w", err)}
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return failed{fmt.Errorf("parquet page buffer: %w", err)}
-	}
-	return f
-}
+// spillAfter is how much of a column chunk is held (and written at once).
+const spillAfter = 32 << 10
+
+func (PageSpill) GetBuffer() io.ReadWriteSeeker { return &spillBuffer{} }
 
 func (PageSpill) PutBuffer(b io.ReadWriteSeeker) {
-	if f, ok := b.(*os.File); ok {
-		f.Close()
+	if s, ok := b.(*spillBuffer); ok && s.f != nil {
+		s.f.Close()
 	}
 }
 
-// failed is a page buffer that could not be made: every call says why.
-type failed struct{ err error }
+// spillBuffer is written once, from the start, then read from the start
+// (how parquet-go uses a page buffer): the first spillAfter bytes are held,
+// and past that they go to the file a spillAfter at a time.
+type spillBuffer struct {
+	buf []byte // the pending bytes; all of them while f is nil
+	r   int    // the read offset in buf while f is nil
+	f   *os.File
+}
 
-func (b failed) Read([]byte) (int, error)       { return 0, b.err }
-func (b failed) Write([]byte) (int, error)      { return 0, b.err }
-func (b failed) Seek(int64, int) (int64, error) { return 0, b.err }
+func (b *spillBuffer) Write(p []byte) (int, error) {
+	if len(b.buf)+len(p) > spillAfter {
+		if err := b.flush(); err != nil {
+			return 0, err
+		}
+	}
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *spillBuffer) flush() error {
+	if b.f == nil {
+		f, err := os.CreateTemp("", "tally-pages-*")
+		if err != nil {
+			return fmt.Errorf("parquet page buffer: %w", err)
+		}
+		if err := os.Remove(f.Name()); err != nil {
+			f.Close()
+			return fmt.Errorf("parquet page buffer: %w", err)
+		}
+		b.f = f
+	}
+	if _, err := b.f.Write(b.buf); err != nil {
+		return fmt.Errorf("parquet page buffer: %w", err)
+	}
+	b.buf = b.buf[:0]
+	return nil
+}
+
+func (b *spillBuffer) Seek(off int64, whence int) (int64, error) {
+	if b.f != nil {
+		if len(b.buf) > 0 {
+			if err := b.flush(); err != nil {
+				return 0, err
+			}
+		}
+		return b.f.Seek(off, whence)
+	}
+	switch whence {
+	case io.SeekCurrent:
+		off += int64(b.r)
+	case io.SeekEnd:
+		off += int64(len(b.buf))
+	}
+	if off < 0 || off > int64(len(b.buf)) {
+		return 0, fmt.Errorf("parquet page buffer: seek to %d of %d bytes", off, len(b.buf))
+	}
+	b.r = int(off)
+	return off, nil
+}
+
+func (b *spillBuffer) Read(p []byte) (int, error) {
+	if b.f != nil {
+		return b.f.Read(p)
+	}
+	if b.r == len(b.buf) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.buf[b.r:])
+	b.r += n
+	return n, nil
+}
 
 // WriteBatch bounds the rows handed to parquet-go at once: it buffers a whole
 // call's values before it checks whether a page is full, so a customer's

@@ -2,6 +2,7 @@ package pq
 
 import (
 	"bytes"
+	"io"
 	"testing"
 	"time"
 )
@@ -103,5 +104,37 @@ func TestAReaderOfSomeColumnsReadsThemAcrossRowGroupsWithoutConvertingRows(t *te
 	all, err := ReadAll[wider](bytes.NewReader(buf.Bytes()), int64(buf.Len()))
 	if err != nil || len(all) != len(rows) || all[7].N != 7 || all[7].Extra != nil {
 		t.Fatalf("a column the file lacks: %d rows, %v", len(all), err)
+	}
+}
+
+func TestAPageBufferReadsBackWhatWasWrittenHeldOrSpilledToAFile(t *testing.T) {
+	for _, size := range []int{0, 100, spillAfter, 5*spillAfter + 7} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i * 7)
+		}
+		b := PageSpill{}.GetBuffer()
+		if _, err := b.Seek(0, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		for rest := data; len(rest) > 0; {
+			n := min(len(rest), 1000+len(rest)%3000)
+			if w, err := b.Write(rest[:n]); err != nil || w != n {
+				t.Fatalf("write %d: %d %v", n, w, err)
+			}
+			rest = rest[n:]
+		}
+		if off, err := b.Seek(0, io.SeekStart); err != nil || off != 0 {
+			t.Fatalf("seek: %d %v", off, err)
+		}
+		got, err := io.ReadAll(b)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes written, %d read back (%v)", size, len(got), err)
+		}
+		spilled := b.(*spillBuffer).f != nil
+		if spilled != (size > spillAfter) {
+			t.Fatalf("%d bytes: spilled to a file = %v", size, spilled)
+		}
+		PageSpill{}.PutBuffer(b)
 	}
 }
