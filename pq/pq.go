@@ -91,7 +91,8 @@ func (PageSpill) PutBuffer(b io.ReadWriteSeeker) {
 
 // spillBuffer is written once, from the start, then read from the start
 // (how parquet-go uses a page buffer): the first spillAfter bytes are held,
-// and past that they go to the file a spillAfter at a time.
+// and past that they go to the file a spillAfter at a time; it never holds
+// more than spillAfter.
 type spillBuffer struct {
 	buf []byte // the pending bytes; all of them while f is nil
 	r   int    // the read offset in buf while f is nil
@@ -102,6 +103,9 @@ func (b *spillBuffer) Write(p []byte) (int, error) {
 	if len(b.buf)+len(p) > spillAfter {
 		if err := b.flush(); err != nil {
 			return 0, err
+		}
+		if len(p) > spillAfter {
+			return b.f.Write(p) // a large page goes straight to the file
 		}
 	}
 	b.buf = append(b.buf, p...)

@@ -16,8 +16,6 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
-
-	"tally/pq"
 )
 
 // Kind is a column's type.
@@ -275,7 +273,7 @@ func New(cols []Column, o Outputs) (*Writer, error) {
 		}
 		w.pq = parquet.NewWriter(pqOut, schema(cols, w.zstd),
 			parquet.MaxRowsPerRowGroup(RowGroupRows), parquet.PageBufferSize(PageBytes),
-			parquet.ColumnPageBuffers(pq.PageSpill{}), parquet.CreatedBy("tally", "1", "-"))
+			parquet.CreatedBy("tally", "1", "-"))
 	}
 	return w, nil
 }
