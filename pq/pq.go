@@ -14,15 +14,16 @@ import (
 )
 
 // RowGroupRows bounds a row group. A writer's current row group waits in
-// unlinked temporary files (PageSpill), so its size costs disk, not memory;
+// unlinked temporary files (pageSpill), so its size costs disk, not memory;
 // readers hold each open file's footer, a few KiB of Go values per column
 // per row group, so fewer groups keep a reader flat as files grow: at 32K
 // rows, the week's 7 call files of a 100K-customer region held 16 MiB.
 const RowGroupRows = 256 * 1024
 
-// PageBytes is each column's page buffer. A sync holds 36 writers open (9
-// tables in 4 regions) of up to 30 columns: at parquet-go's default 256 KiB
-// the buffers alone were over 100 MiB of a 10K-customer sync's peak.
+// PageBytes is each column's page buffer. A sync holds a region's 9 writers
+// open, of up to 30 columns: at parquet-go's default 256 KiB (and 36 writers
+// open, as sync once had) the buffers alone were over 100 MiB of a
+// 10K-customer sync's peak; 128 KiB pages doubled a 10K sync's peak RSS.
 const PageBytes = 32 * 1024
 
 // Writer streams rows of T into a Parquet file.
@@ -42,7 +43,7 @@ func NewWriter[T any](out io.Writer) *Writer[T] {
 		parquet.Compression(codec),
 		parquet.MaxRowsPerRowGroup(RowGroupRows),
 		parquet.PageBufferSize(PageBytes),
-		parquet.ColumnPageBuffers(PageSpill{}),
+		parquet.ColumnPageBuffers(pageSpill{}),
 		parquet.CreatedBy("tally", "1", "-"),
 	}
 	for _, path := range unbounded(parquet.SchemaOf(new(T))) {
@@ -70,20 +71,20 @@ func unbounded(s *parquet.Schema) [][]string {
 	return out
 }
 
-// PageSpill is a parquet.BufferPool that keeps a column's compressed pages,
+// pageSpill is the parquet.BufferPool that keeps a column's compressed pages,
 // until their row group is written, in a temporary file removed as soon as it
 // is created (a killed run leaves nothing behind) instead of in memory. A
 // writer spills at most one row group (the largest of tally's tables, a
 // region's devices, is about 10 MiB at 256K rows); a column chunk of less than
 // spillAfter bytes never leaves memory.
-type PageSpill struct{}
+type pageSpill struct{}
 
 // spillAfter is how much of a column chunk is held (and written at once).
 const spillAfter = 32 << 10
 
-func (PageSpill) GetBuffer() io.ReadWriteSeeker { return &spillBuffer{} }
+func (pageSpill) GetBuffer() io.ReadWriteSeeker { return &spillBuffer{} }
 
-func (PageSpill) PutBuffer(b io.ReadWriteSeeker) {
+func (pageSpill) PutBuffer(b io.ReadWriteSeeker) {
 	if s, ok := b.(*spillBuffer); ok && s.f != nil {
 		s.f.Close()
 	}

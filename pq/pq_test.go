@@ -113,7 +113,7 @@ func TestAPageBufferReadsBackWhatWasWrittenHeldOrSpilledToAFile(t *testing.T) {
 		for i := range data {
 			data[i] = byte(i * 7)
 		}
-		b := PageSpill{}.GetBuffer()
+		b := pageSpill{}.GetBuffer()
 		if _, err := b.Seek(0, io.SeekStart); err != nil {
 			t.Fatal(err)
 		}
@@ -135,6 +135,6 @@ func TestAPageBufferReadsBackWhatWasWrittenHeldOrSpilledToAFile(t *testing.T) {
 		if spilled != (size > spillAfter) {
 			t.Fatalf("%d bytes: spilled to a file = %v", size, spilled)
 		}
-		PageSpill{}.PutBuffer(b)
+		pageSpill{}.PutBuffer(b)
 	}
 }
