@@ -262,8 +262,7 @@ func (in *weekInputs) next(week analytics.Week, cw *customerWeek) (*customerWeek
 	for {
 		cs, ok := in.customers.peek()
 		if !ok {
-			_, err := in.customers.take("") // the end, or why the input stopped
-			return nil, err
+			return nil, nil // a read error surfaced in the take before, or at open
 		}
 		custs, err := in.customers.take(cs)
 		if err != nil {

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,6 +20,7 @@ import (
 	"tally/clock"
 	"tally/model"
 	"tally/periods"
+	"tally/pq"
 	"tally/runner"
 	"tally/source"
 	"tally/source/demo"
@@ -393,5 +395,38 @@ func TestSyncNotesClustersAndPublishersNewSinceThePreviousSnapshot(t *testing.T)
 	first, _ := f.r.Ledger().Latest(ctx, SyncClusters, old.ID())
 	if first.Notes["new_since_previous"] == nil {
 		t.Fatalf("the first snapshot should say it had nothing to compare with: %v", first.Notes)
+	}
+}
+
+func TestAnInputWhoseFirstPageCannotBeReadIsAnErrorNotAnEmptyTable(t *testing.T) {
+	t.Parallel()
+	store, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := make([]model.SubscriptionUsage, 1000)
+	for i := range rows {
+		rows[i] = model.SubscriptionUsage{CustomerID: fmt.Sprintf("c%04d", i), SubscriptionID: "s", LicenseType: model.KnowledgeWorker}
+	}
+	var buf bytes.Buffer
+	if _, err := pq.WriteAll(&buf, rows); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	for i := 4; i < 64; i++ {
+		b[i] ^= 0xff // the first page's header, after the magic; the footer stays whole
+	}
+	key := "usage/subscription/region=US/day=2026-11-21/part-0.parquet"
+	if _, err := store.Put(context.Background(), key, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := openStream(context.Background(), store, key, func(u *model.SubscriptionUsage) string { return u.CustomerID })
+	if err == nil {
+		k, ok := s.peek()
+		s.close()
+		t.Fatalf("a stream over a file whose first page is corrupt opened (next customer %q, %v): a merge would take it for an empty input", k, ok)
+	}
+	if !strings.Contains(err.Error(), key) {
+		t.Fatalf("error %q does not name the input", err)
 	}
 }

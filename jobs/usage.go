@@ -57,7 +57,12 @@ func openStream[T any](ctx context.Context, s storage.Store, key string, keyOf f
 		return nil, err
 	}
 	st := &stream[T]{name: key, r: r, f: f, key: keyOf}
-	st.head, st.ok = r.Next()
+	// A read that fails here would look like an empty input to a merge that
+	// asks peek which customer comes next; later reads fail in take.
+	if st.head, st.ok = r.Next(); !st.ok && r.Err() != nil {
+		st.close()
+		return nil, fmt.Errorf("input %s: %w", key, r.Err())
+	}
 	return st, nil
 }
 
