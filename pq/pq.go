@@ -52,9 +52,9 @@ func NewWriter[T any](out io.Writer) *Writer[T] {
 	return &Writer[T]{w: parquet.NewGenericWriter[T](out, opts...)}
 }
 
-// BoundsKey is the one text column whose page and row-group bounds are
+// boundsKey is the one text column whose page and row-group bounds are
 // written: tally's tables are sorted by it, so readers can skip row groups.
-const BoundsKey = "customer_id"
+const boundsKey = "customer_id"
 
 // unbounded lists T's other text columns. Their bounds would only say "all
 // of it" (ids are random, names and labels repeat in every group), and the
@@ -64,7 +64,7 @@ func unbounded(s *parquet.Schema) [][]string {
 	var out [][]string
 	for _, path := range s.Columns() {
 		leaf, _ := s.Lookup(path...)
-		if leaf.Node.Type().Kind() == parquet.ByteArray && path[len(path)-1] != BoundsKey {
+		if leaf.Node.Type().Kind() == parquet.ByteArray && path[len(path)-1] != boundsKey {
 			out = append(out, path)
 		}
 	}
@@ -166,16 +166,16 @@ func (b *spillBuffer) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// WriteBatch bounds the rows handed to parquet-go at once: it buffers a whole
+// writeBatch bounds the rows handed to parquet-go at once: it buffers a whole
 // call's values before it checks whether a page is full, so a customer's
 // 50,000 devices written in one call grew every column's buffer (kept in its
 // pool) to hold them all, and a sync's memory grew with its largest customer.
-const WriteBatch = 256
+const writeBatch = 256
 
 // Write appends rows.
 func (w *Writer[T]) Write(rows ...T) error {
 	for len(rows) > 0 {
-		n, err := w.w.Write(rows[:min(len(rows), WriteBatch)])
+		n, err := w.w.Write(rows[:min(len(rows), writeBatch)])
 		w.rows += int64(n)
 		if err != nil {
 			return err
