@@ -165,6 +165,78 @@ func openInput[T any](ctx context.Context, s storage.Store, key string) (*pq.Rea
 	return r, f, nil
 }
 
+// stream reads a Parquet input sorted by customer_id, a customer at a time.
+type stream[T any] struct {
+	name string // the input's key
+	r    *pq.Reader[T]
+	f    storage.File
+	key  func(*T) string
+	head T
+	ok   bool
+	buf  []T
+}
+
+func openStream[T any](ctx context.Context, s storage.Store, key string, keyOf func(*T) string) (*stream[T], error) {
+	r, f, err := openInput[T](ctx, s, key)
+	if err != nil {
+		return nil, err
+	}
+	st := &stream[T]{name: key, r: r, f: f, key: keyOf}
+	// A read that fails here would look like an empty input to a merge that
+	// asks peek which customer comes next; later reads fail in take.
+	if st.head, st.ok = r.Next(); !st.ok && r.Err() != nil {
+		st.close()
+		return nil, fmt.Errorf("input %s: %w", key, r.Err())
+	}
+	return st, nil
+}
+
+// peek is the next row's customer.
+func (s *stream[T]) peek() (string, bool) {
+	if !s.ok {
+		return "", false
+	}
+	return s.key(&s.head), true
+}
+
+// take returns the rows of customer k (the stream must be at or before k),
+// in a buffer the next take reuses.
+func (s *stream[T]) take(k string) ([]T, error) {
+	out := s.buf[:0]
+	for s.ok && s.key(&s.head) == k {
+		out = append(out, s.head)
+		s.head, s.ok = s.r.Next()
+	}
+	s.buf = out
+	if s.ok && s.key(&s.head) < k {
+		return nil, fmt.Errorf("input %s is not sorted by customer: %s comes after %s", s.name, s.key(&s.head), k)
+	}
+	if !s.ok {
+		if err := s.r.Err(); err != nil {
+			return nil, fmt.Errorf("input %s: %w", s.name, err)
+		}
+	}
+	return out, nil
+}
+
+// rowsOf returns customer k's rows, passing over the rows of customers before
+// k, in a buffer the next take reuses.
+func (s *stream[T]) rowsOf(k string) ([]T, error) {
+	for h, ok := s.peek(); ok && h < k; h, ok = s.peek() {
+		if _, err := s.take(h); err != nil {
+			return nil, err
+		}
+	}
+	return s.take(k)
+}
+
+func (s *stream[T]) close() {
+	if s != nil {
+		s.r.Close()
+		s.f.Close()
+	}
+}
+
 // readAll reads a small Parquet input whole.
 func readAll[T any](ctx context.Context, s storage.Store, key string) ([]T, error) {
 	f, err := storage.OpenFile(ctx, s, key)

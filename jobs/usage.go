@@ -8,7 +8,6 @@ import (
 	"tally/license"
 	"tally/model"
 	"tally/periods"
-	"tally/pq"
 	"tally/runner"
 	"tally/storage"
 )
@@ -38,78 +37,6 @@ func (u *Usage) Writes(p periods.Period, regions []string) []string {
 		}
 	}
 	return out
-}
-
-// stream reads a Parquet input sorted by customer_id, a customer at a time.
-type stream[T any] struct {
-	name string // the input's key
-	r    *pq.Reader[T]
-	f    storage.File
-	key  func(*T) string
-	head T
-	ok   bool
-	buf  []T
-}
-
-func openStream[T any](ctx context.Context, s storage.Store, key string, keyOf func(*T) string) (*stream[T], error) {
-	r, f, err := openInput[T](ctx, s, key)
-	if err != nil {
-		return nil, err
-	}
-	st := &stream[T]{name: key, r: r, f: f, key: keyOf}
-	// A read that fails here would look like an empty input to a merge that
-	// asks peek which customer comes next; later reads fail in take.
-	if st.head, st.ok = r.Next(); !st.ok && r.Err() != nil {
-		st.close()
-		return nil, fmt.Errorf("input %s: %w", key, r.Err())
-	}
-	return st, nil
-}
-
-// peek is the next row's customer.
-func (s *stream[T]) peek() (string, bool) {
-	if !s.ok {
-		return "", false
-	}
-	return s.key(&s.head), true
-}
-
-// take returns the rows of customer k (the stream must be at or before k),
-// in a buffer the next take reuses.
-func (s *stream[T]) take(k string) ([]T, error) {
-	out := s.buf[:0]
-	for s.ok && s.key(&s.head) == k {
-		out = append(out, s.head)
-		s.head, s.ok = s.r.Next()
-	}
-	s.buf = out
-	if s.ok && s.key(&s.head) < k {
-		return nil, fmt.Errorf("input %s is not sorted by customer: %s comes after %s", s.name, s.key(&s.head), k)
-	}
-	if !s.ok {
-		if err := s.r.Err(); err != nil {
-			return nil, fmt.Errorf("input %s: %w", s.name, err)
-		}
-	}
-	return out, nil
-}
-
-// rowsOf returns customer k's rows, passing over the rows of customers before
-// k, in a buffer the next take reuses.
-func (s *stream[T]) rowsOf(k string) ([]T, error) {
-	for h, ok := s.peek(); ok && h < k; h, ok = s.peek() {
-		if _, err := s.take(h); err != nil {
-			return nil, err
-		}
-	}
-	return s.take(k)
-}
-
-func (s *stream[T]) close() {
-	if s != nil {
-		s.r.Close()
-		s.f.Close()
-	}
 }
 
 // regionInputs are one region's snapshot tables, each sorted by customer_id.
