@@ -4,6 +4,8 @@ package extsort
 
 import (
 	"bufio"
+	"cmp"
+	"container/heap"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,21 +42,24 @@ func (s *Sorter[T]) Add(v T) error {
 	if len(s.run) == s.limit {
 		s.err = s.spill()
 	}
+	if s.err == nil && len(s.files) == maxRuns {
+		s.err = s.compact()
+	}
 	return s.err
 }
+
+// maxRuns bounds the open run files (and the merge's heads): when as many
+// runs have spilled, they are merged into one.
+const maxRuns = 64
 
 // Spilled is how many runs went to disk.
 func (s *Sorter[T]) Spilled() int { return len(s.files) }
 
 func (s *Sorter[T]) spill() error {
 	slices.SortStableFunc(s.run, func(a, b T) int { return s.cmp(&a, &b) })
-	f, err := os.CreateTemp("", "tally-sort-*")
+	f, err := tempFile()
 	if err != nil {
-		return fmt.Errorf("sort spill: %w", err)
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return fmt.Errorf("sort spill: %w", err)
+		return err
 	}
 	s.files = append(s.files, f)
 	w := bufio.NewWriterSize(f, 64<<10)
@@ -73,69 +78,138 @@ func (s *Sorter[T]) spill() error {
 	return err
 }
 
+// compact merges the spilled runs into one run file, which takes their place
+// (first, so ties still go to the records added earlier).
+func (s *Sorter[T]) compact() error {
+	f, err := tempFile()
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	enc := json.NewEncoder(w)
+	err = s.merge(s.files, nil, func(v *T) error { return enc.Encode(v) })
+	for _, old := range s.files {
+		old.Close()
+	}
+	s.files = []*os.File{f}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		return fmt.Errorf("sort spill: %w", err)
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return err
+}
+
+// tempFile is a temporary file removed as soon as it is created.
+func tempFile() (*os.File, error) {
+	f, err := os.CreateTemp("", "tally-sort-*")
+	if err != nil {
+		return nil, fmt.Errorf("sort spill: %w", err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sort spill: %w", err)
+	}
+	return f, nil
+}
+
 // Each calls fn with every record in order, then releases the sorter. The
-// record is valid only during the call.
+// record is valid only during the call. The runs are merged through a heap,
+// each read back a record at a time (a JSON decoder buffers a few KiB), so
+// the merge holds one record per run, not a run.
 func (s *Sorter[T]) Each(fn func(*T) error) error {
 	defer s.Close()
 	if s.err != nil {
 		return s.err
 	}
 	slices.SortStableFunc(s.run, func(a, b T) int { return s.cmp(&a, &b) })
-	// Runs in the order they were added (files, then the one in memory): on
-	// a tie, the earlier run's record goes first, so the sort is stable.
-	type head struct {
-		v   T
-		ok  bool
-		dec *json.Decoder
-		mem []T
+	return s.merge(s.files, s.run, fn)
+}
+
+// merge calls fn with the records of the run files, then of mem (sorted), in
+// order. Runs are taken in the order they were added (files, then the one in
+// memory): on a tie, the earlier run's record goes first, so the sort is
+// stable.
+func (s *Sorter[T]) merge(files []*os.File, mem []T, fn func(*T) error) error {
+	m := &runHeap[T]{cmp: s.cmp}
+	for i, f := range files {
+		m.heads = append(m.heads, &head[T]{run: i, dec: json.NewDecoder(f)})
 	}
-	heads := make([]*head, 0, len(s.files)+1)
-	next := func(h *head) error {
-		var zero T
-		h.v = zero
-		if h.dec == nil {
-			h.ok = len(h.mem) > 0
-			if h.ok {
-				h.v, h.mem = h.mem[0], h.mem[1:]
-			}
-			return nil
-		}
-		err := h.dec.Decode(&h.v)
-		h.ok = err == nil
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("sort spill: %w", err)
-		}
-		return nil
-	}
-	for _, f := range s.files {
-		heads = append(heads, &head{dec: json.NewDecoder(bufio.NewReaderSize(f, 64<<10))})
-	}
-	heads = append(heads, &head{mem: s.run})
-	for _, h := range heads {
-		if err := next(h); err != nil {
+	m.heads = append(m.heads, &head[T]{run: len(files), mem: mem})
+	live := m.heads[:0]
+	for _, h := range m.heads {
+		if err := h.next(); err != nil {
 			return err
 		}
+		if h.ok {
+			live = append(live, h)
+		}
 	}
-	for {
-		var best *head
-		for _, h := range heads {
-			if h.ok && (best == nil || s.cmp(&h.v, &best.v) < 0) {
-				best = h
-			}
-		}
-		if best == nil {
-			return nil
-		}
+	m.heads = live
+	heap.Init(m)
+	for m.Len() > 0 {
+		best := m.heads[0]
 		if err := fn(&best.v); err != nil {
 			return err
 		}
-		if err := next(best); err != nil {
+		if err := best.next(); err != nil {
 			return err
 		}
+		if best.ok {
+			heap.Fix(m, 0)
+		} else {
+			heap.Pop(m)
+		}
 	}
+	return nil
+}
+
+// head is a run's next record.
+type head[T any] struct {
+	v   T
+	ok  bool
+	run int // the order the run was added in
+	dec *json.Decoder
+	mem []T
+}
+
+func (h *head[T]) next() error {
+	var zero T
+	h.v = zero
+	if h.dec == nil {
+		h.ok = len(h.mem) > 0
+		if h.ok {
+			h.v, h.mem = h.mem[0], h.mem[1:]
+		}
+		return nil
+	}
+	err := h.dec.Decode(&h.v)
+	h.ok = err == nil
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("sort spill: %w", err)
+	}
+	return nil
+}
+
+// runHeap is a heap of runs' heads, by record then by run (container/heap).
+type runHeap[T any] struct {
+	cmp   func(a, b *T) int
+	heads []*head[T]
+}
+
+func (m *runHeap[T]) Len() int { return len(m.heads) }
+func (m *runHeap[T]) Less(i, j int) bool {
+	a, b := m.heads[i], m.heads[j]
+	return cmp.Or(m.cmp(&a.v, &b.v), cmp.Compare(a.run, b.run)) < 0
+}
+func (m *runHeap[T]) Swap(i, j int) { m.heads[i], m.heads[j] = m.heads[j], m.heads[i] }
+func (m *runHeap[T]) Push(x any)    { m.heads = append(m.heads, x.(*head[T])) }
+func (m *runHeap[T]) Pop() any {
+	h := m.heads[len(m.heads)-1]
+	m.heads = m.heads[:len(m.heads)-1]
+	return h
 }
 
 // Close releases the sorter's files (Each does it too).

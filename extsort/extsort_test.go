@@ -33,6 +33,9 @@ func TestRecordsComeBackSortedAndStableWhetherTheyStayInMemoryOrSpill(t *testing
 		if limit < len(in) && s.Spilled() == 0 {
 			t.Fatalf("limit %d: nothing spilled", limit)
 		}
+		if s.Spilled() > maxRuns {
+			t.Fatalf("limit %d: %d run files open, want at most %d (runs are merged into one)", limit, s.Spilled(), maxRuns)
+		}
 		want := slices.Clone(in)
 		slices.SortStableFunc(want, func(a, b rec) int { return byName(&a, &b) })
 		var got []rec

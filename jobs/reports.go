@@ -60,7 +60,7 @@ type Reports struct {
 	// Only, if set, limits a run to one subscription (tally subscriptions test).
 	Only string
 	// SortRun is how many rows a report sorted by customer name holds in
-	// memory before it spills a sorted run to a temporary file (0: 4096).
+	// memory before it spills a sorted run to a temporary file (0: 1024).
 	SortRun int
 	// Test marks a subscriptions test run: its own job name (test-reports-<cadence>)
 	// and so its own ledger entries and lease, its files under test/, so it never
@@ -522,7 +522,7 @@ func (j *Reports) flexRows(ctx context.Context, p periods.Period, rd *regionData
 
 // sortRun is how many report rows a sorter holds before it spills a run (a
 // few MiB; at 32K the held run alone grew a 100K-customer run by 10 MiB).
-func (j *Reports) sortRun() int { return cmp.Or(j.SortRun, 4096) }
+func (j *Reports) sortRun() int { return cmp.Or(j.SortRun, 1024) }
 
 // openDays opens a table of each day of p, each in customer_id order.
 func openDays[T any](ctx context.Context, rd *regionData, p periods.Period, key func(periods.Period) string, of func(*T) string) ([]*stream[T], error) {
