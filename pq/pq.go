@@ -80,7 +80,7 @@ func unbounded(s *parquet.Schema) [][]string {
 type pageSpill struct{}
 
 // spillAfter is how much of a column chunk is held (and written at once).
-const spillAfter = 32 << 10
+const spillAfter = 8 << 10
 
 func (pageSpill) GetBuffer() io.ReadWriteSeeker { return &spillBuffer{} }
 
