@@ -122,7 +122,7 @@ func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 		rank[r] = i
 	}
 	current := -1
-	err = s.Source.Customers(ctx, day, func(cd *source.CustomerDay) error {
+	err = pullAhead(ctx, s.Source, day, func(cd *source.CustomerDay) error {
 		r, known := rank[cd.Region]
 		if !known {
 			return runner.Permanent(fmt.Errorf("source %s: customer %s has unknown region %q", s.Source.Name(), cd.Customer.CustomerID, cd.Region))
@@ -214,6 +214,63 @@ func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 
 // sourceError says which source failed and how the runner treats it: a day not
 // delivered yet waits, bad input fails at once.
+// pullAhead calls fn with every customer of the source's day, in order, while
+// the source pulls the next ones on its own goroutine (up to aheadCustomers
+// ahead): the demo's generation or an API's pages overlap writing, so a sync
+// keeps two cores busy. A CustomerDay with a CallStream reads the source's
+// open files, so the source waits until fn is done with it. fn's error stops
+// the source and is returned; otherwise the source's.
+func pullAhead(ctx context.Context, src source.Source, day periods.Period, fn func(*source.CustomerDay) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type pulled struct {
+		cd   *source.CustomerDay
+		done chan struct{} // closed when fn is done with cd (CallStream only)
+	}
+	queue := make(chan pulled, aheadCustomers)
+	var srcErr error
+	go func() {
+		defer close(queue)
+		srcErr = src.Customers(ctx, day, func(cd *source.CustomerDay) error {
+			p := pulled{cd: cd}
+			if cd.CallStream != nil {
+				p.done = make(chan struct{})
+			}
+			select {
+			case queue <- p:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if p.done != nil {
+				select {
+				case <-p.done:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		})
+	}()
+	var err error
+	for p := range queue { // drained to the end, so the source always returns
+		if err == nil {
+			if err = fn(p.cd); err != nil {
+				cancel()
+			}
+		}
+		if p.done != nil {
+			close(p.done)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return srcErr
+}
+
+// aheadCustomers is how many customers the source may pull ahead of writing.
+const aheadCustomers = 4
+
 func sourceError(name string, err error) error {
 	var runErr error = fmt.Errorf("source %s: %w", name, err)
 	switch {
