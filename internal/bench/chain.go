@@ -125,6 +125,25 @@ func runJob(bin, dir string, env []string, args ...string) (cpu, wall, rss float
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(), clock.Real{}.Now().Sub(start).Seconds(), float64(ru.Maxrss) / 1024, nil
 }
 
+// measure runs a job runs times (the later ones with --force) and keeps the
+// medians.
+func measure(bin, dir string, env []string, job string, n, runs int, args ...string) (JobFigure, error) {
+	var cpus, walls, rsss []float64
+	for run := 1; run <= runs; run++ {
+		fmt.Fprintf(os.Stderr, "bench chain: %s at %d customers, run %d of %d…\n", job, n, run, runs)
+		a := args
+		if run > 1 {
+			a = append(slices.Clone(args), "--force")
+		}
+		cpu, wall, rss, err := runJob(bin, dir, env, a...)
+		if err != nil {
+			return JobFigure{}, err
+		}
+		cpus, walls, rsss = append(cpus, cpu), append(walls, wall), append(rsss, rss)
+	}
+	return JobFigure{Customers: n, Job: job, CPUSeconds: mid(cpus), WallSecs: mid(walls), PeakRSSMiB: mid(rsss), Runs: runs}, nil
+}
+
 // benchChain runs sync-clusters → license-usage → reports-daily (the six demo
 // subscriptions but Customer Subscriptions, which is weekly) at each scale,
 // each job in its own process, then a backfill with --parallel 1 and 2.
@@ -143,26 +162,18 @@ func benchChain(bin string, scales []int) (ChainResult, error) {
 			}
 		}
 		// At 10K (the chain's CPU goal, and the base of the growth goals) each
-		// job runs 3 times (--force) and its medians count: the machine is noisy.
+		// job, analytics and reports-monthly too, runs 3 times (--force) and
+		// its medians count: the machine is noisy.
 		runs := 1
 		if n == 10_000 {
 			runs = 3
 		}
 		for _, job := range []string{"sync-clusters", "license-usage", "reports-daily"} {
-			var cpus, walls, rsss []float64
-			for run := 1; run <= runs; run++ {
-				fmt.Fprintf(os.Stderr, "bench chain: %s at %d customers, run %d of %d…\n", job, n, run, runs)
-				args := []string{"run", job, "--period", chainDay}
-				if run > 1 {
-					args = append(args, "--force")
-				}
-				cpu, wall, rss, err := runJob(bin, dir, env, args...)
-				if err != nil {
-					return res, err
-				}
-				cpus, walls, rsss = append(cpus, cpu), append(walls, wall), append(rsss, rss)
+			jf, err := measure(bin, dir, env, job, n, runs, "run", job, "--period", chainDay)
+			if err != nil {
+				return res, err
 			}
-			res.Jobs = append(res.Jobs, JobFigure{Customers: n, Job: job, CPUSeconds: mid(cpus), WallSecs: mid(walls), PeakRSSMiB: mid(rsss), Runs: runs})
+			res.Jobs = append(res.Jobs, jf)
 		}
 		if n < 10_000 {
 			continue
@@ -178,11 +189,11 @@ func benchChain(bin string, scales []int) (ChainResult, error) {
 			return res, err
 		}
 		fmt.Fprintf(os.Stderr, "bench chain: analytics at %d customers…\n", n)
-		cpu, wall, rss, err := runJob(bin, dir, env, "run", "analytics", "--period", chainWeek, "--no-deps")
+		jf, err := measure(bin, dir, env, "analytics", n, runs, "run", "analytics", "--period", chainWeek, "--no-deps")
 		if err != nil {
 			return res, err
 		}
-		res.Jobs = append(res.Jobs, JobFigure{Customers: n, Job: "analytics", CPUSeconds: cpu, WallSecs: wall, PeakRSSMiB: rss})
+		res.Jobs = append(res.Jobs, jf)
 
 		// The month's reports read every day of the month: the bench fills the
 		// month with the chain day's files and ledger record (hard links, not 30
@@ -197,10 +208,10 @@ func benchChain(bin string, scales []int) (ChainResult, error) {
 				return res, err
 			}
 		}
-		if cpu, wall, rss, err = runJob(bin, dir, env, "run", "reports-monthly", "--period", chainMonth, "--no-deps"); err != nil {
+		if jf, err = measure(bin, dir, env, "reports-monthly", n, runs, "run", "reports-monthly", "--period", chainMonth, "--no-deps"); err != nil {
 			return res, err
 		}
-		res.Jobs = append(res.Jobs, JobFigure{Customers: n, Job: "reports-monthly", CPUSeconds: cpu, WallSecs: wall, PeakRSSMiB: rss})
+		res.Jobs = append(res.Jobs, jf)
 	}
 	fig := func(n int, job string) *JobFigure {
 		for i := range res.Jobs {
