@@ -15,3 +15,22 @@ func TestAUUIDIsEightFourFourFourTwelveLowerCaseHexDigits(t *testing.T) {
 		}
 	}
 }
+
+func TestAMACIsTwelveUpperCaseHexDigits(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9A-F]{12}$`)
+	for _, v := range []string{"", "00AABBCCDDEE", "00aabbccddee", "00AABBCCDDE", "00AABBCCDDEEF", "00:AA:BB:CC:DD", "00AABBCCDDEG", "00AABBCCDDÉ", "00AABBCCDDE\n"} {
+		if got, want := isMAC(v), re.MatchString(v); got != want {
+			t.Errorf("isMAC(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestANumberIsE164APlusADigitOneToNineThenSixToFourteenDigits(t *testing.T) {
+	re := regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+	for _, v := range []string{"", "+", "+1", "+1234567", "+12345678", "+123456789012345", "+1234567890123456", "+0123456789", "12345678",
+		"+1 2345678", "+1234567a", "+1234567\n", "+١٢٣٤٥٦٧٨"} {
+		if got, want := isE164(v), re.MatchString(v); got != want {
+			t.Errorf("isE164(%q) = %v, want %v", v, got, want)
+		}
+	}
+}

@@ -1,8 +1,8 @@
 package demo
 
 import (
-	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"tally/model"
@@ -36,8 +36,9 @@ func (g *Generator) calls(c *cust, day periods.Period, users []model.User, devic
 	}
 	target *= 0.8 + 0.4*r.Float64()
 	var legs []model.CallLeg
+	prefix := "call-" + c.slug + "-" + day.Start.Format("20060102") + "-"
 	for n := 0; float64(len(legs)) < target; n++ {
-		callID := fmt.Sprintf("call-%s-%s-%06d", c.slug, day.Start.Format("20060102"), n)
+		callID := padded(prefix, uint64(n), 10, 6)
 		start := day.Start.Add(time.Duration(r.Float64()*86400*1e6) * time.Microsecond)
 		dur := int64(math.Round(lognormal(r, 150, 0.9)))
 		route := pick(r, routes, routeWeights)
@@ -66,7 +67,7 @@ func (g *Generator) calls(c *cust, day periods.Period, users []model.User, devic
 				typ = ds[r.IntN(len(ds))]
 			}
 			leg := model.CallLeg{
-				LegID:           fmt.Sprintf("%s-%d", callID, k),
+				LegID:           callID + "-" + strconv.Itoa(k),
 				CallID:          callID,
 				CustomerID:      c.id,
 				LocationID:      c.locations[r.IntN(len(c.locations))].id,

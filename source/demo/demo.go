@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -378,7 +379,7 @@ func (g *Generator) usersAndDevices(c *cust, day periods.Period, cls []model.Clu
 		u := model.User{
 			UserID:               g.uuid("user-id", c.i, j),
 			CustomerID:           c.id,
-			Email:                fmt.Sprintf("%s.%s%d@%s.example.com", givenNames[r.IntN(len(givenNames))], familyNames[r.IntN(len(familyNames))], j, c.slug),
+			Email:                givenNames[r.IntN(len(givenNames))] + "." + familyNames[r.IntN(len(familyNames))] + strconv.Itoa(j) + "@" + c.slug + ".example.com",
 			HasDN:                r.Float64() < 0.65,
 			HasSNR:               r.Float64() < 0.2,
 			HasExtensionMobility: r.Float64() < 0.15,
@@ -395,7 +396,7 @@ func (g *Generator) usersAndDevices(c *cust, day periods.Period, cls []model.Clu
 		n := devicesPerUser(r.Float64())
 		var ext, number *string
 		if u.HasDN {
-			ext = model.Str(fmt.Sprintf("%d", 1000+j))
+			ext = model.Str(strconv.Itoa(1000 + j))
 			number = model.Str(g.phone(c, loc, "user", j))
 		}
 		for k := 0; k < n; k++ {
@@ -412,7 +413,7 @@ func (g *Generator) usersAndDevices(c *cust, day periods.Period, cls []model.Clu
 				continue
 			}
 			typ := pick(dr, userDeviceTypes, userDeviceWeights)
-			d := g.device(c, dr, typ, fmt.Sprintf("%d.%d", j, k), loc, cluster, day)
+			d := g.device(c, dr, typ, strconv.Itoa(j)+"."+strconv.Itoa(k), loc, cluster, day)
 			d.UserID = model.Str(u.UserID)
 			d.PhoneNumber, d.Extension = number, ext
 			devs = append(devs, d)
@@ -442,9 +443,9 @@ func (g *Generator) usersAndDevices(c *cust, day periods.Period, cls []model.Clu
 		if len(cls) > 0 {
 			cluster = model.Str(cls[k%len(cls)].ClusterID)
 		}
-		d := g.device(c, dr, typ, fmt.Sprintf("s%d", k), loc, cluster, day)
+		d := g.device(c, dr, typ, "s"+strconv.Itoa(k), loc, cluster, day)
 		d.PhoneNumber = model.Str(g.phone(c, loc, "shared", k))
-		d.Extension = model.Str(fmt.Sprintf("%d", 8000+k))
+		d.Extension = model.Str(strconv.Itoa(8000 + k))
 		devs = append(devs, d)
 	}
 	return users, devs
@@ -454,7 +455,7 @@ func (g *Generator) device(c *cust, r interface{ IntN(int) int }, typ, slot stri
 	models := deviceModels[typ]
 	m := models[r.IntN(len(models))]
 	d := model.Device{
-		DeviceID:     fmt.Sprintf("dev-%012x", g.h("device-id", c.i, slot)%0xffffffffffff),
+		DeviceID:     padded("dev-", g.h("device-id", c.i, slot)%0xffffffffffff, 16, 12),
 		CustomerID:   c.id,
 		ClusterID:    cluster,
 		DeviceType:   m.typ,
@@ -464,7 +465,7 @@ func (g *Generator) device(c *cust, r interface{ IntN(int) int }, typ, slot stri
 		LocationName: loc.name,
 	}
 	if m.hardware {
-		d.MAC = fmt.Sprintf("%012X", g.h("mac", c.i, slot)%0xffffffffffff)
+		d.MAC = strings.ToUpper(padded("", g.h("mac", c.i, slot)%0xffffffffffff, 16, 12))
 	}
 	if g.bad("device", c.i, slot, day) {
 		d.DeviceType = "phone?"
@@ -480,7 +481,7 @@ func (g *Generator) phone(c *cust, loc location, kind string, k int) string {
 		digits = 9
 	}
 	n := g.h("number", c.i, kind, k)
-	return fmt.Sprintf("+%s%d%0*d", cc, 2+n%8, digits-1, (n/8)%uint64(math.Pow10(digits-1)))
+	return padded("+"+cc+strconv.FormatUint(2+n%8, 10), (n/8)%uint64(math.Pow10(digits-1)), 10, digits-1)
 }
 
 func (g *Generator) numbers(c *cust, day periods.Period, users []genUser) []model.Number {

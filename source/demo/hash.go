@@ -57,6 +57,20 @@ func (g *Generator) rng(parts ...any) *rand.Rand {
 	return rand.New(rand.NewPCG(a, mix(a+0x9e3779b97f4a7c15)))
 }
 
+// padded is prefix then v in base (10 or 16, lower case) with at least width
+// digits, zero-padded: fmt's "%0*d" and "%0*x", without fmt (the demo makes
+// millions of ids a day at scale).
+func padded(prefix string, v uint64, base, width int) string {
+	var buf [64]byte
+	b := append(buf[:0], prefix...)
+	var digits [20]byte
+	d := strconv.AppendUint(digits[:0], v, base)
+	for i := len(d); i < width; i++ {
+		b = append(b, '0')
+	}
+	return string(append(b, d...))
+}
+
 // uuidFrom formats 128 hashed bits as a lower-case version-4 UUID.
 // (8-4-4-4-12 hex digits of a then b; hex.Encode, not fmt: the demo makes
 // millions of ids a day at scale).
