@@ -134,7 +134,7 @@ bench: build
 ## goals), the week's analytics at 10K and 100K (the week's other days are
 ## backfilled first, unmeasured), reports-monthly on a month made of the chain
 ## day's files (hard links), and a backfill with --parallel 1 and 2 (3 pairs);
-## figures in bench-results.json. About 27 minutes on 2 cores.
+## figures in bench-results.json. About 21 minutes on 2 cores.
 bench-chain: build
 	$(GO) build -o bin/bench ./internal/bench
 	bin/bench -chain 1000,10000,100000 -tally $(BIN) -out bench-results.json
