@@ -212,8 +212,6 @@ func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 	return nil
 }
 
-// sourceError says which source failed and how the runner treats it: a day not
-// delivered yet waits, bad input fails at once.
 // pullAhead calls fn with every customer of the source's day, in order, while
 // the source pulls the next ones on its own goroutine (up to aheadCustomers
 // ahead): the demo's generation or an API's pages overlap writing, so a sync
@@ -232,6 +230,9 @@ func pullAhead(ctx context.Context, src source.Source, day periods.Period, fn fu
 	go func() {
 		defer close(queue)
 		srcErr = src.Customers(ctx, day, func(cd *source.CustomerDay) error {
+			if err := ctx.Err(); err != nil {
+				return err // fn failed: no more pulling
+			}
 			p := pulled{cd: cd}
 			if cd.CallStream != nil {
 				p.done = make(chan struct{})
@@ -271,6 +272,8 @@ func pullAhead(ctx context.Context, src source.Source, day periods.Period, fn fu
 // aheadCustomers is how many customers the source may pull ahead of writing.
 const aheadCustomers = 4
 
+// sourceError says which source failed and how the runner treats it: a day not
+// delivered yet waits, bad input fails at once.
 func sourceError(name string, err error) error {
 	var runErr error = fmt.Errorf("source %s: %w", name, err)
 	switch {

@@ -81,8 +81,10 @@ func TestAWriteErrorStopsTheSourceAndIsTheSyncsError(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("error %v, want the write's (%v)", err, boom)
 	}
-	if n := src.yields.Load(); n > 10+aheadCustomers+1 {
-		t.Fatalf("the source yielded %d customers after the write failed at the 10th (at most %d ahead)", n, aheadCustomers+1)
+	// At most: the queue's, the one the source was handing over, and one more
+	// it may hand over as the queue drains before it sees the cancel.
+	if n, most := src.yields.Load(), int64(10+aheadCustomers+2); n > most {
+		t.Fatalf("the source yielded %d customers when the write failed at the 10th, want at most %d", n, most)
 	}
 	if written != 10 {
 		t.Fatalf("%d customers written, want none after the failed 10th", written)

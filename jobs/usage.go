@@ -194,17 +194,21 @@ func openUsage(ctx context.Context, rc *runner.RunContext, region string) (o *us
 // Regions share nothing, so they run side by side, as many at once as there
 // are cores (GOMAXPROCS): the first to fail stops the others.
 func (u *Usage) Run(ctx context.Context, rc *runner.RunContext) error {
+	stores := make([]storage.Store, len(rc.Regions))
+	for i, region := range rc.Regions {
+		s, err := rc.Stores.For(region)
+		if err != nil {
+			return runner.Permanent(err)
+		}
+		stores[i] = s
+	}
 	byRegion := make([]map[string]int64, len(rc.Regions))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, region := range rc.Regions {
-		store, err := rc.Stores.For(region)
-		if err != nil {
-			return runner.Permanent(err)
-		}
 		byRegion[i] = map[string]int64{}
 		g.Go(func() error {
-			if err := u.region(ctx, rc, store, region, byRegion[i]); err != nil {
+			if err := u.region(ctx, rc, stores[i], region, byRegion[i]); err != nil {
 				return fmt.Errorf("region %s: %w", region, err)
 			}
 			return nil
