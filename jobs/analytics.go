@@ -812,67 +812,71 @@ type customerCalls struct {
 func (wc *weekCalls) customer(in *weekInputs, cw *customerWeek, t *weekTables, wh *weekHistory) (int64, error) {
 	cc := &customerCalls{users: map[string]*model.CallingUser{}, lastCall: map[string]string{}, quality: map[string]*model.CallQuality{}}
 	for _, d := range in.calls {
-		legs, err := d.rowsOf(cw.c.CustomerID)
+		var day dayCalls
+		err := d.each(cw.c.CustomerID, func(leg *analytics.Leg) { wc.add(cc, cw, &day, leg) })
 		if err != nil {
 			return 0, err
 		}
-		wc.add(cc, cw, legs)
+		day.flush(cc)
 	}
 	return int64(len(cc.users)), wc.rows(cc, cw, t, wh)
 }
 
-// add counts one day's legs of one customer. Legs of one call are adjacent
-// (the file is sorted by leg id, which starts with the call id).
-func (wc *weekCalls) add(cc *customerCalls, cw *customerWeek, legs []analytics.Leg) {
-	var call string
-	var callMax int64
-	var callVideo bool
-	flush := func() {
-		if call != "" {
-			cc.calls++
-			cc.seconds += callMax
-			if callVideo {
-				cc.videoSeconds += callMax
-			}
+// dayCalls is the call a day's legs are at. Legs of one call are adjacent (the
+// file is sorted by leg id, which starts with the call id).
+type dayCalls struct {
+	call      string
+	callMax   int64
+	callVideo bool
+}
+
+// flush counts the call the legs were at.
+func (d *dayCalls) flush(cc *customerCalls) {
+	if d.call != "" {
+		cc.calls++
+		cc.seconds += d.callMax
+		if d.callVideo {
+			cc.videoSeconds += d.callMax
 		}
 	}
-	for i := range legs {
-		leg := &legs[i]
-		if leg.CallID != call {
-			flush()
-			call, callMax, callVideo = leg.CallID, 0, false
-			if leg.QueueOutcome != nil {
-				cc.queued = true
-				cc.queue.Add(*leg.QueueOutcome, deref64(leg.QueueWaitSeconds))
-			}
-		}
-		callMax = max(callMax, leg.DurationSeconds)
-		callVideo = callVideo || leg.IsVideo
-		cc.legs++
-		if leg.UserID != nil {
-			u := cc.users[*leg.UserID]
-			if u == nil {
-				u = &model.CallingUser{PartnerID: cw.c.PartnerID, CustomerID: leg.CustomerID, UserID: *leg.UserID}
-				cc.users[*leg.UserID] = u
-			}
-			if cc.lastCall[u.UserID] != call {
-				u.Calls++
-			}
-			u.Legs++
-			u.Minutes += leg.DurationSeconds // seconds until rows() converts
-			cc.lastCall[u.UserID] = call
-		}
-		q := cc.quality[leg.DeviceType]
-		if q == nil {
-			q = &model.CallQuality{PartnerID: cw.c.PartnerID, CustomerID: leg.CustomerID, EndpointType: leg.DeviceType}
-			cc.quality[leg.DeviceType] = q
-		}
-		q.Legs++
-		if wc.th.Poor(leg) {
-			q.PoorLegs++
+}
+
+// add counts one leg of one customer's day, read as it streams by (a large
+// customer's day of legs is never held).
+func (wc *weekCalls) add(cc *customerCalls, cw *customerWeek, d *dayCalls, leg *analytics.Leg) {
+	if leg.CallID != d.call {
+		d.flush(cc)
+		d.call, d.callMax, d.callVideo = leg.CallID, 0, false
+		if leg.QueueOutcome != nil {
+			cc.queued = true
+			cc.queue.Add(*leg.QueueOutcome, deref64(leg.QueueWaitSeconds))
 		}
 	}
-	flush()
+	d.callMax = max(d.callMax, leg.DurationSeconds)
+	d.callVideo = d.callVideo || leg.IsVideo
+	cc.legs++
+	if leg.UserID != nil {
+		u := cc.users[*leg.UserID]
+		if u == nil {
+			u = &model.CallingUser{PartnerID: cw.c.PartnerID, CustomerID: leg.CustomerID, UserID: *leg.UserID}
+			cc.users[*leg.UserID] = u
+		}
+		if cc.lastCall[u.UserID] != d.call {
+			u.Calls++
+		}
+		u.Legs++
+		u.Minutes += leg.DurationSeconds // seconds until rows() converts
+		cc.lastCall[u.UserID] = d.call
+	}
+	q := cc.quality[leg.DeviceType]
+	if q == nil {
+		q = &model.CallQuality{PartnerID: cw.c.PartnerID, CustomerID: leg.CustomerID, EndpointType: leg.DeviceType}
+		cc.quality[leg.DeviceType] = q
+	}
+	q.Legs++
+	if wc.th.Poor(leg) {
+		q.PoorLegs++
+	}
 }
 
 // rows makes one customer's rows of the calling tables.

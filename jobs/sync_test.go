@@ -1,16 +1,21 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"tally/model"
 	"tally/periods"
+	"tally/pq"
 	"tally/source"
+	"tally/storage/local"
 )
 
 // streamingSource yields n customers; every third has a CallStream that
@@ -101,5 +106,55 @@ func TestASourceErrorIsTheSyncsErrorAfterTheCustomersBeforeItAreWritten(t *testi
 	}
 	if written != 7 {
 		t.Fatalf("%d customers written before the source failed, want 7", written)
+	}
+}
+
+func TestAStreamGivesACustomersRowsOneAtATimeAndFailsWhenTheInputIsNotSortedByCustomer(t *testing.T) {
+	store, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	put := func(key string, ids ...string) {
+		var rows []model.Cluster
+		for i, id := range ids {
+			rows = append(rows, model.Cluster{ClusterID: fmt.Sprint(i), CustomerID: id})
+		}
+		var buf bytes.Buffer
+		if _, err := pq.WriteAll(&buf, rows); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Put(ctx, key, &buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byCustomer := func(c *model.Cluster) string { return c.CustomerID }
+
+	put("sorted.parquet", "a", "b", "b", "c", "d", "d", "d")
+	s, err := openStream(ctx, store, "sorted.parquet", byCustomer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	var got []string
+	if err := s.each("b", func(c *model.Cluster) { got = append(got, c.ClusterID) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.each("d", func(c *model.Cluster) { got = append(got, c.ClusterID) }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"1", "2", "4", "5", "6"}; !slices.Equal(got, want) {
+		t.Fatalf("rows of b then d = %v, want %v (a and c passed over)", got, want)
+	}
+
+	put("unsorted.parquet", "a", "c", "b", "d")
+	u, err := openStream(ctx, store, "unsorted.parquet", byCustomer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.close()
+	err = u.each("d", func(*model.Cluster) {})
+	if err == nil || !strings.Contains(err.Error(), "unsorted.parquet is not sorted by customer") {
+		t.Fatalf("passing over c then b: error %v, want the input named as not sorted by customer", err)
 	}
 }

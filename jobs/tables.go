@@ -208,15 +208,42 @@ func (s *stream[T]) take(k string) ([]T, error) {
 		s.head, s.ok = s.r.Next()
 	}
 	s.buf = out
+	if err := s.check(k); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// each calls fn with customer k's rows as they are read, passing over the rows
+// of customers before k; it holds none of them (fn must not keep the
+// pointer): for call legs, where one customer's day can be large.
+func (s *stream[T]) each(k string, fn func(*T)) error {
+	for s.ok && s.key(&s.head) < k {
+		passed := s.key(&s.head)
+		s.head, s.ok = s.r.Next()
+		if err := s.check(passed); err != nil {
+			return err
+		}
+	}
+	for s.ok && s.key(&s.head) == k {
+		fn(&s.head)
+		s.head, s.ok = s.r.Next()
+	}
+	return s.check(k)
+}
+
+// check fails when the stream, just past customer k, is out of order or
+// could not be read.
+func (s *stream[T]) check(k string) error {
 	if s.ok && s.key(&s.head) < k {
-		return nil, fmt.Errorf("input %s is not sorted by customer: %s comes after %s", s.name, s.key(&s.head), k)
+		return fmt.Errorf("input %s is not sorted by customer: %s comes after %s", s.name, s.key(&s.head), k)
 	}
 	if !s.ok {
 		if err := s.r.Err(); err != nil {
-			return nil, fmt.Errorf("input %s: %w", s.name, err)
+			return fmt.Errorf("input %s: %w", s.name, err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // rowsOf returns customer k's rows, passing over the rows of customers before
