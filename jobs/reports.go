@@ -767,15 +767,10 @@ func (j *Reports) callingRows(ctx context.Context, p periods.Period, rd *regionD
 		}
 		clear(accs)
 		for _, d := range days {
-			legs, err := d.rowsOf(id)
-			if err != nil {
-				return err
-			}
-			for i := range legs {
+			err := d.each(id, func(leg *analytics.Leg) {
 				if !see {
-					break
+					return
 				}
-				leg := &legs[i]
 				a := accs[leg.LocationID]
 				if a == nil {
 					a = &acc{location: leg.LocationID}
@@ -821,6 +816,9 @@ func (j *Reports) callingRows(ctx context.Context, p periods.Period, rd *regionD
 				default:
 					a.other++
 				}
+			})
+			if err != nil {
+				return err
 			}
 		}
 		if len(accs) == 0 {
