@@ -754,11 +754,10 @@ func openHist[T any](ctx context.Context, store storage.Store, key string, of fu
 }
 
 func sortedByCustomer(ctx context.Context, store storage.Store, key string) (bool, error) {
-	r, f, err := openInput[customerKey](ctx, store, key)
+	r, err := openInput[customerKey](ctx, store, key)
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
 	defer r.Close()
 	prev := ""
 	for row, ok := r.Next(); ok; row, ok = r.Next() {
@@ -768,7 +767,7 @@ func sortedByCustomer(ctx context.Context, store storage.Store, key string) (boo
 		prev = row.CustomerID
 	}
 	if err := r.Err(); err != nil {
-		return false, fmt.Errorf("input %s: %w", key, err)
+		return false, err
 	}
 	return true, nil
 }

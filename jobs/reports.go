@@ -866,11 +866,10 @@ type userEmail struct {
 // order), so they are merge-joined a customer at a time: memory holds one
 // customer's users, not the region's.
 func deviceRows(ctx context.Context, p periods.Period, rd *regionData, v *viewer, emit func([]report.Value) error) error {
-	r, f, err := openInput[model.Device](ctx, rd.store, InventoryKey("devices", rd.region, p.LastDay()))
+	r, err := openInput[model.Device](ctx, rd.store, InventoryKey("devices", rd.region, p.LastDay()))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
 	defer r.Close()
 	users, err := openStream(ctx, rd.store, InventoryKey("users", rd.region, p.LastDay()), func(u *userEmail) string { return u.CustomerID })
 	if err != nil {
@@ -915,11 +914,10 @@ func deviceRows(ctx context.Context, p periods.Period, rd *regionData, v *viewer
 
 // numberRows: the snapshot of the period's last day, streamed.
 func numberRows(ctx context.Context, p periods.Period, rd *regionData, v *viewer, emit func([]report.Value) error) error {
-	r, f, err := openInput[model.Number](ctx, rd.store, InventoryKey("numbers", rd.region, p.LastDay()))
+	r, err := openInput[model.Number](ctx, rd.store, InventoryKey("numbers", rd.region, p.LastDay()))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
 	defer r.Close()
 	for {
 		n, ok := r.Next()

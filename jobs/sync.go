@@ -591,11 +591,10 @@ func carry(ctx context.Context, rc *runner.RunContext, store storage.Store, regi
 }
 
 func carryRows[T any](ctx context.Context, rc *runner.RunContext, store storage.Store, region, key string) (*table[T], error) {
-	in, f, err := openInput[T](ctx, store, key)
+	in, err := openInput[T](ctx, store, key)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	defer in.Close()
 	t, err := openTable[T](ctx, rc, region, key)
 	if err != nil {
@@ -613,7 +612,7 @@ func carryRows[T any](ctx context.Context, rc *runner.RunContext, store storage.
 	}
 	if err := in.Err(); err != nil {
 		t.abort(err)
-		return nil, fmt.Errorf("input %s: %w", key, err)
+		return nil, err
 	}
 	return t, nil
 }

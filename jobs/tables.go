@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,12 +53,45 @@ func QuarantineKey(entity, region string, day periods.Period) string {
 	return fmt.Sprintf("quarantine/%s/region=%s/day=%s/part-0.jsonl", entity, region, day.ID())
 }
 
-// table streams rows of T as one Parquet output.
+// partRows bounds a part file: a table of more rows is written as part-0,
+// part-1, … of at most partRows rows each (one row group). parquet-go keeps
+// every page's index entry (about 100 bytes) until a file's footer: in one
+// file per table, the 54K pages of a 100K-customer region's day were 5 MiB of
+// a sync's live memory, growing with the estate; a part bounds them.
+var partRows int64 = pq.RowGroupRows
+
+// PartKey is part n of the table whose first part is key (…/part-0.parquet).
+func PartKey(key string, n int) string {
+	return key[:strings.LastIndex(key, "/")+1] + "part-" + strconv.Itoa(n) + ".parquet"
+}
+
+// partOf is the part number of a key named part-<n>.parquet.
+func partOf(key string) (int, bool) {
+	name := key[strings.LastIndex(key, "/")+1:]
+	digits, ok := strings.CutSuffix(strings.TrimPrefix(name, "part-"), ".parquet")
+	n, err := strconv.Atoi(digits)
+	return n, ok && err == nil && n >= 0 && strconv.Itoa(n) == digits && strings.HasPrefix(name, "part-")
+}
+
+// table streams rows of T as a Parquet output of one or more parts. Parts are
+// published together by commit, which then removes the parts past them left
+// by an earlier run that wrote more.
 type table[T any] struct {
+	ctx    context.Context
+	rc     *runner.RunContext
+	region string
+	key    string // part-0's
+	done   []finishedPart
+	out    *runner.OutputWriter // the current part
+	w      *pq.Writer[T]        // nil once finished
+	rows   int64                // the current part's, once finished
+	err    error                // why finish failed
+}
+
+// finishedPart is a part whose footer is written, waiting for commit.
+type finishedPart struct {
 	out  *runner.OutputWriter
-	w    *pq.Writer[T] // nil once finished
 	rows int64
-	err  error // why finish failed
 }
 
 func openTable[T any](ctx context.Context, rc *runner.RunContext, region, key string) (*table[T], error) {
@@ -64,7 +99,7 @@ func openTable[T any](ctx context.Context, rc *runner.RunContext, region, key st
 	if err != nil {
 		return nil, err
 	}
-	return &table[T]{out: out, w: pq.NewWriter[T](out)}, nil
+	return &table[T]{ctx: ctx, rc: rc, region: region, key: key, out: out, w: pq.NewWriter[T](out)}, nil
 }
 
 func (t *table[T]) add(rows ...T) error {
@@ -74,20 +109,52 @@ func (t *table[T]) add(rows ...T) error {
 	if t.w == nil {
 		return fmt.Errorf("%T rows added to a finished table", rows[0])
 	}
-	return t.w.Write(rows...)
+	for len(rows) > 0 {
+		if t.w.Rows() == partRows {
+			if err := t.nextPart(); err != nil {
+				return err
+			}
+		}
+		n := min(int64(len(rows)), partRows-t.w.Rows())
+		if err := t.w.Write(rows[:n]...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// nextPart finishes the current part and opens the next.
+func (t *table[T]) nextPart() error {
+	if err := t.w.Close(); err != nil {
+		return fmt.Errorf("%s: %w", PartKey(t.key, len(t.done)), err)
+	}
+	t.done = append(t.done, finishedPart{out: t.out, rows: t.w.Rows()})
+	t.out, t.w = nil, nil
+	out, err := t.rc.Open(t.ctx, t.region, PartKey(t.key, len(t.done)))
+	if err != nil {
+		return err
+	}
+	t.out, t.w = out, pq.NewWriter[T](out)
+	return nil
 }
 
 // Rows is how many rows were added.
 func (t *table[T]) Rows() int64 {
+	n := t.rows
 	if t.w != nil {
-		return t.w.Rows()
+		n = t.w.Rows()
 	}
-	return t.rows
+	for _, p := range t.done {
+		n += p.rows
+	}
+	return n
 }
 
-// finish writes the file's footer and lets go of the writer's buffers; the
-// output is published only by commit. A sync finishes a region's tables when
-// the source moves on to the next region, so one region's writers are open.
+// finish writes the current part's footer and lets go of the writer's
+// buffers; the parts are published only by commit. A sync finishes a region's
+// tables when the source moves on to the next region, so one region's writers
+// are open.
 func (t *table[T]) finish() error {
 	if t == nil {
 		return nil
@@ -102,24 +169,73 @@ func (t *table[T]) finish() error {
 	return t.err
 }
 
-// commit and abort do nothing on a table that was never opened, so a partly
-// opened set can be aborted as a whole.
+// commit publishes the parts in order, then removes the parts past the last
+// that an earlier run left (it wrote more rows), so a reader of the table's
+// folder reads this run's rows only. commit and abort do nothing on a table
+// that was never opened, so a partly opened set can be aborted as a whole.
 func (t *table[T]) commit() error {
 	if t == nil || t.out == nil {
 		return nil
 	}
 	if err := t.finish(); err != nil {
+		t.abort(err)
 		return err
+	}
+	for i, p := range t.done {
+		if err := p.out.Commit(p.rows); err != nil {
+			for _, rest := range t.done[i+1:] {
+				rest.out.Abort(err)
+			}
+			t.out.Abort(err)
+			t.done, t.out = nil, nil
+			return err
+		}
 	}
 	err := t.out.Commit(t.rows)
 	t.out = nil
-	return err
+	if err != nil {
+		return err
+	}
+	return t.removeStaleParts(len(t.done) + 1)
+}
+
+// removeStaleParts removes part n and every part after it, the last first,
+// so the parts left are always numbered without a gap.
+func (t *table[T]) removeStaleParts(n int) error {
+	store, err := t.rc.Store(t.region)
+	if err != nil {
+		return err
+	}
+	objs, err := store.List(t.ctx, t.key[:strings.LastIndex(t.key, "/")+1]+"part-")
+	if err != nil {
+		return fmt.Errorf("list the parts of %s: %w", t.key, err)
+	}
+	var stale []int
+	for _, o := range objs {
+		if k, ok := partOf(o.Key); ok && k >= n {
+			stale = append(stale, k)
+		}
+	}
+	slices.Sort(stale)
+	for i := len(stale) - 1; i >= 0; i-- {
+		if err := t.rc.Remove(t.ctx, t.region, PartKey(t.key, stale[i])); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (t *table[T]) abort(err error) {
-	if t != nil && t.out != nil {
+	if t == nil {
+		return
+	}
+	for _, p := range t.done {
+		p.out.Abort(err)
+	}
+	if t.out != nil {
 		t.out.Abort(err)
 	}
+	t.done, t.out = nil, nil
 }
 
 // committer is a table of any row type.
@@ -148,28 +264,94 @@ func abortAll(ts []committer, err error) {
 	}
 }
 
-// openFile opens a Parquet input; inputs missing from storage name their key.
-func openInput[T any](ctx context.Context, s storage.Store, key string) (*pq.Reader[T], storage.File, error) {
-	f, err := storage.OpenFile(ctx, s, key)
-	if err != nil {
+// input reads a table's parts in order (part-0, then part-1, … while the
+// next exists), one file open at a time.
+type input[T any] struct {
+	ctx  context.Context
+	s    storage.Store
+	key  string // the part being read
+	part int
+	f    storage.File
+	r    *pq.Reader[T]
+	err  error // opening the next part failed
+}
+
+// openInput opens a Parquet input; an input missing from storage names its key.
+func openInput[T any](ctx context.Context, s storage.Store, key string) (*input[T], error) {
+	in := &input[T]{ctx: ctx, s: s, key: key}
+	if err := in.open(key); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
-			return nil, nil, fmt.Errorf("input %s is missing: %w", key, err)
+			return nil, fmt.Errorf("input %s is missing: %w", key, err)
 		}
-		return nil, nil, err
+		return nil, err
+	}
+	return in, nil
+}
+
+func (in *input[T]) open(key string) error {
+	f, err := storage.OpenFile(in.ctx, in.s, key)
+	if err != nil {
+		return err
 	}
 	r, err := pq.NewReader[T](f, f.Size())
 	if err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("input %s: %w", key, err)
+		return fmt.Errorf("input %s: %w", key, err)
 	}
-	return r, f, nil
+	in.key, in.f, in.r = key, f, r
+	return nil
+}
+
+// Next returns the next row; ok is false at the end or on error (see Err).
+func (in *input[T]) Next() (T, bool) {
+	for {
+		row, ok := in.r.Next()
+		if ok || in.r.Err() != nil || in.err != nil || in.f == nil {
+			return row, ok
+		}
+		next := PartKey(in.key, in.part+1)
+		in.closeFile()
+		switch err := in.open(next); {
+		case errors.Is(err, storage.ErrNotFound):
+			return row, false // the last part was read
+		case err != nil:
+			in.err = err
+			return row, false
+		}
+		in.part++
+	}
+}
+
+// Err is the first read error (nil at a clean end), naming the part.
+func (in *input[T]) Err() error {
+	if in.err != nil {
+		return in.err
+	}
+	if err := in.r.Err(); err != nil {
+		return fmt.Errorf("input %s: %w", in.key, err)
+	}
+	return nil
+}
+
+func (in *input[T]) closeFile() {
+	if in.f != nil {
+		in.r.Close()
+		in.f.Close()
+		in.f = nil
+	}
+}
+
+// Close releases the open part.
+func (in *input[T]) Close() {
+	if in != nil {
+		in.closeFile()
+	}
 }
 
 // stream reads a Parquet input sorted by customer_id, a customer at a time.
 type stream[T any] struct {
 	name string // the input's key
-	r    *pq.Reader[T]
-	f    storage.File
+	r    *input[T]
 	key  func(*T) string
 	head T
 	ok   bool
@@ -177,16 +359,16 @@ type stream[T any] struct {
 }
 
 func openStream[T any](ctx context.Context, s storage.Store, key string, keyOf func(*T) string) (*stream[T], error) {
-	r, f, err := openInput[T](ctx, s, key)
+	r, err := openInput[T](ctx, s, key)
 	if err != nil {
 		return nil, err
 	}
-	st := &stream[T]{name: key, r: r, f: f, key: keyOf}
+	st := &stream[T]{name: key, r: r, key: keyOf}
 	// A read that fails here would look like an empty input to a merge that
 	// asks peek which customer comes next; later reads fail in take.
 	if st.head, st.ok = r.Next(); !st.ok && r.Err() != nil {
 		st.close()
-		return nil, fmt.Errorf("input %s: %w", key, r.Err())
+		return nil, r.Err()
 	}
 	return st, nil
 }
@@ -240,7 +422,7 @@ func (s *stream[T]) check(k string) error {
 	}
 	if !s.ok {
 		if err := s.r.Err(); err != nil {
-			return fmt.Errorf("input %s: %w", s.name, err)
+			return err
 		}
 	}
 	return nil
@@ -260,22 +442,24 @@ func (s *stream[T]) rowsOf(k string) ([]T, error) {
 func (s *stream[T]) close() {
 	if s != nil {
 		s.r.Close()
-		s.f.Close()
 	}
 }
 
 // readAll reads a small Parquet input whole.
 func readAll[T any](ctx context.Context, s storage.Store, key string) ([]T, error) {
-	f, err := storage.OpenFile(ctx, s, key)
+	in, err := openInput[T](ctx, s, key)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	rows, err := pq.ReadAll[T](f, f.Size())
-	if err != nil {
-		return nil, fmt.Errorf("input %s: %w", key, err)
+	defer in.Close()
+	var rows []T
+	for {
+		row, ok := in.Next()
+		if !ok {
+			return rows, in.Err()
+		}
+		rows = append(rows, row)
 	}
-	return rows, nil
 }
 
 // rowMap turns a row into its column names and values (for quarantine lines).

@@ -91,13 +91,9 @@ func (rc *RunContext) Publish(ctx context.Context, region, key string, write fun
 // Commit, and Abort (or a failed Commit) leaves nothing. The runner checks it
 // still holds the lease first, and on Commit records size, checksum and rows.
 func (rc *RunContext) Open(ctx context.Context, region, key string) (*OutputWriter, error) {
-	store := rc.Stores.Control
-	if region != "" {
-		s, err := rc.Stores.For(region)
-		if err != nil {
-			return nil, Permanent(err)
-		}
-		store = s
+	store, err := rc.Store(region)
+	if err != nil {
+		return nil, err
 	}
 	if rc.checkLease != nil {
 		if err := rc.checkLease(ctx); err != nil {
@@ -112,6 +108,38 @@ func (rc *RunContext) Open(ctx context.Context, region, key string) (*OutputWrit
 		pr.CloseWithError(w.err) // unblocks the writer if Put stopped early
 	}()
 	return w, nil
+}
+
+// Store is region's store ("" = the control store).
+func (rc *RunContext) Store(region string) (storage.Store, error) {
+	if region == "" {
+		return rc.Stores.Control, nil
+	}
+	s, err := rc.Stores.For(region)
+	if err != nil {
+		return nil, Permanent(err)
+	}
+	return s, nil
+}
+
+// Remove deletes key from region's store ("" = the control store) once the
+// runner has checked it still holds the lease: how a run drops what an
+// earlier run published and it did not (a table's parts past its last).
+func (rc *RunContext) Remove(ctx context.Context, region, key string) error {
+	store, err := rc.Store(region)
+	if err != nil {
+		return err
+	}
+	if rc.checkLease != nil {
+		if err := rc.checkLease(ctx); err != nil {
+			return err
+		}
+	}
+	if err := store.Delete(ctx, key); err != nil {
+		return fmt.Errorf("remove %s: %w", key, err)
+	}
+	rc.Log.Debug().Str("key", key).Msg("removed (an earlier run's, past this run's outputs)")
+	return nil
 }
 
 // OutputWriter is an output being streamed to storage.

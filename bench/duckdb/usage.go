@@ -98,7 +98,7 @@ func usageScript(data, out, region string) string {
 	r := strings.NewReplacer("{day}", usageDay, "{under}", "0.5")
 	s := r.Replace(usageSQL)
 	for _, e := range []string{"users", "devices", "subscriptions", "orders", "customers", "clusters", "servers"} {
-		path := filepath.Join(data, "inventory", e, "region="+region, "day="+usageDay, "part-0.parquet")
+		path := filepath.Join(data, "inventory", e, "region="+region, "day="+usageDay, "part-*.parquet") // every part
 		s = strings.ReplaceAll(s, "'{inv:"+e+"}'", "'"+path+"', hive_partitioning = false")
 	}
 	for _, g := range usageGrains {
@@ -136,7 +136,7 @@ func sameUsage(data, out string) (string, error) {
 	var diffs []string
 	for _, g := range usageGrains {
 		for _, region := range usageRegions {
-			tally := filepath.Join(data, "usage", g, "region="+region, "day="+usageDay, "part-0.parquet")
+			tally := filepath.Join(data, "usage", g, "region="+region, "day="+usageDay, "part-*.parquet") // every part
 			ours := filepath.Join(out, g+"-"+region+".parquet")
 			var a, b, n int64
 			q := fmt.Sprintf(`SELECT (SELECT count(*) FROM (SELECT * FROM read_parquet('%[1]s', hive_partitioning = false) EXCEPT ALL SELECT * FROM '%[2]s')),

@@ -151,7 +151,7 @@ func (g *Generator) cust(i int) *cust {
 	return c
 }
 
-// custHead is the start of customer i's derivation: what customersOn needs to
+// custHead is the start of customer i's derivation: what regionsOn needs to
 // list and sort the day's customers without deriving each one whole.
 type custHead struct {
 	r        *rand.Rand // where cust goes on drawing
@@ -180,48 +180,77 @@ func (g *Generator) head(i int) custHead {
 	return h
 }
 
-// custRef is where a customer sorts: region, then id (the id's bits sort as
-// its text does: fixed-width hex).
+// custRef is where a customer sorts within its region: by id, whose bits
+// sort as its text does (fixed-width hex). a is the id's first half; the
+// second is derived again on the rare tie.
 type custRef struct {
-	i      int32
-	region uint8
-	a, b   uint64
+	i int32
+	a uint64
 }
 
-// customersOn lists the customers that exist on day, ordered by region then
-// id: only where each sorts, the customers themselves derived as they are yielded.
-func (g *Generator) customersOn(day periods.Period) []custRef {
+// idBits are customer i's id as two halves.
+func (g *Generator) idBits(i int) (uint64, uint64) {
+	a := g.h("customer-id", i)
+	return uuidBits(a, mix(a^0x5bd1e995))
+}
+
+// notYet marks, in the region list, a customer created after the day.
+const notYet = 0xff
+
+// regionsOn lists each customer's region (its index in model.Regions) on
+// day, notYet for customers not created by then: a byte a customer.
+func (g *Generator) regionsOn(day periods.Period) []uint8 {
 	end := day.End()
 	n := g.scale
 	if end.After(Epoch) {
 		n += int(end.Sub(Epoch)/(24*time.Hour))*g.scale/3000 + 1
 	}
-	order := map[string]uint8{}
-	for i, r := range model.Regions {
-		order[r] = uint8(i)
+	out := make([]uint8, n)
+	for i := range out {
+		h := g.head(i)
+		out[i] = notYet
+		if h.created.Before(end) {
+			out[i] = uint8(slices.Index(model.Regions, h.region))
+		}
 	}
+	return out
+}
+
+// customersIn lists the customers of region r (an index in model.Regions)
+// ordered by id: only where each sorts, one region at a time, the customers
+// themselves derived as they are yielded.
+func (g *Generator) customersIn(regions []uint8, r uint8) []custRef {
 	var cs []custRef
-	for i := 0; i < n; i++ {
-		if h := g.head(i); h.created.Before(end) {
-			a, b := uuidBits(h.idA, h.idB)
-			cs = append(cs, custRef{i: int32(i), region: order[h.region], a: a, b: b})
+	for i, in := range regions {
+		if in == r {
+			a, _ := g.idBits(i)
+			cs = append(cs, custRef{i: int32(i), a: a})
 		}
 	}
 	slices.SortFunc(cs, func(x, y custRef) int {
-		return cmp.Or(cmp.Compare(x.region, y.region), cmp.Compare(x.a, y.a), cmp.Compare(x.b, y.b))
+		if c := cmp.Compare(x.a, y.a); c != 0 {
+			return c
+		}
+		_, bx := g.idBits(int(x.i))
+		_, by := g.idBits(int(y.i))
+		return cmp.Compare(bx, by)
 	})
 	return cs
 }
 
-// Customers yields every customer of day, one at a time.
+// Customers yields every customer of day, one at a time, ordered by region
+// then id.
 func (g *Generator) Customers(ctx context.Context, day periods.Period, fn func(*source.CustomerDay) error) error {
-	for _, ref := range g.customersOn(day) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		c := g.cust(int(ref.i))
-		if err := fn(g.customerDay(c, day)); err != nil {
-			return err
+	regions := g.regionsOn(day)
+	for r := range model.Regions {
+		for _, ref := range g.customersIn(regions, uint8(r)) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			c := g.cust(int(ref.i))
+			if err := fn(g.customerDay(c, day)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
