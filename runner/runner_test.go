@@ -28,6 +28,7 @@ type fakeJob struct {
 	fail    func(p periods.Period, call int) error
 	block   chan struct{} // if set, Run waits on it (or ctx)
 	started chan struct{}
+	remove  string // if set, Run removes this key (after block) before it publishes
 }
 
 func (j *fakeJob) Name() string             { return j.name }
@@ -56,6 +57,11 @@ func (j *fakeJob) Run(ctx context.Context, rc *RunContext) error {
 	}
 	if j.fail != nil {
 		if err := j.fail(rc.Period, n); err != nil {
+			return err
+		}
+	}
+	if j.remove != "" {
+		if err := rc.Remove(ctx, "", j.remove); err != nil {
 			return err
 		}
 	}
@@ -322,6 +328,41 @@ func TestARunnerThatLosesItsLeaseStopsAndPublishesNothingMore(t *testing.T) {
 	}
 	if objs, _ := e.store.List(ctx, "out/"); len(objs) != 0 {
 		t.Fatalf("published %d files after losing the lease", len(objs))
+	}
+}
+
+func TestARunnerThatLosesItsLeaseRemovesNothing(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	stale := "out/a/region=US/part-3.parquet" // an earlier run's, past this one's parts
+	if _, err := e.store.Put(ctx, stale, strings.NewReader("earlier")); err != nil {
+		t.Fatal(err)
+	}
+	j := &fakeJob{name: "a", cadence: periods.Daily, block: make(chan struct{}), started: make(chan struct{}, 1), remove: stale}
+	e.cfg.MaxAttempts = 1
+	r := e.runner(1, j)
+	done := make(chan error, 1)
+	go func() { _, err := r.Run(ctx, "a", day, Options{}); done <- err }()
+	<-j.started
+	e.clock.Advance(2 * e.cfg.LeaseTTL)
+	if _, err := AcquireLease(ctx, e.store, e.clock, "a", day.ID(), Holder{Host: "other", PID: 2}, e.cfg.LeaseTTL); err != nil {
+		t.Fatal(err)
+	}
+	close(j.block)
+	if err := <-done; !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("err = %v, want ErrLeaseLost", err)
+	}
+	if _, err := e.store.Stat(ctx, stale); err != nil {
+		t.Fatalf("a runner that lost its lease removed %s: %v", stale, err)
+	}
+
+	// The same job holding its lease removes it.
+	j2 := &fakeJob{name: "b", cadence: periods.Daily, remove: stale}
+	if _, err := e.runner(3, j2).Run(ctx, "b", day, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Stat(ctx, stale); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a runner holding its lease did not remove %s: %v", stale, err)
 	}
 }
 
