@@ -307,23 +307,30 @@ func TestALeaseWhoseHolderDiedIsTakenOverAfterTheTTLAndItsAttemptShowsAbandoned(
 	}
 }
 
+// runPastItsLease runs j (which blocks once started) with one attempt; while
+// it waits, another runner takes the lease over (as if j's had expired). It
+// returns the run's error.
+func (e *env) runPastItsLease(t *testing.T, j *fakeJob) error {
+	t.Helper()
+	ctx := context.Background()
+	e.cfg.MaxAttempts = 1
+	r := e.runner(1, j)
+	done := make(chan error, 1)
+	go func() { _, err := r.Run(ctx, j.name, day, Options{}); done <- err }()
+	<-j.started
+	e.clock.Advance(2 * e.cfg.LeaseTTL)
+	if _, err := AcquireLease(ctx, e.store, e.clock, j.name, day.ID(), Holder{Host: "other", PID: 2}, e.cfg.LeaseTTL); err != nil {
+		t.Fatal(err)
+	}
+	close(j.block)
+	return <-done
+}
+
 func TestARunnerThatLosesItsLeaseStopsAndPublishesNothingMore(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	j := &fakeJob{name: "a", cadence: periods.Daily, block: make(chan struct{}), started: make(chan struct{}, 1)}
-	e.cfg.MaxAttempts = 1
-	r := e.runner(1, j)
-	done := make(chan error, 1)
-	go func() { _, err := r.Run(ctx, "a", day, Options{}); done <- err }()
-	<-j.started
-	// Another runner takes the lease over (as if ours had expired).
-	e.clock.Advance(2 * e.cfg.LeaseTTL)
-	if _, err := AcquireLease(ctx, e.store, e.clock, "a", day.ID(), Holder{Host: "other", PID: 2}, e.cfg.LeaseTTL); err != nil {
-		t.Fatal(err)
-	}
-	close(j.block)
-	err := <-done
-	if !errors.Is(err, ErrLeaseLost) {
+	if err := e.runPastItsLease(t, j); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("err = %v, want ErrLeaseLost", err)
 	}
 	if objs, _ := e.store.List(ctx, "out/"); len(objs) != 0 {
@@ -339,17 +346,7 @@ func TestARunnerThatLosesItsLeaseRemovesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := &fakeJob{name: "a", cadence: periods.Daily, block: make(chan struct{}), started: make(chan struct{}, 1), remove: stale}
-	e.cfg.MaxAttempts = 1
-	r := e.runner(1, j)
-	done := make(chan error, 1)
-	go func() { _, err := r.Run(ctx, "a", day, Options{}); done <- err }()
-	<-j.started
-	e.clock.Advance(2 * e.cfg.LeaseTTL)
-	if _, err := AcquireLease(ctx, e.store, e.clock, "a", day.ID(), Holder{Host: "other", PID: 2}, e.cfg.LeaseTTL); err != nil {
-		t.Fatal(err)
-	}
-	close(j.block)
-	if err := <-done; !errors.Is(err, ErrLeaseLost) {
+	if err := e.runPastItsLease(t, j); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("err = %v, want ErrLeaseLost", err)
 	}
 	if _, err := e.store.Stat(ctx, stale); err != nil {
