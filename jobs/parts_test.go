@@ -1,15 +1,21 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"tally/license"
 	"tally/model"
+	"tally/pq"
 	"tally/runner"
 	"tally/storage"
+	"tally/storage/local"
 )
 
 // usageTables reads every usage grain and the users snapshot of every region.
@@ -112,5 +118,53 @@ func TestPartKeyNamesTheNthPartBesideTheFirst(t *testing.T) {
 		if _, ok := partOf(name); ok {
 			t.Errorf("partOf(%q) is a part", name)
 		}
+	}
+}
+
+// putParts writes rows as parts of n rows under key's folder.
+func putParts(t *testing.T, s storage.Store, key string, rows []model.SubscriptionUsage, n int) {
+	t.Helper()
+	for i := 0; i*n < len(rows); i++ {
+		var buf bytes.Buffer
+		if _, err := pq.WriteAll(&buf, rows[i*n:min(len(rows), (i+1)*n)]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Put(context.Background(), PartKey(key, i), &buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestAPartPublishedAgainWhileItsTableIsReadFailsTheReadInsteadOfMixingTwoRuns(t *testing.T) {
+	t.Parallel()
+	store, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := UsageKey("subscription", "US", testDay)
+	rows := make([]model.SubscriptionUsage, 30)
+	for i := range rows {
+		rows[i] = model.SubscriptionUsage{CustomerID: fmt.Sprintf("c%04d", i), SubscriptionID: "s", LicenseType: model.KnowledgeWorker}
+	}
+	putParts(t, store, key, rows, 10)
+	if got := readRows[model.SubscriptionUsage](t, store, key); !reflect.DeepEqual(got, rows) {
+		t.Fatalf("3 parts read back as %d rows, not the 30 written in order", len(got))
+	}
+
+	in, err := openInput[model.SubscriptionUsage](context.Background(), store, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	for range 10 {
+		if _, ok := in.Next(); !ok {
+			t.Fatalf("part 0 ended early: %v", in.Err())
+		}
+	}
+	again := slices.Clone(rows)
+	again[12].Consumed = 7 // a re-run with other results publishes part 1 again
+	putParts(t, store, key, again, 10)
+	if row, ok := in.Next(); ok || in.Err() == nil || !strings.Contains(in.Err().Error(), "changed while") {
+		t.Fatalf("after part 1 was published again mid-read, Next gave %+v, %v, err %v; want a failed read", row, ok, in.Err())
 	}
 }

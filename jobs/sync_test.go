@@ -130,8 +130,8 @@ func TestAStreamGivesACustomersRowsOneAtATimeAndFailsWhenTheInputIsNotSortedByCu
 	}
 	byCustomer := func(c *model.Cluster) string { return c.CustomerID }
 
-	put("sorted.parquet", "a", "b", "b", "c", "d", "d", "d")
-	s, err := openStream(ctx, store, "sorted.parquet", byCustomer)
+	put("sorted/part-0.parquet", "a", "b", "b", "c", "d", "d", "d")
+	s, err := openStream(ctx, store, "sorted/part-0.parquet", byCustomer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,14 +147,14 @@ func TestAStreamGivesACustomersRowsOneAtATimeAndFailsWhenTheInputIsNotSortedByCu
 		t.Fatalf("rows of b then d = %v, want %v (a and c passed over)", got, want)
 	}
 
-	put("unsorted.parquet", "a", "c", "b", "d")
-	u, err := openStream(ctx, store, "unsorted.parquet", byCustomer)
+	put("unsorted/part-0.parquet", "a", "c", "b", "d")
+	u, err := openStream(ctx, store, "unsorted/part-0.parquet", byCustomer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer u.close()
 	err = u.each("d", func(*model.Cluster) {})
-	if err == nil || !strings.Contains(err.Error(), "unsorted.parquet is not sorted by customer") {
+	if err == nil || !strings.Contains(err.Error(), "unsorted/part-0.parquet is not sorted by customer") {
 		t.Fatalf("passing over c then b: error %v, want the input named as not sorted by customer", err)
 	}
 }

@@ -264,32 +264,67 @@ func abortAll(ts []committer, err error) {
 	}
 }
 
-// input reads a table's parts in order (part-0, then part-1, … while the
-// next exists), one file open at a time.
+// input reads a table's parts in order (part-0, part-1, …), one file open at
+// a time: the parts listed when it was opened, each checked to be the same
+// object as then, so a re-run publishing the table again while it is read
+// fails the read instead of mixing one run's parts with another's.
 type input[T any] struct {
-	ctx  context.Context
-	s    storage.Store
-	key  string // the part being read
-	part int
-	f    storage.File
-	r    *pq.Reader[T]
-	err  error // opening the next part failed
+	ctx   context.Context
+	s     storage.Store
+	first string   // part-0's key
+	etags []string // each part's, when the input was opened
+	part  int      // the part being read
+	f     storage.File
+	r     *pq.Reader[T]
+	err   error // opening the next part failed
 }
 
 // openInput opens a Parquet input; an input missing from storage names its key.
 func openInput[T any](ctx context.Context, s storage.Store, key string) (*input[T], error) {
-	in := &input[T]{ctx: ctx, s: s, key: key}
-	if err := in.open(key); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil, fmt.Errorf("input %s is missing: %w", key, err)
+	if n, ok := partOf(key); !ok || n != 0 {
+		return nil, fmt.Errorf("input %s: not a table's first part (…/part-0.parquet)", key)
+	}
+	objs, err := s.List(ctx, key[:strings.LastIndex(key, "/")+1]+"part-")
+	if err != nil {
+		return nil, fmt.Errorf("input %s: list its parts: %w", key, err)
+	}
+	byPart := map[int]string{}
+	for _, o := range objs {
+		if n, ok := partOf(o.Key); ok {
+			byPart[n] = o.ETag
 		}
+	}
+	in := &input[T]{ctx: ctx, s: s, first: key}
+	for etag, ok := byPart[0]; ok; etag, ok = byPart[len(in.etags)] {
+		in.etags = append(in.etags, etag)
+	}
+	if len(in.etags) == 0 {
+		return nil, fmt.Errorf("input %s is missing: %w", key, storage.ErrNotFound)
+	}
+	if err := in.open(0); err != nil {
 		return nil, err
 	}
 	return in, nil
 }
 
-func (in *input[T]) open(key string) error {
+func (in *input[T]) key() string { return PartKey(in.first, in.part) }
+
+// open opens part n, checking it is still the object listed.
+func (in *input[T]) open(n int) error {
+	key := PartKey(in.first, n)
 	f, err := storage.OpenFile(in.ctx, in.s, key)
+	if err == nil {
+		var o storage.Object
+		if o, err = in.s.Stat(in.ctx, key); err == nil && o.ETag != in.etags[n] {
+			err = fmt.Errorf("input %s changed while %s was read (a re-run published it again): read it again", key, in.first)
+		}
+		if err != nil {
+			f.Close()
+		}
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		err = fmt.Errorf("input %s was removed while %s was read (a re-run published it again): read it again (%v)", key, in.first, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -298,7 +333,7 @@ func (in *input[T]) open(key string) error {
 		f.Close()
 		return fmt.Errorf("input %s: %w", key, err)
 	}
-	in.key, in.f, in.r = key, f, r
+	in.part, in.f, in.r = n, f, r
 	return nil
 }
 
@@ -306,19 +341,13 @@ func (in *input[T]) open(key string) error {
 func (in *input[T]) Next() (T, bool) {
 	for {
 		row, ok := in.r.Next()
-		if ok || in.r.Err() != nil || in.err != nil || in.f == nil {
+		if ok || in.r.Err() != nil || in.err != nil || in.part+1 == len(in.etags) {
 			return row, ok
 		}
-		next := PartKey(in.key, in.part+1)
 		in.closeFile()
-		switch err := in.open(next); {
-		case errors.Is(err, storage.ErrNotFound):
-			return row, false // the last part was read
-		case err != nil:
-			in.err = err
+		if in.err = in.open(in.part + 1); in.err != nil {
 			return row, false
 		}
-		in.part++
 	}
 }
 
@@ -328,7 +357,7 @@ func (in *input[T]) Err() error {
 		return in.err
 	}
 	if err := in.r.Err(); err != nil {
-		return fmt.Errorf("input %s: %w", in.key, err)
+		return fmt.Errorf("input %s: %w", in.key(), err)
 	}
 	return nil
 }
