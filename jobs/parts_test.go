@@ -68,6 +68,19 @@ func TestATableOfMoreRowsThanAPartIsWrittenAsNumberedPartsThatReadersReadWholeAn
 	if got := usageTables(t, parted.store); !reflect.DeepEqual(got, want) {
 		t.Fatal("the usage computed from tables written in parts of 50 rows differs from the usage computed from whole tables")
 	}
+
+	// A part past the last, left by an earlier run whose removal of it never
+	// ran, is not read: the last part's footer says how many there are.
+	first, _, err := storage.ReadAll(ctx, parted.store, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parted.store.Put(ctx, PartKey(users, last+1), bytes.NewReader(first)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readRows[license.User](t, parted.store, users); !reflect.DeepEqual(got, want["users US"]) {
+		t.Fatalf("with a stale part %d past the last, US users read as %d rows, want %d", last+1, len(got), len(want["users US"].([]license.User)))
+	}
 	rec, err := parted.r.Ledger().Latest(ctx, SyncClusters, testDay.ID())
 	if err != nil {
 		t.Fatal(err)

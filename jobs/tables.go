@@ -60,6 +60,12 @@ func QuarantineKey(entity, region string, day periods.Period) string {
 // a sync's live memory, growing with the estate; a part bounds them.
 var partRows int64 = pq.RowGroupRows
 
+// partsMeta is the footer key of a table's last part that says how many parts
+// the table has: readers stop there, so parts an earlier run left past it
+// (the run that wrote fewer was stopped before it removed them) are never
+// read as this run's.
+const partsMeta = "tally.parts"
+
 // PartKey is part n of the table whose first part is key (…/part-0.parquet).
 func PartKey(key string, n int) string {
 	return key[:strings.LastIndex(key, "/")+1] + "part-" + strconv.Itoa(n) + ".parquet"
@@ -161,6 +167,7 @@ func (t *table[T]) finish() error {
 	}
 	if t.w != nil {
 		t.rows = t.w.Rows()
+		t.w.SetMeta(partsMeta, strconv.Itoa(len(t.done)+1))
 		if t.err = t.w.Close(); t.err != nil {
 			t.out.Abort(t.err)
 		}
@@ -341,7 +348,7 @@ func (in *input[T]) open(n int) error {
 func (in *input[T]) Next() (T, bool) {
 	for {
 		row, ok := in.r.Next()
-		if ok || in.r.Err() != nil || in.err != nil || in.part+1 == len(in.etags) {
+		if ok || in.r.Err() != nil || in.err != nil || in.last() {
 			return row, ok
 		}
 		in.closeFile()
@@ -349,6 +356,18 @@ func (in *input[T]) Next() (T, bool) {
 			return row, false
 		}
 	}
+}
+
+// last reports whether the part being read is the table's last: the one whose
+// footer says so (files of older runs say nothing), or the last listed.
+func (in *input[T]) last() bool {
+	if n, ok := in.r.Meta(partsMeta); ok {
+		if n != strconv.Itoa(in.part+1) {
+			in.err = fmt.Errorf("input %s: its footer says the table has %s parts, and it is part %d", in.key(), n, in.part)
+		}
+		return true
+	}
+	return in.part+1 == len(in.etags)
 }
 
 // Err is the first read error (nil at a clean end), naming the part.

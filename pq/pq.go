@@ -188,6 +188,9 @@ func (w *Writer[T]) Write(rows ...T) error {
 // Rows is how many rows were written.
 func (w *Writer[T]) Rows() int64 { return w.rows }
 
+// SetMeta sets a key-value pair of the file's footer (before Close).
+func (w *Writer[T]) SetMeta(key, value string) { w.w.SetKeyValueMetadata(key, value) }
+
 // Close writes the footer.
 func (w *Writer[T]) Close() error { return w.w.Close() }
 
@@ -202,6 +205,7 @@ func WriteAll[T any](out io.Writer, rows []T) (int64, error) {
 
 // Reader streams rows of T out of a Parquet file, a row group at a time.
 type Reader[T any] struct {
+	file   *parquet.File
 	schema *parquet.Schema    // T's
 	groups []parquet.RowGroup // the file's
 	g      int                // the next row group
@@ -219,7 +223,7 @@ func NewReader[T any](ra io.ReaderAt, size int64) (*Reader[T], error) {
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	return &Reader[T]{schema: parquet.SchemaOf(new(T)), groups: f.RowGroups(), buf: make([]T, 256)}, nil
+	return &Reader[T]{file: f, schema: parquet.SchemaOf(new(T)), groups: f.RowGroups(), buf: make([]T, 256)}, nil
 }
 
 // Next returns the next row; ok is false at the end or on error (see Err).
@@ -248,6 +252,9 @@ func (r *Reader[T]) Next() (row T, ok bool) {
 	r.i++
 	return row, true
 }
+
+// Meta is a key-value pair of the file's footer.
+func (r *Reader[T]) Meta(key string) (string, bool) { return r.file.Lookup(key) }
 
 // Err is the first read error (nil at a clean end).
 func (r *Reader[T]) Err() error {
