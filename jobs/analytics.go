@@ -105,9 +105,9 @@ func (a *WeeklyAnalytics) Run(ctx context.Context, rc *runner.RunContext) error 
 	rc.Note("missing_trend_weeks", nonNil(missing))
 	var kpis []map[string]any
 	for _, region := range rc.Regions {
-		store, err := rc.Stores.For(region)
+		store, err := rc.Store(region)
 		if err != nil {
-			return runner.Permanent(err)
+			return err
 		}
 		rows, err := a.region(ctx, rc, store, region, h)
 		if err != nil {

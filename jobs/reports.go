@@ -241,9 +241,9 @@ type customerFacts struct {
 // regionData reads the region's partner names; its customers are read by each
 // report part as its rows come (viewer).
 func (j *Reports) regionData(ctx context.Context, rc *runner.RunContext, region string) (*regionData, error) {
-	store, err := rc.Stores.For(region)
+	store, err := rc.Store(region)
 	if err != nil {
-		return nil, runner.Permanent(err)
+		return nil, err
 	}
 	rd := &regionData{region: region, store: store, day: rc.Period.LastDay(), partners: map[string]string{}}
 	parts, err := readAll[model.Partner](ctx, store, InventoryKey("partners", region, rd.day))

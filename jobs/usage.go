@@ -196,9 +196,9 @@ func openUsage(ctx context.Context, rc *runner.RunContext, region string) (o *us
 func (u *Usage) Run(ctx context.Context, rc *runner.RunContext) error {
 	stores := make([]storage.Store, len(rc.Regions))
 	for i, region := range rc.Regions {
-		s, err := rc.Stores.For(region)
+		s, err := rc.Store(region)
 		if err != nil {
-			return runner.Permanent(err)
+			return err
 		}
 		stores[i] = s
 	}

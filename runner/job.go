@@ -110,7 +110,8 @@ func (rc *RunContext) Open(ctx context.Context, region, key string) (*OutputWrit
 	return w, nil
 }
 
-// Store is region's store ("" = the control store).
+// Store is region's store ("" = the control store); a region without one
+// is a Permanent error (configuration, not something a retry mends).
 func (rc *RunContext) Store(region string) (storage.Store, error) {
 	if region == "" {
 		return rc.Stores.Control, nil
