@@ -79,6 +79,22 @@ func partOf(key string) (int, bool) {
 	return n, ok && err == nil && n >= 0 && strconv.Itoa(n) == digits && strings.HasPrefix(name, "part-")
 }
 
+// listParts lists the parts in the folder of the table whose first part is
+// key: each part's number and ETag.
+func listParts(ctx context.Context, s storage.Store, key string) (map[int]string, error) {
+	objs, err := s.List(ctx, key[:strings.LastIndex(key, "/")+1]+"part-")
+	if err != nil {
+		return nil, fmt.Errorf("list the parts of %s: %w", key, err)
+	}
+	parts := map[int]string{}
+	for _, o := range objs {
+		if n, ok := partOf(o.Key); ok {
+			parts[n] = o.ETag
+		}
+	}
+	return parts, nil
+}
+
 // table streams rows of T as a Parquet output of one or more parts. Parts are
 // published together by commit, which then removes the parts past them left
 // by an earlier run that wrote more.
@@ -213,13 +229,13 @@ func (t *table[T]) removeStaleParts(n int) error {
 	if err != nil {
 		return err
 	}
-	objs, err := store.List(t.ctx, t.key[:strings.LastIndex(t.key, "/")+1]+"part-")
+	parts, err := listParts(t.ctx, store, t.key)
 	if err != nil {
-		return fmt.Errorf("list the parts of %s: %w", t.key, err)
+		return err
 	}
 	var stale []int
-	for _, o := range objs {
-		if k, ok := partOf(o.Key); ok && k >= n {
+	for k := range parts {
+		if k >= n {
 			stale = append(stale, k)
 		}
 	}
@@ -291,18 +307,12 @@ func openInput[T any](ctx context.Context, s storage.Store, key string) (*input[
 	if n, ok := partOf(key); !ok || n != 0 {
 		return nil, fmt.Errorf("input %s: not a table's first part (…/part-0.parquet)", key)
 	}
-	objs, err := s.List(ctx, key[:strings.LastIndex(key, "/")+1]+"part-")
+	parts, err := listParts(ctx, s, key)
 	if err != nil {
-		return nil, fmt.Errorf("input %s: list its parts: %w", key, err)
-	}
-	byPart := map[int]string{}
-	for _, o := range objs {
-		if n, ok := partOf(o.Key); ok {
-			byPart[n] = o.ETag
-		}
+		return nil, err
 	}
 	in := &input[T]{ctx: ctx, s: s, first: key}
-	for etag, ok := byPart[0]; ok; etag, ok = byPart[len(in.etags)] {
+	for etag, ok := parts[0]; ok; etag, ok = parts[len(in.etags)] {
 		in.etags = append(in.etags, etag)
 	}
 	if len(in.etags) == 0 {
