@@ -330,14 +330,9 @@ func (in *input[T]) key() string { return PartKey(in.first, in.part) }
 func (in *input[T]) open(n int) error {
 	key := PartKey(in.first, n)
 	f, err := storage.OpenFile(in.ctx, in.s, key)
-	if err == nil {
-		var o storage.Object
-		if o, err = in.s.Stat(in.ctx, key); err == nil && o.ETag != in.etags[n] {
-			err = fmt.Errorf("input %s changed while %s was read (a re-run published it again): read it again", key, in.first)
-		}
-		if err != nil {
-			f.Close()
-		}
+	if err == nil && f.ETag() != in.etags[n] {
+		f.Close()
+		err = fmt.Errorf("input %s changed while %s was read (a re-run published it again): read it again", key, in.first)
 	}
 	if errors.Is(err, storage.ErrNotFound) {
 		err = fmt.Errorf("input %s was removed while %s was read (a re-run published it again): read it again (%v)", key, in.first, err)

@@ -104,6 +104,8 @@ type File interface {
 	io.ReaderAt
 	io.Closer
 	Size() int64
+	// ETag is the ETag of the object being read (as Stat and List give it).
+	ETag() string
 }
 
 // FileOpener is a backend that reads an object in ranges (S3): OpenFile uses
@@ -128,7 +130,7 @@ func OpenFile(ctx context.Context, s Store, key string) (File, error) {
 		return nil, err
 	}
 	if ra, ok := rc.(io.ReaderAt); ok {
-		return &file{ReaderAt: ra, Closer: rc, size: obj.Size}, nil
+		return &file{ReaderAt: ra, Closer: rc, size: obj.Size, etag: obj.ETag}, nil
 	}
 	defer rc.Close()
 	tmp, err := os.CreateTemp("", "tally-spool-*")
@@ -141,16 +143,18 @@ func OpenFile(ctx context.Context, s Store, key string) (File, error) {
 		tmp.Close()
 		return nil, fmt.Errorf("spool %s: %w", key, err)
 	}
-	return &file{ReaderAt: tmp, Closer: tmp, size: n}, nil
+	return &file{ReaderAt: tmp, Closer: tmp, size: n, etag: obj.ETag}, nil
 }
 
 type file struct {
 	io.ReaderAt
 	io.Closer
 	size int64
+	etag string
 }
 
-func (f *file) Size() int64 { return f.size }
+func (f *file) Size() int64  { return f.size }
+func (f *file) ETag() string { return f.etag }
 
 // Regional routes each region's data to its own store and everything that is not
 // customer data (ledger, leases, subscriptions, outbox) to the control store.

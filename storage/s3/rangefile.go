@@ -56,6 +56,7 @@ type block struct {
 }
 
 func (f *rangeFile) Size() int64  { return f.size }
+func (f *rangeFile) ETag() string { return f.etag }
 func (f *rangeFile) Close() error { f.blocks = nil; return nil }
 
 // ReadAt reads len(p) bytes at off from the blocks that hold them.

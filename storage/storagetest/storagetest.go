@@ -221,6 +221,11 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		if _, err := f.ReadAt(buf, 9995); err != nil || string(buf) != "5678" || f.Size() != int64(len(data)) {
 			t.Fatalf("ReadAt = %q size %d err %v", buf, f.Size(), err)
 		}
+		// Readers compare it with what List gave to tell a replaced object.
+		objs, err := s.List(ctx, "f/")
+		if err != nil || len(objs) != 1 || f.ETag() == "" || f.ETag() != objs[0].ETag {
+			t.Fatalf("the open file's ETag %q is not the one List gives (%v, %v)", f.ETag(), objs, err)
+		}
 	})
 
 	t.Run("url names the key", func(t *testing.T) {
