@@ -160,3 +160,10 @@ func (cd *CustomerDay) EachCall(fn func(model.CallLeg) error) error {
 	}
 	return nil
 }
+
+// Counter is a source that counts the rows it delivered per entity (the files
+// source: every row of every file, parsed or rejected), so a run can show each
+// of them written or quarantined.
+type Counter interface {
+	Delivered(day periods.Period) map[string]int64
+}

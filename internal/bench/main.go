@@ -59,7 +59,16 @@ func main() {
 	consoleReqs := flag.Int("console", 0, "also: time this many GET /runs of the console over 6 jobs × 90 periods")
 	chain := flag.String("chain", "", "instead: the daily chain at these many customers (e.g. 1000,10000,100000), with the tally binary -tally")
 	tallyBin := flag.String("tally", "bin/tally", "the tally binary -chain runs")
+	reshape := flag.String("reshape", "", "instead: IN,OUT,DAY: write landing zone IN's day into OUT with every file's rows shuffled and split in -parts files")
+	parts := flag.Int("parts", 4, "files per entity and region -reshape writes")
 	flag.Parse()
+	if *reshape != "" {
+		if err := reshapeLanding(*reshape, *parts); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *chain != "" {
 		var scales []int
 		for _, s := range strings.Split(*chain, ",") {

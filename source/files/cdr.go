@@ -6,23 +6,24 @@ package files
 // Cisco's "Call Detail Records Administration Guide for Cisco Unified
 // Communications Manager, Release 11.0(1)" (CDR Field Descriptions; CMR Field
 // Descriptions): a first line of field names, a second of field types, then
-// quoted, comma-separated records.
+// comma-separated records whose text fields are quoted.
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"encoding/csv"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"math"
 	"path"
-	"reflect"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"tally/model"
 	"tally/periods"
@@ -77,476 +78,680 @@ func cdrFiles(ctx context.Context, root storage.Store, day periods.Period, maxCa
 		}
 		out = append(out, f)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
 	return out, nil
 }
 
-// flatRecords reads a CDR/CMR flat file: names, types, then records, each
-// passed to fn as a map from field name to value with its line number.
-func flatRecords(r io.Reader, file string, fn func(line int, rec map[string]string) error, bad func(line int, reason string)) error {
-	cr := csv.NewReader(&lineLimit{r: bufioReader(r), max: MaxLine, file: file})
-	cr.FieldsPerRecord = -1
-	names, err := cr.Read()
+// flatReader reads a CDR/CMR flat file: names, types, then records, each
+// split into its fields (quotes removed) without copying them.
+type flatReader struct {
+	r       *bufio.Reader
+	file    string
+	names   []string
+	line    int
+	fields  [][]byte // the current record's fields: valid until next
+	long    []byte   // a line longer than the reader's buffer
+	unquote []byte
+}
+
+func newFlatReader(r io.Reader, file string) (*flatReader, error) {
+	f := &flatReader{r: bufio.NewReaderSize(r, 256<<10), file: file}
+	line, err := f.readLine()
 	if err != nil {
-		return fmt.Errorf("files: %s: the line of field names: %v", file, err)
+		return nil, fmt.Errorf("files: %s: the line of field names: %v", file, noEOF(err))
 	}
-	if _, err := cr.Read(); err != nil {
-		return fmt.Errorf("files: %s: the line of field types: %v", file, err)
+	if bad := f.split(line); bad != "" {
+		return nil, fmt.Errorf("files: %s: the line of field names: %s", file, bad)
 	}
+	for _, n := range f.fields {
+		f.names = append(f.names, string(n))
+	}
+	if _, err := f.readLine(); err != nil {
+		return nil, fmt.Errorf("files: %s: the line of field types: %v", file, noEOF(err))
+	}
+	return f, nil
+}
+
+func noEOF(err error) error {
+	if err == io.EOF {
+		return errors.New("missing")
+	}
+	return err
+}
+
+// index is the position of each of names in the file's records (-1: absent).
+func (f *flatReader) index(names ...string) []int {
+	out := make([]int, len(names))
+	for i, n := range names {
+		out[i] = slices.Index(f.names, n)
+	}
+	return out
+}
+
+// readLine is the next line without its end, aliasing the reader's buffer.
+func (f *flatReader) readLine() ([]byte, error) {
+	f.line++
+	line, err := f.r.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		f.long = append(f.long[:0], line...)
+		for err == bufio.ErrBufferFull {
+			if len(f.long) > MaxLine {
+				return nil, source.Permanent(fmt.Errorf("files: %s line %d: longer than %d MiB", f.file, f.line, MaxLine>>20))
+			}
+			line, err = f.r.ReadSlice('\n')
+			f.long = append(f.long, line...)
+		}
+		line = f.long
+	}
+	if err == io.EOF && len(line) > 0 {
+		err = nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	return bytes.TrimSuffix(line, []byte{'\r'}), nil
+}
+
+// next reads the next record into fields; a line that cannot be split is
+// returned as bad (its reason), and reading goes on with the next line.
+func (f *flatReader) next() (ok bool, bad string, err error) {
 	for {
-		fields, err := cr.Read()
+		line, err := f.readLine()
 		if err == io.EOF {
-			return nil
-		}
-		line, _ := cr.FieldPos(0)
-		var pe *csv.ParseError
-		if errors.As(err, &pe) {
-			bad(pe.StartLine, "unparseable line: "+pe.Err.Error())
-			continue
+			return false, "", nil
 		}
 		if err != nil {
-			return fmt.Errorf("files: %s: %w", file, err)
+			return false, "", err
 		}
-		if len(fields) != len(names) {
-			bad(line, fmt.Sprintf("%d fields, the header names %d", len(fields), len(names)))
+		if len(line) == 0 {
 			continue
 		}
-		rec := make(map[string]string, len(names))
-		for i, n := range names {
-			rec[n] = fields[i]
+		if bad := f.split(line); bad != "" {
+			return true, bad, nil
 		}
-		if err := fn(line, rec); err != nil {
-			return err
+		if len(f.fields) != len(f.names) {
+			return true, fmt.Sprintf("unparseable line: %d fields, the header names %d", len(f.fields), len(f.names)), nil
 		}
+		return true, "", nil
 	}
 }
 
-// A day's call records go through three spills, so memory does not grow with
-// the day's call count: CMRs and CDR sides, each sorted by leg key
-// (cluster, callManagerId, callId, leg identifier) and merge-joined; then the
-// legs sorted by region and customer, read back as each customer is yielded.
-
-// cmr is a CMR's quality for one leg.
-type cmr struct {
-	Key                                  string
-	Jitter, Latency, Loss                float64
-	VideoJitter, VideoLatency, VideoLoss *float64
-	Cluster, File                        string
-	Line                                 int
-}
-
-// side is one side of a CDR: a leg of the cluster's device, or (Mapped false) a
-// trunk or gateway side that still owns its CMR.
-type side struct {
-	Key    string
-	Mapped bool
-	Leg    model.CallLeg
-}
-
-// placed is a leg on its way to its customer, in yield order.
-type placed struct {
-	Region   int
-	Customer string
-	Leg      model.CallLeg
-}
-
-func legKey(cluster, cm, call, leg string) string {
-	return cluster + "\x00" + cm + "\x00" + call + "\x00" + leg
-}
-
-// spillRecords bounds each spill's buffer: records held in memory at once.
-const spillRecords = 50_000
-
-// cdrLegs reads the day's CDR and CMR files into d.calls: legs of the
-// clusters' customers, sorted for Customers. Rejected records go to d.rejected
-// (by the cluster's region) or, without a region, to the returned list.
-func (s *Source) cdrLegs(ctx context.Context, day periods.Period, inv *inventory, d *day) ([]source.Rejected, []ManifestFile, error) {
-	files, err := cdrFiles(ctx, s.Root, day, s.MaxCallLength)
-	if err != nil || len(files) == 0 {
-		return nil, nil, err
-	}
-	dir, err := os.MkdirTemp(s.TmpDir, "tally-cdr-*")
-	if err != nil {
-		return nil, nil, fmt.Errorf("files: call records: %w", err)
-	}
-	d.tmp = dir
-	cmrs := newSpill(dir, spillRecords, func(a, b *cmr) int { return strings.Compare(a.Key, b.Key) })
-	sides := newSpill(dir, spillRecords, func(a, b *side) int { return strings.Compare(a.Key, b.Key) })
-	defer cmrs.remove()
-	defer sides.remove()
-	var unplaced []source.Rejected
-	reject := func(cluster, file string, line int, reason string, row map[string]string) {
-		r := source.Rejected{Entity: "calls", File: file, Line: int64(line), Reason: reason, Row: map[string]any{}}
-		for k, v := range row {
-			r.Row[k] = v
-		}
-		if region, ok := inv.clusterRegion[cluster]; ok {
-			d.rejected[region] = append(d.rejected[region], r)
-		} else {
-			unplaced = append(unplaced, r)
-		}
-	}
-	sort.Slice(files, func(i, j int) bool { return files[i].key < files[j].key })
-	var read []ManifestFile
-	for _, f := range files {
-		bad := func(line int, reason string) { reject(f.cluster, f.key, line, reason, nil) }
-		each := func(line int, rec map[string]string) error {
-			if _, ok := inv.clusterCustomer[f.cluster]; !ok {
-				reject(f.cluster, f.key, line, fmt.Sprintf("cluster %s is not in the day's clusters inventory", f.cluster), rec)
-				return nil
-			}
-			if f.cmr {
-				c, err := parseCMR(rec)
-				if err != nil {
-					reject(f.cluster, f.key, line, err.Error(), rec)
-					return nil
-				}
-				c.Key = legKey(f.cluster, rec["globalCallID_callManagerId"], rec["globalCallID_callId"], rec["callIdentifier"])
-				c.Cluster, c.File, c.Line = f.cluster, f.key, line
-				return cmrs.add(*c)
-			}
-			out, reason := inv.sidesOf(f.cluster, rec, day)
-			if reason != "" {
-				reject(f.cluster, f.key, line, reason, rec)
-				return nil
-			}
-			for _, sd := range out {
-				if err := sides.add(sd); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		sum, size, err := s.stream(ctx, f.key, func(r io.Reader) error { return flatRecords(r, f.key, each, bad) })
-		if err != nil {
-			return nil, nil, err // flatRecords' errors and the store's name the file
-		}
-		read = append(read, ManifestFile{Path: f.key, Size: size, SHA256: sum})
-	}
-
-	// Join sides and CMRs by leg key; a re-delivered side is the same key.
-	legs := newSpill(dir, spillRecords, func(a, b *placed) int {
-		if a.Region != b.Region {
-			return a.Region - b.Region
-		}
-		if c := strings.Compare(a.Customer, b.Customer); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Leg.LegID, b.Leg.LegID)
-	})
-	d.calls = legs
-	si, err := sides.iter()
-	if err != nil {
-		return nil, nil, err
-	}
-	defer si.close()
-	ci, err := cmrs.iter()
-	if err != nil {
-		return nil, nil, err
-	}
-	defer ci.close()
-	// Contract-shaped calls/ rows of the day, by call id: a call delivered both
-	// ways is a conflict.
-	contract := map[string]bool{}
-	for _, cds := range d.customers {
-		for _, cd := range cds {
-			for _, l := range cd.Calls {
-				contract[l.CallID] = true
-			}
-		}
-	}
-	lastKey := ""
+// split cuts a line at its commas; a field that starts with a quote ends at
+// its closing quote ("" inside is one quote).
+func (f *flatReader) split(line []byte) string {
+	f.fields = f.fields[:0]
+	f.unquote = f.unquote[:0]
 	for {
-		sd, ok, err := si.next()
-		if err != nil {
-			return nil, nil, err
-		}
-		// CMRs before this side's key have no CDR.
-		for {
-			c, more := ci.peek()
-			if !more || (ok && c.Key >= sd.Key) {
-				break
-			}
-			cm, _, _ := ci.next()
-			if cm.Key != lastKey {
-				parts := strings.Split(cm.Key, "\x00")
-				reject(cm.Cluster, cm.File, cm.Line, fmt.Sprintf("CMR of call %s:%s leg %s has no CDR", parts[1], parts[2], parts[3]), nil)
-			}
-		}
-		if !ok {
-			break
-		}
-		if sd.Key == lastKey {
-			continue // a re-delivered or overlapping file
-		}
-		lastKey = sd.Key
-		var q *cmr
-		for {
-			c, more := ci.peek()
-			if !more || c.Key != sd.Key {
-				break
-			}
-			cm, _, _ := ci.next()
-			q = &cm
-		}
-		if !sd.Mapped {
-			continue
-		}
-		l := sd.Leg
-		if contract[l.CallID] {
-			d.conflicts[l.CallID] = true
-			region := inv.clusterRegion[strings.SplitN(sd.Key, "\x00", 2)[0]]
-			d.rejected[region] = append(d.rejected[region], source.Rejected{Entity: "calls", File: "cdr/",
-				Reason: fmt.Sprintf("call %s is delivered both as calls/ rows and as CDRs: a conflict", l.CallID), Row: rowOf(reflect.ValueOf(l))})
-			continue
-		}
-		if q != nil {
-			l.AudioJitterMs, l.AudioLatencyMs, l.AudioLossPct = q.Jitter, q.Latency, q.Loss
-			l.VideoJitterMs, l.VideoLatencyMs, l.VideoLossPct = q.VideoJitter, q.VideoLatency, q.VideoLoss
-		}
-		region := inv.clusterRegion[strings.SplitN(sd.Key, "\x00", 2)[0]]
-		if err := legs.add(placed{Region: slices.Index(model.Regions, region), Customer: l.CustomerID, Leg: l}); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := legs.flush(); err != nil {
-		return nil, nil, err
-	}
-	return unplaced, read, nil
-}
-
-func parseCMR(rec map[string]string) (*cmr, error) {
-	num := func(name string) (float64, error) {
-		v := strings.TrimSpace(rec[name])
-		if v == "" {
-			return 0, nil
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return 0, fmt.Errorf("CMR field %s: %q is not a number", name, v)
-		}
-		return f, nil
-	}
-	c := &cmr{}
-	var err error
-	var lost, received float64
-	for _, f := range []struct {
-		name string
-		dst  *float64
-	}{{"jitter", &c.Jitter}, {"latency", &c.Latency}, {"numberPacketsLost", &lost}, {"numberPacketsReceived", &received}} {
-		if *f.dst, err = num(f.name); err != nil {
-			return nil, err
-		}
-	}
-	if lost+received > 0 {
-		c.Loss = 100 * lost / (lost + received)
-	}
-	if _, ok := rec["videoAverageJitter"]; ok && rec["videoDuration"] != "" && rec["videoDuration"] != "0" {
-		vj, err1 := num("videoAverageJitter")
-		vl, err2 := num("videoOneWayDelay")
-		vlost, err3 := num("numberVideoPacketsLost")
-		vrecv, err4 := num("numberVideoPacketsReceived")
-		if err := errors.Join(err1, err2, err3, err4); err != nil {
-			return nil, err
-		}
-		c.VideoJitter = &vj
-		if vl > 0 {
-			c.VideoLatency = &vl
-		}
-		loss := 0.0
-		if vlost+vrecv > 0 {
-			loss = 100 * vlost / (vlost + vrecv)
-		}
-		c.VideoLoss = &loss
-	}
-	return c, nil
-}
-
-// inventory is what mapping call records needs: the day's devices by name and
-// MAC per cluster, and each cluster's customer and region.
-type inventory struct {
-	clusterCustomer map[string]string
-	clusterRegion   map[string]string
-	byName          map[string]map[string]*model.Device // cluster → device_id → device
-	byMAC           map[string]map[string]*model.Device // cluster → MAC → device
-}
-
-// device maps a CDR device name to the cluster's inventory: by device_id first,
-// then SEP<MAC> to the inventory MAC (CSF, BOT and TCT names carry no MAC).
-func (inv *inventory) device(cluster, name string) *model.Device {
-	if name == "" {
-		return nil
-	}
-	if d := inv.byName[cluster][name]; d != nil {
-		return d
-	}
-	if mac, ok := strings.CutPrefix(strings.ToUpper(name), "SEP"); ok && len(mac) == 12 {
-		return inv.byMAC[cluster][mac]
-	}
-	return nil
-}
-
-// sidesOf maps one CDR record to its two sides: a leg for each side whose
-// device is the cluster's, a bare key for a trunk or gateway side (it still owns
-// its CMR). A record neither side of which maps is rejected with its reason; an
-// end-of-call record of another day yields nothing (that day reads it).
-func (inv *inventory) sidesOf(cluster string, rec map[string]string, day periods.Period) ([]side, string) {
-	customer := inv.clusterCustomer[cluster]
-	if rec["cdrRecordType"] != "" && rec["cdrRecordType"] != "1" {
-		return nil, "" // not a call's end record (0: start, 2: CMR)
-	}
-	cm, call := rec["globalCallID_callManagerId"], rec["globalCallID_callId"]
-	if cm == "" || call == "" {
-		return nil, "globalCallID_callManagerId or globalCallID_callId is empty"
-	}
-	origination, err := strconv.ParseInt(rec["dateTimeOrigination"], 10, 64)
-	if err != nil {
-		return nil, fmt.Sprintf("dateTimeOrigination %q is not epoch seconds", rec["dateTimeOrigination"])
-	}
-	start := time.Unix(origination, 0).UTC()
-	if start.Before(day.Start) || !start.Before(day.End()) {
-		return nil, ""
-	}
-	duration, err := strconv.ParseInt(orZero(rec["duration"]), 10, 64)
-	if err != nil || duration < 0 {
-		return nil, fmt.Sprintf("duration %q is not a number of seconds", rec["duration"])
-	}
-	destLeg := rec["destLegIdentifier"]
-	if destLeg == "" {
-		destLeg = rec["destLegCallIdentifier"]
-	}
-	ends := []struct{ device, leg, video, direction string }{
-		{rec["origDeviceName"], rec["origLegCallIdentifier"], rec["origVideoCap_Codec"], "outbound"},
-		{rec["destDeviceName"], destLeg, rec["destVideoCap_Codec"], "inbound"},
-	}
-	devs := []*model.Device{inv.device(cluster, ends[0].device), inv.device(cluster, ends[1].device)}
-	if devs[0] == nil && devs[1] == nil {
-		return nil, fmt.Sprintf("neither origDeviceName %q nor destDeviceName %q is a device of cluster %s", ends[0].device, ends[1].device, cluster)
-	}
-	callID := cluster + ":" + cm + ":" + call
-	var out []side
-	for i, d := range devs {
-		e := ends[i]
-		sd := side{Key: legKey(cluster, cm, call, e.leg)}
-		if d != nil {
-			dir := e.direction
-			if devs[0] != nil && devs[1] != nil {
-				dir = "internal"
-			}
-			sd.Mapped = true
-			sd.Leg = model.CallLeg{LegID: callID + ":" + e.leg, CallID: callID, CustomerID: customer, LocationID: d.LocationID,
-				UserID: d.UserID, DeviceType: d.DeviceType, StartTime: start, DurationSeconds: duration, Direction: dir,
-				IsVideo: e.video != "" && e.video != "0"}
-		}
-		out = append(out, sd)
-	}
-	return out, ""
-}
-
-func orZero(s string) string {
-	if s == "" {
-		return "0"
-	}
-	return s
-}
-
-func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 64*1024) }
-
-// newInventory indexes the day's clusters and devices for the call records.
-func newInventory(d *day) *inventory {
-	inv := &inventory{clusterCustomer: map[string]string{}, clusterRegion: map[string]string{},
-		byName: map[string]map[string]*model.Device{}, byMAC: map[string]map[string]*model.Device{}}
-	for region, cds := range d.customers {
-		for _, cd := range cds {
-			for _, c := range cd.Clusters {
-				inv.clusterCustomer[c.ClusterID], inv.clusterRegion[c.ClusterID] = cd.Customer.CustomerID, region
-				inv.byName[c.ClusterID], inv.byMAC[c.ClusterID] = map[string]*model.Device{}, map[string]*model.Device{}
-			}
-		}
-	}
-	for _, cds := range d.customers {
-		for _, cd := range cds {
-			for i := range cd.Devices {
-				dev := &cd.Devices[i]
-				if dev.ClusterID == nil || inv.byName[*dev.ClusterID] == nil {
+		if len(line) > 0 && line[0] == '"' {
+			j, escaped := 1, false
+			for {
+				k := bytes.IndexByte(line[j:], '"')
+				if k < 0 {
+					return `unparseable line: a quoted field is not closed`
+				}
+				j += k
+				if j+1 < len(line) && line[j+1] == '"' {
+					escaped, j = true, j+2
 					continue
 				}
-				inv.byName[*dev.ClusterID][dev.DeviceID] = dev
-				if dev.MAC != "" {
-					inv.byMAC[*dev.ClusterID][strings.ToUpper(strings.NewReplacer(":", "", "-", "", ".", "").Replace(dev.MAC))] = dev
-				}
+				break
 			}
+			v := line[1:j]
+			if escaped {
+				start := len(f.unquote)
+				f.unquote = append(f.unquote, bytes.ReplaceAll(v, []byte(`""`), []byte(`"`))...)
+				v = f.unquote[start:]
+			}
+			f.fields = append(f.fields, v)
+			line = line[j+1:]
+			if len(line) == 0 {
+				return ""
+			}
+			if line[0] != ',' {
+				return `unparseable line: text after a quoted field`
+			}
+			line = line[1:]
+			continue
 		}
+		k := bytes.IndexByte(line, ',')
+		if k < 0 {
+			f.fields = append(f.fields, line)
+			return ""
+		}
+		f.fields = append(f.fields, line[:k])
+		line = line[k+1:]
+	}
+}
+
+// field is the current record's field at index i ("" when absent).
+func (f *flatReader) field(i int) []byte {
+	if i < 0 || i >= len(f.fields) {
+		return nil
+	}
+	return f.fields[i]
+}
+
+// row is the current record as a quarantined row, by field name.
+func (f *flatReader) row() map[string]any {
+	m := make(map[string]any, len(f.fields))
+	for i, v := range f.fields {
+		if i < len(f.names) {
+			m[f.names[i]] = string(v)
+		}
+	}
+	return m
+}
+
+// A day's call records go through three sorts on disk, so memory does not grow
+// with the day's call count: CMRs and CDR sides, each sorted by leg key
+// (cluster, callManagerId, callId, leg identifier) and merge-joined; then the
+// legs, sorted as the calls/ rows are (region, customer, leg_id) and merged
+// with them as each customer is yielded.
+
+// CDR and CMR fields tally reads, by their positions in cdrFields/cmrFields.
+var (
+	cdrFields = []string{"cdrRecordType", "globalCallID_callManagerId", "globalCallID_callId", "dateTimeOrigination", "duration",
+		"origDeviceName", "origLegCallIdentifier", "origVideoCap_Codec", "destDeviceName", "destLegIdentifier", "destLegCallIdentifier", "destVideoCap_Codec"}
+	cmrFields = []string{"globalCallID_callManagerId", "globalCallID_callId", "callIdentifier", "jitter", "latency", "numberPacketsLost",
+		"numberPacketsReceived", "videoAverageJitter", "videoDuration", "videoOneWayDelay", "numberVideoPacketsLost", "numberVideoPacketsReceived"}
+)
+
+const (
+	fRecordType = iota
+	fCM
+	fCall
+	fOrigination
+	fDuration
+	fOrigDevice
+	fOrigLeg
+	fOrigVideo
+	fDestDevice
+	fDestLeg
+	fDestLegCall
+	fDestVideo
+)
+
+const (
+	mCM = iota
+	mCall
+	mLeg
+	mJitter
+	mLatency
+	mLost
+	mReceived
+	mVideoJitter
+	mVideoDuration
+	mVideoDelay
+	mVideoLost
+	mVideoReceived
+)
+
+// unplacedListed bounds the rejected call records without a region listed in
+// the ledger (they are all counted).
+const unplacedListed = 100
+
+// inventory is what mapping call records needs, for the clusters that have
+// call-record files on the day: each cluster's customer and region, and its
+// devices by name and by MAC.
+type inventory struct {
+	want            map[string]bool // clusters with call-record files
+	clusterCustomer map[string]string
+	clusterRegion   map[string]int
+	byName          map[string]map[string]*devInfo // cluster → device_id → device
+	byMAC           map[string]map[string]*devInfo // cluster → MAC → device
+}
+
+// devInfo is what a leg takes from its device.
+type devInfo struct {
+	location   string
+	user       *string
+	deviceType string
+}
+
+func newInventory(files []cdrFile) *inventory {
+	inv := &inventory{want: map[string]bool{}, clusterCustomer: map[string]string{}, clusterRegion: map[string]int{},
+		byName: map[string]map[string]*devInfo{}, byMAC: map[string]map[string]*devInfo{}}
+	for _, f := range files {
+		inv.want[f.cluster] = true
 	}
 	return inv
 }
 
-// addCDRLegs reads the day's Dedicated Instance call records (see cdrLegs).
-func (s *Source) addCDRLegs(ctx context.Context, p periods.Period, d *day) error {
-	inv := newInventory(d)
-	if len(inv.clusterCustomer) == 0 {
+// noteForCallRecords keeps, from a placed row, what the day's call records
+// need: their clusters, those clusters' devices, and the call ids of calls/
+// rows that could also come as call records (a conflict).
+func (sc *scan) noteForCallRecords(entity string, rank int, cells []cell) {
+	inv := sc.inv
+	if len(inv.want) == 0 {
+		return
+	}
+	sch := Schemas[entity]
+	switch entity {
+	case "clusters":
+		id := cells[sch.byName["cluster_id"]].s
+		if inv.want[id] {
+			id = strings.Clone(id)
+			inv.clusterCustomer[id] = strings.Clone(cells[sch.customer].s)
+			inv.clusterRegion[id] = rank
+			inv.byName[id], inv.byMAC[id] = map[string]*devInfo{}, map[string]*devInfo{}
+		}
+	case "devices":
+		cl := cells[sch.byName["cluster_id"]]
+		if !cl.ok || inv.byName[cl.s] == nil {
+			return
+		}
+		d := &devInfo{location: strings.Clone(cells[sch.byName["location_id"]].s), deviceType: strings.Clone(cells[sch.byName["device_type"]].s)}
+		if u := cells[sch.byName["user_id"]]; u.ok {
+			s := strings.Clone(u.s)
+			d.user = &s
+		}
+		inv.byName[cl.s][strings.Clone(cells[sch.byName["device_id"]].s)] = d
+		if mac := cells[sch.byName["mac"]].s; mac != "" {
+			inv.byMAC[cl.s][strings.ToUpper(strings.NewReplacer(":", "", "-", "", ".", "").Replace(mac))] = d
+		}
+	case "calls":
+		id := cells[sch.byName["call_id"]].s
+		if i := strings.LastIndexByte(id, ':'); i > 0 {
+			if j := strings.LastIndexByte(id[:i], ':'); j > 0 && inv.want[id[:j]] {
+				sc.cdrCalls[strings.Clone(id)] = true
+			}
+		}
+	}
+}
+
+// device maps a CDR device name to the cluster's inventory: by device_id first,
+// then SEP<MAC> to the inventory MAC (CSF, BOT and TCT names carry no MAC).
+func (inv *inventory) device(cluster string, name []byte) *devInfo {
+	if len(name) == 0 {
 		return nil
 	}
-	unplaced, read, err := s.cdrLegs(ctx, p, inv, d)
-	if err != nil {
-		return err
+	if d := inv.byName[cluster][string(name)]; d != nil {
+		return d
 	}
-	if len(read) > 0 {
-		d.notes["cdr_files"] = read
-	}
-	if len(unplaced) > 0 {
-		d.notes["cdr_rejected_without_region"] = unplaced
+	if len(name) == 15 && strings.EqualFold(string(name[:3]), "SEP") {
+		var mac [12]byte
+		copy(mac[:], bytes.ToUpper(name[3:]))
+		return inv.byMAC[cluster][string(mac[:])]
 	}
 	return nil
 }
 
-// withCDRLegs streams a customer's calls: its calls/ rows merged by leg_id
-// with its legs from the call records, read in yield order from legs. A call
-// delivered both ways is a conflict: its calls/ rows are rejected here (its CDR
-// legs were when they were joined).
-func (d *day) withCDRLegs(cd *source.CustomerDay, legs *merged[placed]) {
-	region := slices.Index(model.Regions, cd.Region)
-	var kept []model.CallLeg
-	for _, l := range cd.Calls {
-		if !d.conflicts[l.CallID] {
-			kept = append(kept, l)
-			continue
-		}
-		cd.Rejected = append(cd.Rejected, source.Rejected{Entity: "calls", File: "calls/",
-			Reason: fmt.Sprintf("call %s is delivered both as calls/ rows and as CDRs: a conflict", l.CallID), Row: rowOf(reflect.ValueOf(l))})
-	}
-	cd.Calls = kept
-	mine := func() (*placed, bool) {
-		for {
-			next, ok := legs.peek()
-			if !ok || next.Region > region || (next.Region == region && next.Customer > cd.Customer.CustomerID) {
-				return nil, false
+// legKey starts a side's or a CMR's record: cluster, callManagerId, callId
+// and the leg's identifier, each ended by a NUL.
+func legKey(dst []byte, cluster string, cm, call, leg []byte) []byte {
+	dst = append(dst, cluster...)
+	dst = append(append(dst, 0), cm...)
+	dst = append(append(dst, 0), call...)
+	dst = append(append(dst, 0), leg...)
+	return append(dst, 0)
+}
+
+// keyOf is a side's or a CMR's leg key (with its NULs).
+func keyOf(rec []byte) []byte {
+	n := 0
+	for i, b := range rec {
+		if b == 0 {
+			if n++; n == 4 {
+				return rec[:i+1]
 			}
-			if next.Region == region && next.Customer == cd.Customer.CustomerID {
-				return next, true
-			}
-			legs.next() // an earlier customer's leg its consumer did not read (a region outside --region)
 		}
 	}
-	cd.CallStream = func(yield func(model.CallLeg) error) error {
-		i := 0
-		for {
-			next, ok := mine()
-			for i < len(kept) && (!ok || kept[i].LegID < next.Leg.LegID) {
-				if err := yield(kept[i]); err != nil {
-					return err
-				}
-				i++
-			}
-			if !ok {
-				return nil
-			}
-			pl, _, err := legs.next()
+	return rec
+}
+
+// callRecords reads the day's CDR and CMR files into sc.legs: the legs of the
+// clusters' customers, sorted as calls/ rows are. Rejected records go to their
+// cluster's region or, without one, to the ledger.
+func (sc *scan) callRecords(ctx context.Context) error {
+	if len(sc.cdr) == 0 || len(sc.inv.clusterCustomer) == 0 {
+		return nil
+	}
+	inv := sc.inv
+	cmrs, sides := newSorter(sc.tmp, sortBudget/2), newSorter(sc.tmp, sortBudget/2)
+	sc.sorters["cdr CMRs"], sc.sorters["cdr sides"] = cmrs, sides
+	var unplaced []source.Rejected
+	var unplacedCount, records, rejected int64
+	reject := func(cluster, file string, line int, reason string, row map[string]any) {
+		rejected++
+		r := source.Rejected{Entity: "calls", File: file, Line: int64(line), Reason: reason, Row: row}
+		if rank, ok := inv.clusterRegion[cluster]; ok {
+			sc.reject(rank, r)
+			return
+		}
+		if unplacedCount++; len(unplaced) < unplacedListed {
+			unplaced = append(unplaced, r)
+		}
+	}
+	var read []ManifestFile
+	var rec []byte
+	leg := make([]cell, len(Schemas["calls"].columns))
+	for _, f := range sc.cdr {
+		cluster := f.cluster
+		_, known := inv.clusterCustomer[cluster]
+		sum, size, err := sc.src.stream(ctx, f.key, func(r io.Reader) error {
+			fr, err := newFlatReader(r, f.key)
 			if err != nil {
 				return err
 			}
-			if err := yield(pl.Leg); err != nil {
-				return err
+			idx := fr.index(cdrFields...)
+			if f.cmr {
+				idx = fr.index(cmrFields...)
 			}
+			for {
+				ok, bad, err := fr.next()
+				if err != nil || !ok {
+					return err
+				}
+				records++
+				if bad != "" {
+					reject(cluster, f.key, fr.line, bad, nil)
+					continue
+				}
+				if !known {
+					reject(cluster, f.key, fr.line, fmt.Sprintf("cluster %s is not in the day's clusters inventory", cluster), fr.row())
+					continue
+				}
+				if f.cmr {
+					rec, err = cmrRecord(rec[:0], cluster, fr, idx, f.key)
+					if err != nil {
+						reject(cluster, f.key, fr.line, err.Error(), fr.row())
+						continue
+					}
+					if err := cmrs.add(rec); err != nil {
+						return err
+					}
+					continue
+				}
+				reason, err := inv.sides(cluster, fr, idx, sc.day, leg, sides.add)
+				if err != nil {
+					return err
+				}
+				if reason != "" {
+					reject(cluster, f.key, fr.line, reason, fr.row())
+				}
+			}
+		})
+		if err != nil {
+			return err // the reader's and the store's errors name the file
+		}
+		read = append(read, ManifestFile{Path: f.key, Size: size, SHA256: sum})
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 	}
+
+	// Join sides and CMRs by leg key; a re-delivered side is the same key.
+	si, err := sides.merged()
+	delete(sc.sorters, "cdr sides")
+	if err != nil {
+		return err
+	}
+	defer si.close()
+	ci, err := cmrs.merged()
+	delete(sc.sorters, "cdr CMRs")
+	if err != nil {
+		return err
+	}
+	defer ci.close()
+	legs := newSorter(sc.tmp, sortBudget)
+	sc.sorters["cdr legs"] = legs
+	sch := Schemas["calls"]
+	var lastKey, cmrKey []byte
+	var legCount int64
+	var q cmrQuality
+	for {
+		sd, ok := si.next()
+		if si.err != nil {
+			return si.err
+		}
+		var key []byte
+		if ok {
+			key = keyOf(sd)
+		}
+		// CMRs before this side's key have no CDR.
+		for {
+			c, more := ci.peek()
+			if !more || (ok && bytes.Compare(keyOf(c), key) >= 0) {
+				break
+			}
+			ci.next()
+			if k := keyOf(c); !bytes.Equal(k, cmrKey) {
+				cmrKey = append(cmrKey[:0], k...)
+				parts := bytes.Split(k, []byte{0})
+				file, line := cmrSource(c)
+				reject(string(parts[0]), file, line, fmt.Sprintf("CMR of call %s:%s leg %s has no CDR", parts[1], parts[2], parts[3]), nil)
+			}
+		}
+		if ci.err != nil {
+			return ci.err
+		}
+		if !ok {
+			break
+		}
+		if bytes.Equal(key, lastKey) {
+			continue // a re-delivered or overlapping file
+		}
+		lastKey = append(lastKey[:0], key...)
+		hasQ := false
+		for {
+			c, more := ci.peek()
+			if !more || !bytes.Equal(keyOf(c), key) {
+				break
+			}
+			ci.next()
+			q, hasQ = readQuality(c[len(key):]), true
+		}
+		payload := sd[len(key):]
+		if payload[0] == 0 {
+			continue // a trunk or gateway side: not a leg, it only owned its CMR
+		}
+		rank := int(payload[1])
+		l, err := decodeAs[model.CallLeg](sch, payload[2:])
+		if err != nil {
+			return err
+		}
+		legCount++
+		if sc.cdrCalls[l.CallID] {
+			sc.conflicts[l.CallID] = true
+			sc.reject(rank, source.Rejected{Entity: "calls", File: "cdr/",
+				Reason: fmt.Sprintf("call %s is delivered both as calls/ rows and as CDRs: a conflict", l.CallID), Row: sch.rowOf(pointer(&l))})
+			continue
+		}
+		if hasQ {
+			l.AudioJitterMs, l.AudioLatencyMs, l.AudioLossPct = q.jitter, q.latency, q.loss
+			l.VideoJitterMs, l.VideoLatencyMs, l.VideoLossPct = q.videoJitter, q.videoLatency, q.videoLoss
+		}
+		sch.cellsOf(pointer(&l), leg)
+		if rec, err = sch.record(rec[:0], rank, leg); err != nil {
+			return err
+		}
+		if err := legs.add(rec); err != nil {
+			return err
+		}
+	}
+	delete(sc.sorters, "cdr legs")
+	if sc.legs, err = legs.merged(); err != nil {
+		return err
+	}
+	sc.delivered["calls"] += legCount
+	sc.cdrNotes = map[string]any{"cdr_files": read,
+		"call_records": map[string]int64{"records": records, "legs": legCount, "rejected": rejected}}
+	if unplacedCount > 0 {
+		sc.cdrNotes["cdr_rejected_without_region"] = unplaced
+		sc.cdrNotes["cdr_rejected_without_region_count"] = unplacedCount
+	}
+	return nil
+}
+
+// sides maps one CDR record to its two sides, each passed to add as a record:
+// its leg key, then 1, the region rank and the leg (a device of the cluster),
+// or 0 (a trunk or gateway side: it still owns its CMR). A record neither side
+// of which maps is rejected with its reason; an end-of-call record of another
+// day yields nothing (that day reads it).
+func (inv *inventory) sides(cluster string, fr *flatReader, idx []int, day periods.Period, leg []cell, add func([]byte) error) (string, error) {
+	get := func(i int) []byte { return fr.field(idx[i]) }
+	if t := get(fRecordType); len(t) > 0 && string(t) != "1" {
+		return "", nil // not a call's end record (0: start, 2: CMR)
+	}
+	cm, call := get(fCM), get(fCall)
+	if len(cm) == 0 || len(call) == 0 {
+		return "globalCallID_callManagerId or globalCallID_callId is empty", nil
+	}
+	if bytes.IndexByte(cm, 0) >= 0 || bytes.IndexByte(call, 0) >= 0 {
+		return "globalCallID_callManagerId or globalCallID_callId holds a NUL byte", nil
+	}
+	origination, err := strconv.ParseInt(unsafeString(get(fOrigination)), 10, 64)
+	if err != nil {
+		return fmt.Sprintf("dateTimeOrigination %q is not epoch seconds", get(fOrigination)), nil
+	}
+	start := time.Unix(origination, 0).UTC()
+	if start.Before(day.Start) || !start.Before(day.End()) {
+		return "", nil
+	}
+	duration := int64(0)
+	if d := get(fDuration); len(d) > 0 {
+		if duration, err = strconv.ParseInt(unsafeString(d), 10, 64); err != nil || duration < 0 {
+			return fmt.Sprintf("duration %q is not a number of seconds", d), nil
+		}
+	}
+	destLeg := get(fDestLeg)
+	if len(destLeg) == 0 {
+		destLeg = get(fDestLegCall)
+	}
+	ends := [2]struct {
+		device, leg, video []byte
+		direction          string
+	}{
+		{get(fOrigDevice), get(fOrigLeg), get(fOrigVideo), "outbound"},
+		{get(fDestDevice), destLeg, get(fDestVideo), "inbound"},
+	}
+	devs := [2]*devInfo{inv.device(cluster, ends[0].device), inv.device(cluster, ends[1].device)}
+	if devs[0] == nil && devs[1] == nil {
+		return fmt.Sprintf("neither origDeviceName %q nor destDeviceName %q is a device of cluster %s", ends[0].device, ends[1].device, cluster), nil
+	}
+	callID := cluster + ":" + string(cm) + ":" + string(call)
+	sch := Schemas["calls"]
+	var rec []byte
+	for i, d := range devs {
+		e := ends[i]
+		if bytes.IndexByte(e.leg, 0) >= 0 {
+			return "a leg identifier holds a NUL byte", nil
+		}
+		rec = legKey(rec[:0], cluster, cm, call, e.leg)
+		if d == nil {
+			rec = append(rec, 0)
+		} else {
+			dir := e.direction
+			if devs[0] != nil && devs[1] != nil {
+				dir = "internal"
+			}
+			l := model.CallLeg{LegID: callID + ":" + string(e.leg), CallID: callID, CustomerID: inv.clusterCustomer[cluster], LocationID: d.location,
+				UserID: d.user, DeviceType: d.deviceType, StartTime: start, DurationSeconds: duration, Direction: dir,
+				IsVideo: len(e.video) > 0 && string(e.video) != "0"}
+			sch.cellsOf(pointer(&l), leg)
+			rec = append(rec, 1, byte(inv.clusterRegion[cluster]))
+			rec = sch.encode(rec, leg)
+		}
+		if err := add(rec); err != nil {
+			return "", err
+		}
+	}
+	return "", nil
+}
+
+// cmrQuality is a CMR's quality for one leg.
+type cmrQuality struct {
+	jitter, latency, loss                float64
+	videoJitter, videoLatency, videoLoss *float64
+}
+
+// cmrRecord is a CMR as a record: its leg key, then its quality and where it
+// came from (to name it when it has no CDR).
+func cmrRecord(dst []byte, cluster string, fr *flatReader, idx []int, file string) ([]byte, error) {
+	get := func(i int) []byte { return fr.field(idx[i]) }
+	num := func(i int) (float64, error) {
+		v := bytes.TrimSpace(get(i))
+		if len(v) == 0 {
+			return 0, nil
+		}
+		f, err := strconv.ParseFloat(unsafeString(v), 64)
+		if err != nil {
+			return 0, fmt.Errorf("CMR field %s: %q is not a number", cmrFields[i], v)
+		}
+		return f, nil
+	}
+	for _, i := range []int{mCM, mCall, mLeg} {
+		if bytes.IndexByte(get(i), 0) >= 0 {
+			return dst, fmt.Errorf("CMR field %s holds a NUL byte", cmrFields[i])
+		}
+	}
+	var q [4]float64 // jitter, latency, lost, received
+	for j, i := range []int{mJitter, mLatency, mLost, mReceived} {
+		var err error
+		if q[j], err = num(i); err != nil {
+			return dst, err
+		}
+	}
+	loss := 0.0
+	if q[2]+q[3] > 0 {
+		loss = 100 * q[2] / (q[2] + q[3])
+	}
+	dst = legKey(dst, cluster, get(mCM), get(mCall), get(mLeg))
+	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(q[0]))
+	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(q[1]))
+	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(loss))
+	if vd := get(mVideoDuration); idx[mVideoJitter] >= 0 && len(vd) > 0 && string(vd) != "0" {
+		var v [4]float64
+		for j, i := range []int{mVideoJitter, mVideoDelay, mVideoLost, mVideoReceived} {
+			var err error
+			if v[j], err = num(i); err != nil {
+				return dst, err
+			}
+		}
+		vloss := 0.0
+		if v[2]+v[3] > 0 {
+			vloss = 100 * v[2] / (v[2] + v[3])
+		}
+		dst = append(dst, 1)
+		dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(v[0]))
+		dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(v[1])) // 0: not measured
+		dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(vloss))
+	} else {
+		dst = append(dst, 0)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(file)))
+	dst = append(dst, file...)
+	return binary.AppendUvarint(dst, uint64(fr.line)), nil
+}
+
+// readQuality reads a CMR record's quality (past its key).
+func readQuality(b []byte) cmrQuality {
+	f := func() float64 { v := math.Float64frombits(binary.BigEndian.Uint64(b)); b = b[8:]; return v }
+	q := cmrQuality{jitter: f(), latency: f(), loss: f()}
+	if b[0] == 1 {
+		b = b[1:]
+		vj, vl, vloss := f(), f(), f()
+		q.videoJitter, q.videoLoss = &vj, &vloss
+		if vl > 0 {
+			q.videoLatency = &vl
+		}
+	}
+	return q
+}
+
+func pointer[T any](v *T) unsafe.Pointer { return unsafe.Pointer(v) }
+
+// cmrSource is the file and line a CMR record came from.
+func cmrSource(rec []byte) (string, int) {
+	b := rec[len(keyOf(rec))+24:]
+	if b[0] == 1 {
+		b = b[25:]
+	} else {
+		b = b[1:]
+	}
+	n, k := binary.Uvarint(b)
+	file := string(b[k : k+int(n)])
+	line, _ := binary.Uvarint(b[k+int(n):])
+	return file, int(line)
 }

@@ -8,8 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/parquet-go/parquet-go"
+	"unsafe"
 
 	"tally/model"
 	"tally/pq"
@@ -41,19 +40,28 @@ type Column struct {
 	Type     string // for people: the kind's name
 	Optional bool   // may be missing or empty (null)
 	kind     kind
-	index    int
+	off      uintptr // the struct field's offset
+	ptr      bool    // the field is a pointer (nil: null)
 }
 
 // schema is an entity's columns, from its model struct's parquet tags: the
 // contract is the code, so the README table generated from it cannot drift.
 type schema struct {
-	typ     reflect.Type
-	columns []Column
-	byName  map[string]int
-	// readParquet and writeParquet move rows of this entity's struct through
-	// Parquet by column name.
-	readParquet  func(*parquet.File) ([]reflect.Value, error)
-	writeParquet func(io.Writer, []reflect.Value) error
+	entity   string
+	typ      reflect.Type
+	columns  []Column
+	byName   map[string]int
+	customer int    // customer_id's column (-1: partners)
+	keys     []int  // sortKeys' columns
+	inKey    []bool // the columns a record keeps in its sort key, not its row
+	// parquetWriter streams rows of this entity's struct into a Parquet file.
+	parquetWriter func(io.Writer) rowWriter
+}
+
+// rowWriter writes rows given as pointers to the entity's struct.
+type rowWriter interface {
+	write(p unsafe.Pointer) error
+	close() error
 }
 
 var (
@@ -61,18 +69,10 @@ var (
 	dateType = reflect.TypeOf(model.Date(0))
 )
 
-func schemaOf[T any]() *schema {
+func schemaOf[T any](entity string) *schema {
 	t := reflect.TypeFor[T]()
-	s := &schema{typ: t, byName: map[string]int{},
-		readParquet: readAs[T],
-		writeParquet: func(w io.Writer, rows []reflect.Value) error {
-			out := make([]T, len(rows))
-			for i, v := range rows {
-				out[i] = v.Interface().(T)
-			}
-			_, err := pq.WriteAll(w, out)
-			return err
-		}}
+	s := &schema{entity: entity, typ: t, byName: map[string]int{}, customer: -1,
+		parquetWriter: func(w io.Writer) rowWriter { return &parquetRows[T]{w: pq.NewWriter[T](w)} }}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		tag := f.Tag.Get("parquet")
@@ -80,18 +80,18 @@ func schemaOf[T any]() *schema {
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")
-		c := Column{Name: name, index: i, Optional: strings.Contains(opts, "optional")}
+		c := Column{Name: name, off: f.Offset, Optional: strings.Contains(opts, "optional")}
 		ft := f.Type
 		if ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
-			c.Optional = true
+			c.Optional, c.ptr = true, true
 		}
 		switch {
 		case ft == timeType:
 			c.kind = kTime
 		case ft == dateType:
 			c.kind = kDate
-		case ft.Kind() == reflect.Slice:
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.String:
 			c.kind, c.Optional = kList, true // an absent list is an empty one
 		case ft.Kind() == reflect.String:
 			c.kind = kString
@@ -108,188 +108,226 @@ func schemaOf[T any]() *schema {
 		s.byName[name] = len(s.columns)
 		s.columns = append(s.columns, c)
 	}
+	if i, ok := s.byName["customer_id"]; ok && entity != "partners" {
+		s.customer = i
+	}
+	for _, k := range sortKeys[entity] {
+		s.keys = append(s.keys, s.byName[k])
+	}
+	s.inKey = make([]bool, len(s.columns))
+	if s.customer >= 0 {
+		s.inKey[s.customer] = true
+	}
+	if len(s.keys) == 1 {
+		s.inKey[s.keys[0]] = true
+	}
 	return s
+}
+
+// parquetRows hands rows to a Parquet writer a batch at a time.
+type parquetRows[T any] struct {
+	w   *pq.Writer[T]
+	buf []T
+}
+
+func (p *parquetRows[T]) write(row unsafe.Pointer) error {
+	p.buf = append(p.buf, *(*T)(row))
+	if len(p.buf) == 256 {
+		return p.flush()
+	}
+	return nil
+}
+
+func (p *parquetRows[T]) flush() error {
+	err := p.w.Write(p.buf...)
+	clear(p.buf)
+	p.buf = p.buf[:0]
+	return err
+}
+
+func (p *parquetRows[T]) close() error {
+	if err := p.flush(); err != nil {
+		return err
+	}
+	return p.w.Close()
 }
 
 // Schemas are every entity's columns.
 var Schemas = map[string]*schema{
-	"partners": schemaOf[model.Partner](), "customers": schemaOf[model.Customer](), "subscriptions": schemaOf[model.Subscription](),
-	"orders": schemaOf[model.Order](), "clusters": schemaOf[model.Cluster](), "servers": schemaOf[model.Server](),
-	"users": schemaOf[model.User](), "devices": schemaOf[model.Device](), "numbers": schemaOf[model.Number](), "calls": schemaOf[model.CallLeg](),
+	"partners": schemaOf[model.Partner]("partners"), "customers": schemaOf[model.Customer]("customers"),
+	"subscriptions": schemaOf[model.Subscription]("subscriptions"), "orders": schemaOf[model.Order]("orders"),
+	"clusters": schemaOf[model.Cluster]("clusters"), "servers": schemaOf[model.Server]("servers"),
+	"users": schemaOf[model.User]("users"), "devices": schemaOf[model.Device]("devices"),
+	"numbers": schemaOf[model.Number]("numbers"), "calls": schemaOf[model.CallLeg]("calls"),
 }
 
 // Columns lists an entity's contract columns (for the README and --help).
 func Columns(entity string) []Column { return Schemas[entity].columns }
 
-// set parses one cell into column c of the row v points to. Text cells (CSV)
-// arrive as strings; JSON cells as decoded JSON values. An empty text cell or a
-// JSON null is null.
-func (c Column) set(v reflect.Value, cell any) error {
-	f := v.Field(c.index)
-	if s, ok := cell.(string); (ok && s == "" && c.kind != kString) || cell == nil || (ok && s == "" && c.Optional) {
+// parseText parses a text cell (CSV, or a JSON string) of column c. An empty
+// cell is null, except in a required string column, where it is "".
+func (c Column) parseText(s string, v *cell) error {
+	*v = cell{}
+	if s == "" {
+		if c.kind == kString && !c.Optional {
+			v.ok = true
+			return nil
+		}
 		if !c.Optional {
 			return fmt.Errorf("column %s: empty, but required (%s)", c.Name, c.kind)
 		}
-		f.Set(reflect.Zero(f.Type()))
 		return nil
 	}
-	val, err := c.parse(cell)
-	if err != nil {
-		return fmt.Errorf("column %s: %v", c.Name, err)
+	v.ok = true
+	var err error
+	switch c.kind {
+	case kString:
+		v.s = s
+	case kInt:
+		if v.n, err = strconv.ParseInt(s, 10, 64); err != nil {
+			return fmt.Errorf("column %s: %q is not an integer", c.Name, s)
+		}
+	case kFloat:
+		if v.f, err = strconv.ParseFloat(s, 64); err != nil {
+			return fmt.Errorf("column %s: %q is not a number", c.Name, s)
+		}
+	case kBool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("column %s: %q is not true or false", c.Name, s)
+		}
+		if b {
+			v.n = 1
+		}
+	case kTime:
+		if v.n, err = parseTime(s); err != nil {
+			return fmt.Errorf("column %s: %v", c.Name, err)
+		}
+	case kDate:
+		t, err := time.Parse("2006-01-02", s)
+		if err != nil {
+			return fmt.Errorf("column %s: %q is not a date (YYYY-MM-DD)", c.Name, s)
+		}
+		v.n = int64(model.DateOf(t))
+	case kList:
+		var items []any
+		if err := json.Unmarshal([]byte(s), &items); err != nil {
+			return fmt.Errorf("column %s: %q is not a JSON array", c.Name, s)
+		}
+		return c.setList(items, v)
 	}
-	rv := reflect.ValueOf(val)
-	if f.Kind() == reflect.Pointer {
-		p := reflect.New(f.Type().Elem())
-		p.Elem().Set(rv.Convert(f.Type().Elem()))
-		f.Set(p)
-		return nil
-	}
-	f.Set(rv.Convert(f.Type()))
 	return nil
 }
 
-func (c Column) parse(cell any) (any, error) {
-	s, isText := cell.(string)
-	switch c.kind {
-	case kString:
-		if !isText {
-			return nil, fmt.Errorf("%v is not a string", cell)
-		}
-		return s, nil
-	case kInt:
-		if isText {
-			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not an integer", s)
-			}
-			return n, nil
-		}
-		num, ok := cell.(json.Number)
-		if !ok {
-			return nil, fmt.Errorf("%v is not an integer", cell)
-		}
-		n, err := strconv.ParseInt(string(num), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%s is not an integer", num)
-		}
-		return n, nil
-	case kFloat:
-		text := s
-		if !isText {
-			num, ok := cell.(json.Number)
-			if !ok {
-				return nil, fmt.Errorf("%v is not a number", cell)
-			}
-			text = string(num)
-		}
-		f, err := strconv.ParseFloat(text, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a number", text)
-		}
-		return f, nil
-	case kBool:
-		if b, ok := cell.(bool); ok {
-			return b, nil
-		}
-		b, err := strconv.ParseBool(s)
-		if err != nil || !isText {
-			return nil, fmt.Errorf("%v is not true or false", cell)
-		}
-		return b, nil
-	case kTime:
-		text := s
-		if num, ok := cell.(json.Number); ok {
-			text = string(num)
-		} else if !isText {
-			return nil, fmt.Errorf("%v is not a timestamp", cell)
-		}
-		if sec, err := strconv.ParseInt(text, 10, 64); err == nil {
-			return time.Unix(sec, 0).UTC(), nil
-		}
-		t, err := time.Parse(time.RFC3339Nano, text)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not an RFC 3339 timestamp or epoch seconds", text)
-		}
-		return t.UTC().Truncate(time.Microsecond), nil
-	case kDate:
-		if !isText {
-			return nil, fmt.Errorf("%v is not a date", cell)
-		}
-		t, err := time.Parse("2006-01-02", s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a date (YYYY-MM-DD)", s)
-		}
-		return model.DateOf(t), nil
-	case kList:
-		var items []any
-		if isText {
-			if err := json.Unmarshal([]byte(s), &items); err != nil {
-				return nil, fmt.Errorf("%q is not a JSON array", s)
-			}
-		} else if items, _ = cell.([]any); items == nil {
-			return nil, fmt.Errorf("%v is not a list", cell)
-		}
-		out := make([]string, 0, len(items))
-		for _, it := range items {
-			str, ok := it.(string)
-			if !ok {
-				return nil, fmt.Errorf("list item %v is not a string", it)
-			}
-			out = append(out, str)
-		}
-		return out, nil
+// parseTime reads epoch seconds or RFC 3339 as Unix microseconds.
+func parseTime(s string) (int64, error) {
+	if sec, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return sec * 1_000_000, nil
 	}
-	return nil, fmt.Errorf("unknown kind")
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not an RFC 3339 timestamp or epoch seconds", s)
+	}
+	return t.UnixMicro(), nil
 }
 
-// format writes column c of row v as a text cell ("" for null), the inverse of set.
-func (c Column) format(v reflect.Value) string {
-	f := v.Field(c.index)
-	if f.Kind() == reflect.Pointer {
-		if f.IsNil() {
-			return ""
+// parseJSON parses a JSON value (decoded with UseNumber) of column c: numbers
+// must be JSON numbers and booleans JSON booleans (a string where a number
+// belongs is an error, never a silent zero); timestamps and dates are strings
+// (or epoch seconds); lists are arrays.
+func (c Column) parseJSON(x any, v *cell) error {
+	if s, ok := x.(string); ok && (c.kind == kString || c.kind == kTime || c.kind == kDate || s == "") {
+		return c.parseText(s, v)
+	}
+	*v = cell{}
+	if x == nil {
+		if !c.Optional {
+			return fmt.Errorf("column %s: null, but required (%s)", c.Name, c.kind)
 		}
-		f = f.Elem()
+		return nil
+	}
+	v.ok = true
+	switch c.kind {
+	case kInt, kFloat, kTime:
+		num, ok := x.(json.Number)
+		if !ok {
+			return fmt.Errorf("column %s: %v is not %s", c.Name, x, map[kind]string{kInt: "an integer", kFloat: "a number", kTime: "a timestamp"}[c.kind])
+		}
+		return c.parseText(string(num), v)
+	case kBool:
+		b, ok := x.(bool)
+		if !ok {
+			return fmt.Errorf("column %s: %v is not true or false", c.Name, x)
+		}
+		if b {
+			v.n = 1
+		}
+		return nil
+	case kList:
+		items, ok := x.([]any)
+		if !ok {
+			return fmt.Errorf("column %s: %v is not a list", c.Name, x)
+		}
+		return c.setList(items, v)
+	}
+	return fmt.Errorf("column %s: %v is not a %s", c.Name, x, c.kind)
+}
+
+func (c Column) setList(items []any, v *cell) error {
+	v.ok, v.list = true, make([]string, 0, len(items))
+	for _, it := range items {
+		s, ok := it.(string)
+		if !ok {
+			return fmt.Errorf("column %s: list item %v is not a string", c.Name, it)
+		}
+		v.list = append(v.list, s)
+	}
+	return nil
+}
+
+// text writes a cell as CSV text ("" for null), the inverse of parseText.
+func (c Column) text(v cell) string {
+	if !v.ok {
+		if c.kind == kList {
+			return "[]"
+		}
+		return ""
 	}
 	switch c.kind {
 	case kString:
-		return f.String()
+		return v.s
 	case kInt:
-		return strconv.FormatInt(f.Int(), 10)
+		return strconv.FormatInt(v.n, 10)
 	case kFloat:
-		return strconv.FormatFloat(f.Float(), 'g', -1, 64)
+		return strconv.FormatFloat(v.f, 'g', -1, 64)
 	case kBool:
-		return strconv.FormatBool(f.Bool())
+		return strconv.FormatBool(v.n == 1)
 	case kTime:
-		return f.Interface().(time.Time).UTC().Format(time.RFC3339Nano)
+		return time.UnixMicro(v.n).UTC().Format(time.RFC3339Nano)
 	case kDate:
-		return f.Interface().(model.Date).String()
+		return model.Date(v.n).String()
 	case kList:
-		b, _ := json.Marshal(f.Interface())
-		if string(b) == "null" {
-			return "[]"
-		}
+		b, _ := json.Marshal(v.list)
 		return string(b)
 	}
 	return ""
 }
 
-// jsonValue is column c of row v as a JSON value (nil for null).
-func (c Column) jsonValue(v reflect.Value) any {
-	f := v.Field(c.index)
-	if f.Kind() == reflect.Pointer && f.IsNil() {
+// jsonValue is a cell as a JSON value (nil for null), the inverse of parseJSON.
+func (c Column) jsonValue(v cell) any {
+	if !v.ok {
+		if c.kind == kList {
+			return []string{}
+		}
 		return nil
 	}
 	switch c.kind {
 	case kInt, kFloat:
-		return json.Number(c.format(v)) // the same digits as the CSV cell
+		return json.Number(c.text(v)) // the same digits as the CSV cell
 	case kBool:
-		return reflect.Indirect(f).Bool()
+		return v.n == 1
 	case kList:
-		if f.IsNil() {
-			return []string{}
-		}
-		return f.Interface()
+		return v.list
 	}
-	return c.format(v)
+	return c.text(v)
 }

@@ -83,7 +83,16 @@ func (o *OAuth) Token(ctx context.Context) (string, error) {
 	if o.valid(o.current) {
 		return o.current.AccessToken, nil
 	}
-	for try := 0; try < 3; try++ {
+	for try := 0; try < refreshTries; try++ {
+		if try > 0 {
+			// Another process rotated the refresh token: give it the moment
+			// it needs to store the new one before reading again.
+			select {
+			case <-time.After(min(25*time.Millisecond<<(try-1), time.Second)):
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
 		b, obj, err := storage.ReadAll(ctx, o.Store, o.Key)
 		if errors.Is(err, storage.ErrNotFound) {
 			return "", fmt.Errorf("%w (%s)", ErrNoToken, o.Key)
@@ -117,6 +126,10 @@ func (o *OAuth) Token(ctx context.Context) (string, error) {
 	}
 	return "", errors.New("webex: could not refresh the access token: the refresh token kept changing under us")
 }
+
+// refreshTries bounds the refreshes one Token call tries while other processes
+// keep rotating the refresh token under it (about 4 s of waiting in all).
+const refreshTries = 8
 
 // Invalidate forgets token (the API answered 401 to it).
 func (o *OAuth) Invalidate(token string) {
