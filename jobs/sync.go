@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -165,6 +166,7 @@ func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 	}
 
 	// Partners: a partner row goes to every region where it has customers.
+	partnersWritten := int64(0)
 	for _, region := range rc.Regions {
 		snap := snaps[region]
 		var rows []model.Partner
@@ -184,6 +186,7 @@ func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 		if err := partnersOut.add(rows...); err != nil {
 			return fail(err)
 		}
+		partnersWritten += int64(len(rows))
 	}
 
 	for _, q := range quarantines {
@@ -203,6 +206,7 @@ func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 			rc.Log.Warn().Int("customers", len(skipped)).Msg("the day is partial: some customers were skipped (tally runs shows which)")
 		}
 	}
+	s.noteRows(rc, snaps, partnersWritten)
 	if n, ok := s.Source.(source.Noter); ok {
 		if notes := n.Notes(day); notes != nil {
 			rc.Note("source", notes)
@@ -210,6 +214,57 @@ func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 	}
 	s.noteNew(rc, snaps)
 	return nil
+}
+
+// noteRows records, per entity, the rows written and quarantined and, when
+// the source counts them, delivered: every delivered row is accounted for.
+func (s *Sync) noteRows(rc *runner.RunContext, snaps map[string]*regionSnapshot, partnersWritten int64) {
+	var delivered map[string]int64
+	if c, ok := s.Source.(source.Counter); ok {
+		delivered = c.Delivered(rc.Period)
+	}
+	rows := map[string]map[string]any{}
+	for _, e := range append(slices.Clone(Entities), "calls") {
+		written, quarantined := int64(0), int64(0)
+		for _, region := range rc.Regions {
+			snap := snaps[region]
+			quarantined += snap.q.rows[e]
+			switch e {
+			case "customers":
+				written += snap.customers.Rows()
+			case "subscriptions":
+				written += snap.subscriptions.Rows()
+			case "orders":
+				written += snap.orders.Rows()
+			case "clusters":
+				written += snap.clusters.Rows()
+			case "servers":
+				written += snap.servers.Rows()
+			case "users":
+				written += snap.users.Rows()
+			case "devices":
+				written += snap.devices.Rows()
+			case "numbers":
+				written += snap.numbers.Rows()
+			case "calls":
+				written += snap.calls.Rows()
+			}
+		}
+		if e == "partners" {
+			written = partnersWritten
+		}
+		r := map[string]any{"written": written, "quarantined": quarantined}
+		if delivered != nil {
+			r["delivered"] = delivered[e]
+		}
+		if e == "partners" {
+			r["note"] = "partners are de-duplicated, then written to every region where they have customers"
+		} else if len(rc.Regions) != len(model.Regions) {
+			r["note"] = "rows of the regions outside --region are neither written nor quarantined"
+		}
+		rows[e] = r
+	}
+	rc.Note("rows", rows)
 }
 
 // pullAhead calls fn with every customer of the source's day, in order, while

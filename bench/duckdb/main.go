@@ -60,7 +60,14 @@ func main() {
 	usage := flag.Int("usage", 0, "also compare license-usage with DuckDB SQL on a demo estate of this many customers (0: skip)")
 	tallyBin := flag.String("tally", "bin/tally", "the tally binary the license-usage comparison runs")
 	data := flag.String("data", "", "internal: the storage a duckdb-usage child reads")
+	fixtures := flag.String("fixtures", "", "instead: write the files source's DuckDB fixtures into this directory (its make.sql)")
 	flag.Parse()
+	if *fixtures != "" {
+		if err := writeFixtures(*fixtures, *tallyBin); err != nil {
+			fail(err)
+		}
+		return
+	}
 	if *child == "duckdb-usage" {
 		if err := runUsageDuckDB(*data, *dir); err != nil {
 			fail(err)

@@ -11,12 +11,16 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"tally/internal/testservers"
 	"tally/model"
+	"tally/periods"
 	"tally/source/files"
+	"tally/source/files/landingtest"
+	"tally/storage/local"
 	s3store "tally/storage/s3"
 )
 
@@ -58,10 +62,24 @@ func TestAnExportedDemoDayReadBackByTheFilesSourceGivesByteIdenticalUsageAndRepo
 	if len(want) < 20 {
 		t.Fatalf("the demo run wrote only %d files", len(want))
 	}
-	for _, format := range []string{"parquet", "csv", "jsonl"} {
+	// The sorted single-file delivery of each format (tally's export), the
+	// same rows shuffled into 3 files per entity and region, and gzip CSV.
+	for _, format := range []string{"parquet", "csv", "jsonl", "shuffled parquet", "csv.gz", "jsonl.gz"} {
 		landing := filepath.Join(t.TempDir(), "landing")
-		if code, stdout, stderr := run(t, "--config", demoCfg, "source", "export", "--period", day, "--out", landing, "--format", format); code != 0 || !strings.Contains(stdout, "exported "+day) {
+		exported, _, _ := strings.Cut(strings.TrimPrefix(format, "shuffled "), ".")
+		if code, stdout, stderr := run(t, "--config", demoCfg, "source", "export", "--period", day, "--out", landing, "--format", exported); code != 0 || !strings.Contains(stdout, "exported "+day) {
 			t.Fatalf("export %s: exit %d\n%s%s", format, code, stdout, stderr)
+		}
+		switch {
+		case strings.HasPrefix(format, "shuffled"):
+			shuffled := filepath.Join(t.TempDir(), "shuffled")
+			reshape(t, landing, shuffled, day, 3)
+			landing = shuffled
+		case strings.HasSuffix(format, ".gz"):
+			p, _ := periods.Parse(periods.Daily, day)
+			if err := landingtest.Gzip(landing, p); err != nil {
+				t.Fatal(err)
+			}
 		}
 		cfg, data := writeConfig(t, "")
 		os.WriteFile(cfg, bytes.Replace(must(os.ReadFile(cfg)), []byte("source:\n  scale: 20\n"),
@@ -92,6 +110,135 @@ func TestAnExportedDemoDayReadBackByTheFilesSourceGivesByteIdenticalUsageAndRepo
 			t.Errorf("%s: %d of %d files differ from the demo run's: %v", format, len(diff), len(want), diff)
 		}
 	}
+}
+
+// reshape writes landing's day into out shuffled into parts files per entity
+// and region (rows in random order).
+func reshape(t *testing.T, landing, out, day string, parts int) {
+	t.Helper()
+	p, _ := periods.Parse(periods.Daily, day)
+	in, err := local.Open(landing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := local.New(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := landingtest.Shuffle(context.Background(), in, dst, p, parts, 7); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTheDuckDBWrittenDeliveriesGiveTheSameInventoryFilesByteForByte(t *testing.T) {
+	// source/files/testdata/duckdb: the demo day at scale 6, rewritten by
+	// DuckDB (make.sql): shuffled, UUID ids, DECIMAL and INTEGER counts,
+	// TIMESTAMP without a time zone; and as CSV with its columns reversed.
+	const day = "2026-11-21"
+	sync := func(cfg string) {
+		t.Helper()
+		if code, stdout, stderr := run(t, "--config", cfg, "run", "sync-clusters", "--period", day); code != 0 {
+			t.Fatalf("sync: exit %d\n%s%s", code, stdout, stderr)
+		}
+	}
+	demoCfg, demoData := writeConfig(t, "")
+	os.WriteFile(demoCfg, bytes.Replace(must(os.ReadFile(demoCfg)), []byte("scale: 20"), []byte("scale: 6"), 1), 0o644)
+	sync(demoCfg)
+	want := dataFiles(t, demoData, "inventory", "calls")
+	if len(want) < 25 {
+		t.Fatalf("the demo run wrote only %d files", len(want))
+	}
+	for _, delivery := range []string{"parquet", "csv"} {
+		landing, _ := filepath.Abs(filepath.Join("..", "..", "source", "files", "testdata", "duckdb", delivery))
+		cfg, data := writeConfig(t, "")
+		os.WriteFile(cfg, bytes.Replace(must(os.ReadFile(cfg)), []byte("source:\n  scale: 20\n"),
+			[]byte("source:\n  type: files\n  files:\n    path: "+landing+"\n"), 1), 0o644)
+		sync(cfg)
+		got := dataFiles(t, data, "inventory", "calls")
+		var diff []string
+		for k, b := range want {
+			if !bytes.Equal(got[k], b) {
+				diff = append(diff, k)
+			}
+		}
+		if len(got) != len(want) || len(diff) > 0 {
+			sort.Strings(diff)
+			t.Errorf("DuckDB %s: %d files (want %d), differing from the demo run's: %v", delivery, len(got), len(want), diff)
+		}
+		if q := dataFiles(t, data, "quarantine"); len(q) > 0 {
+			t.Errorf("DuckDB %s: rows were quarantined: %v", delivery, keysOf(q))
+		}
+	}
+}
+
+func TestEveryDeliveredRowIsWrittenOrQuarantinedAndTheLedgerSaysHowManyOfEach(t *testing.T) {
+	const day = "2026-11-21"
+	demoCfg, _ := writeConfig(t, "")
+	os.WriteFile(demoCfg, bytes.Replace(must(os.ReadFile(demoCfg)), []byte("scale: 20"), []byte("scale: 20\n  bad_row_rate: 0.05"), 1), 0o644)
+	landing := filepath.Join(t.TempDir(), "landing")
+	if code, _, stderr := run(t, "--config", demoCfg, "source", "export", "--period", day, "--out", landing, "--format", "csv"); code != 0 {
+		t.Fatal(stderr)
+	}
+	// Rows the source itself refuses, beside the demo's malformed ones (which
+	// parse, and sync's checks quarantine): a count that is not a number, and a
+	// device delivered under another region than its customer's.
+	appendLine := func(rel, line string) {
+		f, err := os.OpenFile(filepath.Join(landing, rel), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(line + "\n")
+		f.Close()
+	}
+	usCustomer := strings.Split(strings.Split(string(must(os.ReadFile(filepath.Join(landing, "customers/region=US/day="+day+"/part-0.csv")))), "\n")[1], ",")[0]
+	appendLine("orders/region=US/day="+day+"/part-0.csv", "O-bad,"+usCustomer+",P093374,S-1,knowledge_worker,lots")
+	appendLine("devices/region=EU/day="+day+"/part-0.csv", "dev-x,"+usCustomer+",,,desk-phone,Cisco 8845,AABBCCDDEEFF,1.0,L1,HQ,,")
+	p, _ := periods.Parse(periods.Daily, day)
+	if err := landingtest.Remanifest(landing, p); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := writeConfig(t, "")
+	os.WriteFile(cfg, bytes.Replace(must(os.ReadFile(cfg)), []byte("source:\n  scale: 20\n"),
+		[]byte("source:\n  type: files\n  files:\n    path: "+landing+"\n"), 1), 0o644)
+	if code, stdout, stderr := run(t, "--config", cfg, "run", "sync-clusters", "--period", day); code != 0 {
+		t.Fatalf("sync: exit %d\n%s%s", code, stdout, stderr)
+	}
+	rows, _ := ledger(t, cfg, "sync-clusters")[0]["notes"].(map[string]any)["rows"].(map[string]any)
+	if len(rows) != 10 {
+		t.Fatalf("the ledger's rows note has %d entities, want all 10: %v", len(rows), rows)
+	}
+	quarantined := 0.0
+	for entity, v := range rows {
+		r := v.(map[string]any)
+		d, w, q := r["delivered"].(float64), r["written"].(float64), r["quarantined"].(float64)
+		quarantined += q
+		if entity == "partners" {
+			if r["note"] == nil || w < 1 {
+				t.Errorf("partners: %v, want them written and a note saying they are de-duplicated and written to every region", r)
+			}
+			continue
+		}
+		if d == 0 || w+q != d {
+			t.Errorf("%s: delivered %v, written %v + quarantined %v = %v", entity, d, w, q, w+q)
+		}
+	}
+	for _, entity := range []string{"orders", "devices"} {
+		if rows[entity].(map[string]any)["quarantined"].(float64) < 1 {
+			t.Errorf("%s: the source's refused row is not counted as quarantined: %v", entity, rows[entity])
+		}
+	}
+	if quarantined < 10 {
+		t.Errorf("only %v rows quarantined: the demo's malformed rows did not reach the check", quarantined)
+	}
+}
+
+func keysOf(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func TestAnUndeliveredDayIsWaitingExit0WithNoAlertUntilItsDeadlineThenFails(t *testing.T) {
@@ -383,4 +530,92 @@ func tree(dir string) string {
 		return nil
 	})
 	return strings.Join(out, " ")
+}
+
+// spillFiles are the files pid holds open in dir (deleted ones included).
+func spillFiles(pid int, dir string) int {
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(target, dir+"/") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestAFilesSourceSyncKilledMidSpillLeavesNoTempFileAndTheNextRunWritesTheSameOutputs(t *testing.T) {
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		t.Skip("needs /proc to see the spill files a process holds")
+	}
+	const day = "2026-11-21"
+	demoCfg, _ := writeConfig(t, "")
+	os.WriteFile(demoCfg, bytes.Replace(must(os.ReadFile(demoCfg)), []byte("scale: 20"), []byte("scale: 1500"), 1), 0o644)
+	exported := filepath.Join(t.TempDir(), "exported")
+	if code, _, stderr := run(t, "--config", demoCfg, "source", "export", "--period", day, "--out", exported); code != 0 {
+		t.Fatal(stderr)
+	}
+	landing := filepath.Join(t.TempDir(), "landing")
+	reshape(t, exported, landing, day, 4) // shuffled: every entity is sorted on disk
+	filesConfig := func() (cfg, data, tmp string) {
+		cfg, data = writeConfig(t, "")
+		tmp = t.TempDir()
+		os.WriteFile(cfg, bytes.Replace(must(os.ReadFile(cfg)), []byte("storage:\n"), []byte("storage:\n  tmp_dir: "+tmp+"\n"), 1), 0o644)
+		os.WriteFile(cfg, bytes.Replace(must(os.ReadFile(cfg)), []byte("source:\n  scale: 20\n"),
+			[]byte("source:\n  type: files\n  files:\n    path: "+landing+"\n"), 1), 0o644)
+		return cfg, data, tmp
+	}
+	cleanCfg, cleanData, _ := filesConfig()
+	if out, err := tally(cleanCfg, "run", "sync-clusters", "--period", day).CombinedOutput(); err != nil {
+		t.Fatalf("the uninterrupted run: %v\n%s", err, out)
+	}
+	want := dataFiles(t, cleanData, "inventory", "calls")
+
+	cfg, data, tmp := filesConfig()
+	for round := 0; round < 3; round++ {
+		if round > 0 {
+			time.Sleep(2500 * time.Millisecond) // the killed runner's lease (runner.lease_ttl 2s) expires
+		}
+		cmd := tally(cfg, "run", "sync-clusters", "--period", day, "--force")
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stderr, &stderr
+		defer func() {
+			if t.Failed() {
+				t.Logf("round %d's output:\n%s", round, stderr.String())
+			}
+		}()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill it once it holds sorted runs on disk (a few, then more each round).
+		waitFor(t, "the sync's spill files", 60*time.Second, func() bool { return spillFiles(cmd.Process.Pid, tmp) > 1+round })
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if left, _ := os.ReadDir(tmp); len(left) > 0 {
+			t.Fatalf("round %d: the killed sync left %d files in storage.tmp_dir: %v", round, len(left), left[0].Name())
+		}
+	}
+	// The next run (once the dead runner's lease has expired) succeeds with
+	// the same outputs.
+	var out []byte
+	var err error
+	waitFor(t, "the next run to take over the dead runner's lease", 30*time.Second, func() bool {
+		out, err = tally(cfg, "run", "sync-clusters", "--period", day, "--force").CombinedOutput()
+		return exitOf(err) != exitHeld
+	})
+	if err != nil {
+		t.Fatalf("the next run: %v\n%s", err, out)
+	}
+	got := dataFiles(t, data, "inventory", "calls")
+	if len(got) != len(want) {
+		t.Fatalf("the next run wrote %d files, the uninterrupted one %d", len(got), len(want))
+	}
+	for k, b := range want {
+		if !bytes.Equal(got[k], b) {
+			t.Errorf("%s differs from the uninterrupted run's", k)
+		}
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Fatalf("the successful run left %d files in storage.tmp_dir", len(left))
+	}
 }

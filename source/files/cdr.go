@@ -377,27 +377,35 @@ func (inv *inventory) device(cluster string, name []byte) *devInfo {
 	return nil
 }
 
-// legKey starts a side's or a CMR's record: cluster, callManagerId, callId
-// and the leg's identifier, each ended by a NUL.
+// legKey starts a side's or a CMR's record: the leg's id (cluster,
+// callManagerId, callId and the leg's identifier, joined by colons: the
+// leg_id of its leg) and a NUL. Sides then join their CMRs in leg_id order,
+// so a cluster's legs come out of the join already sorted.
 func legKey(dst []byte, cluster string, cm, call, leg []byte) []byte {
 	dst = append(dst, cluster...)
-	dst = append(append(dst, 0), cm...)
-	dst = append(append(dst, 0), call...)
-	dst = append(append(dst, 0), leg...)
+	dst = append(append(dst, ':'), cm...)
+	dst = append(append(dst, ':'), call...)
+	dst = append(append(dst, ':'), leg...)
 	return append(dst, 0)
 }
 
-// keyOf is a side's or a CMR's leg key (with its NULs).
+// keyOf is a side's or a CMR's leg key (with its NUL).
 func keyOf(rec []byte) []byte {
-	n := 0
-	for i, b := range rec {
-		if b == 0 {
-			if n++; n == 4 {
-				return rec[:i+1]
-			}
-		}
+	if i := bytes.IndexByte(rec, 0); i >= 0 {
+		return rec[:i+1]
 	}
 	return rec
+}
+
+// digits reports whether b is a number as CUCM writes its identifiers (the
+// leg key is unambiguous only so); an empty leg identifier is allowed.
+func digits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // callRecords reads the day's CDR and CMR files into sc.legs: the legs of the
@@ -518,9 +526,11 @@ func (sc *scan) callRecords(ctx context.Context) error {
 			ci.next()
 			if k := keyOf(c); !bytes.Equal(k, cmrKey) {
 				cmrKey = append(cmrKey[:0], k...)
-				parts := bytes.Split(k, []byte{0})
+				id := string(k[:len(k)-1]) // cluster:cm:call:leg
+				call, leg := id[:strings.LastIndexByte(id, ':')], id[strings.LastIndexByte(id, ':')+1:]
+				cluster := call[:strings.LastIndexByte(call[:strings.LastIndexByte(call, ':')], ':')]
 				file, line := cmrSource(c)
-				reject(string(parts[0]), file, line, fmt.Sprintf("CMR of call %s:%s leg %s has no CDR", parts[1], parts[2], parts[3]), nil)
+				reject(cluster, file, line, fmt.Sprintf("CMR of call %s leg %s has no CDR", strings.TrimPrefix(call, cluster+":"), leg), nil)
 			}
 		}
 		if ci.err != nil {
@@ -598,8 +608,8 @@ func (inv *inventory) sides(cluster string, fr *flatReader, idx []int, day perio
 	if len(cm) == 0 || len(call) == 0 {
 		return "globalCallID_callManagerId or globalCallID_callId is empty", nil
 	}
-	if bytes.IndexByte(cm, 0) >= 0 || bytes.IndexByte(call, 0) >= 0 {
-		return "globalCallID_callManagerId or globalCallID_callId holds a NUL byte", nil
+	if !digits(cm) || !digits(call) {
+		return fmt.Sprintf("globalCallID_callManagerId %q or globalCallID_callId %q is not a number", cm, call), nil
 	}
 	origination, err := strconv.ParseInt(unsafeString(get(fOrigination)), 10, 64)
 	if err != nil {
@@ -635,8 +645,8 @@ func (inv *inventory) sides(cluster string, fr *flatReader, idx []int, day perio
 	var rec []byte
 	for i, d := range devs {
 		e := ends[i]
-		if bytes.IndexByte(e.leg, 0) >= 0 {
-			return "a leg identifier holds a NUL byte", nil
+		if !digits(e.leg) {
+			return fmt.Sprintf("leg identifier %q is not a number", e.leg), nil
 		}
 		rec = legKey(rec[:0], cluster, cm, call, e.leg)
 		if d == nil {
@@ -682,8 +692,8 @@ func cmrRecord(dst []byte, cluster string, fr *flatReader, idx []int, file strin
 		return f, nil
 	}
 	for _, i := range []int{mCM, mCall, mLeg} {
-		if bytes.IndexByte(get(i), 0) >= 0 {
-			return dst, fmt.Errorf("CMR field %s holds a NUL byte", cmrFields[i])
+		if !digits(get(i)) {
+			return dst, fmt.Errorf("CMR field %s %q is not a number", cmrFields[i], get(i))
 		}
 	}
 	var q [4]float64 // jitter, latency, lost, received

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"unsafe"
@@ -130,13 +131,16 @@ func (s *Source) scan(ctx context.Context, p periods.Period) (*scan, error) {
 	if err := sc.callRecords(ctx); err != nil {
 		return nil, err
 	}
+	sc.tmp.arena = nil // the sort buffer is not needed while the day is yielded
 	ok = true
 	return sc, nil
 }
 
-// place sorts a parsed row under its customer, or rejects it: a row delivered
-// under another region than its customer's, or for a customer the day does not
-// have (residency: never written to another region's storage).
+// place sorts a parsed row under its customer. Whether its customer is the
+// day's, in the region that delivered it, is found as the day is yielded (a
+// row no customer of its region takes is rejected then, see misplaced); the
+// rows the call records are mapped with are checked here, before the call
+// records are read.
 func (sc *scan) place(sch *schema, srt *sorter, rank int, file string, line int64, cells []cell) error {
 	entity := sch.entity
 	rejectRow := func(reason string) {
@@ -150,15 +154,9 @@ func (sc *scan) place(sch *schema, srt *sorter, rank int, file string, line int6
 		return nil
 	case entity == "customers":
 		sc.home.add(cells[sch.customer].s, rank)
-	default:
-		id := cells[sch.customer].s
-		home, ok := sc.home.region(id)
-		switch {
-		case !ok:
-			rejectRow(fmt.Sprintf("customer %s is not in the day's customers", id))
-			return nil
-		case home != rank:
-			rejectRow(fmt.Sprintf("delivered under region=%s, but customer %s is in %s (a row never goes to another region)", model.Regions[rank], id, model.Regions[home]))
+	case len(sc.inv.want) > 0 && (entity == "clusters" || entity == "devices"):
+		if reason := sc.misplaced(rank, cells[sch.customer].s); reason != "" {
+			rejectRow(reason)
 			return nil
 		}
 	}
@@ -169,6 +167,32 @@ func (sc *scan) place(sch *schema, srt *sorter, rank int, file string, line int6
 	}
 	sc.noteForCallRecords(entity, rank, cells)
 	return srt.add(sc.rec)
+}
+
+// misplaced says why a row of customer id delivered under region rank cannot
+// be placed ("" when it can): residency, a row is never written to another
+// region's storage.
+func (sc *scan) misplaced(rank int, id string) string {
+	home, ok := sc.home.region(id)
+	switch {
+	case !ok:
+		return fmt.Sprintf("customer %s is not in the day's customers", id)
+	case home != rank:
+		return fmt.Sprintf("delivered under region=%s, but customer %s is in %s (a row never goes to another region)", model.Regions[rank], id, model.Regions[home])
+	}
+	return ""
+}
+
+// unplaced rejects a record that no customer took: its customer is not the
+// day's, or not in the region that delivered it.
+func (sc *scan) unplaced(entity string, rec []byte) (source.Rejected, error) {
+	sch := Schemas[entity]
+	cust := string(rec[1 : bytes.IndexByte(rec[1:], 0)+1])
+	row := reflect.New(sch.typ)
+	if err := sch.decodeRecord(rec, row.UnsafePointer()); err != nil {
+		return source.Rejected{}, err
+	}
+	return source.Rejected{Entity: entity, Reason: sc.misplaced(int(rec[0]), cust), Row: sch.rowOf(row.UnsafePointer())}, nil
 }
 
 func (sc *scan) reject(rank int, r source.Rejected) {
@@ -223,6 +247,9 @@ func (sc *scan) yield(ctx context.Context, fn func(*source.CustomerDay) error) e
 			if err := fn(cd); err != nil {
 				return err
 			}
+		}
+		if err := sc.rest(rank, region, fn); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -283,32 +310,99 @@ func appendTo[T any](rows *[]T, entity string) func(rec []byte) error {
 	}
 }
 
-// take passes entity's records of the customer (prefix) to into. A record of
-// an earlier customer cannot be left (place checked every row's customer), but
-// if one were, it is rejected, never dropped.
+// take passes entity's records of the customer (prefix) to into. Records
+// before them are of no customer of the region: they are rejected (into cd,
+// quarantined in the region that delivered them), never dropped.
 func (sc *scan) take(cd *source.CustomerDay, entity string, prefix []byte, into func([]byte) error) error {
-	m := sc.tables[entity]
-	if m == nil {
-		return nil
+	if err := sc.rejectBefore(cd, entity, prefix); err != nil {
+		return err
 	}
-	for {
+	m := sc.tables[entity]
+	for m != nil {
 		rec, ok := m.peek()
-		if !ok {
+		if !ok || !bytes.HasPrefix(rec, prefix) {
 			return m.err
-		}
-		if !bytes.HasPrefix(rec, prefix) {
-			if bytes.Compare(rec, prefix) > 0 {
-				return nil
-			}
-			m.next()
-			cd.Rejected = append(cd.Rejected, source.Rejected{Entity: entity, Reason: "no customer of the day took this row", Row: map[string]any{"record": string(rec)}})
-			continue
 		}
 		m.next()
 		if err := into(rec); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// rejectBefore rejects entity's records before limit into cd.
+func (sc *scan) rejectBefore(cd *source.CustomerDay, entity string, limit []byte) error {
+	m := sc.tables[entity]
+	for m != nil {
+		rec, ok := m.peek()
+		if !ok || bytes.Compare(rec, limit) >= 0 {
+			return m.err
+		}
+		m.next()
+		r, err := sc.unplaced(entity, rec)
+		if err != nil {
+			return err
+		}
+		cd.Rejected = append(cd.Rejected, r)
+	}
+	return nil
+}
+
+// rest rejects the records of region rank that no customer took (those after
+// its last customer), in CustomerDays of the region without a customer.
+func (sc *scan) rest(rank int, region string, fn func(*source.CustomerDay) error) error {
+	end := []byte{byte(rank + 1)}
+	for _, entity := range scanOrder {
+		if entity == "partners" || entity == "customers" {
+			continue
+		}
+		cd := &source.CustomerDay{Region: region}
+		var err error
+		if entity == "calls" {
+			err = sc.skipCalls(cd, end)
+		} else {
+			err = sc.rejectBefore(cd, entity, end)
+		}
+		if err != nil {
+			return err
+		}
+		for len(cd.Rejected) > 0 {
+			n := min(len(cd.Rejected), 1000)
+			if err := fn(&source.CustomerDay{Region: region, Rejected: cd.Rejected[:n]}); err != nil {
+				return err
+			}
+			cd.Rejected = cd.Rejected[n:]
+		}
+	}
+	return nil
+}
+
+// skipCalls passes over the calls before prefix: those of customers whose
+// consumer did not read them (a region outside --region) silently, those of
+// no customer of their region rejected into cd.
+func (sc *scan) skipCalls(cd *source.CustomerDay, prefix []byte) error {
+	for _, m := range []*merger{sc.tables["calls"], sc.legs} {
+		for m != nil {
+			rec, ok := m.peek()
+			if !ok || bytes.Compare(rec, prefix) >= 0 {
+				break
+			}
+			m.next()
+			if m == sc.legs || sc.misplaced(int(rec[0]), string(rec[1:bytes.IndexByte(rec[1:], 0)+1])) == "" {
+				continue // a customer's legs its consumer did not read (call records map to known customers only)
+			}
+			r, err := sc.unplaced("calls", rec)
+			if err != nil {
+				return err
+			}
+			cd.Rejected = append(cd.Rejected, r)
+		}
+		if m != nil && m.err != nil {
+			return m.err
+		}
+	}
+	return nil
 }
 
 // callsOf gives the customer its legs: its calls/ rows merged by leg_id with
@@ -318,16 +412,8 @@ func (sc *scan) take(cd *source.CustomerDay, entity string, prefix []byte, into 
 // they were joined).
 func (sc *scan) callsOf(cd *source.CustomerDay, prefix []byte) error {
 	rows, legs := sc.tables["calls"], sc.legs
-	// Legs of earlier customers that their consumer did not read (a region
-	// outside --region) are passed over.
-	for _, m := range []*merger{rows, legs} {
-		for m != nil {
-			rec, ok := m.peek()
-			if !ok || bytes.Compare(rec, prefix) >= 0 {
-				break
-			}
-			m.next()
-		}
+	if err := sc.skipCalls(cd, prefix); err != nil {
+		return err
 	}
 	sch := Schemas["calls"]
 	// next is the customer's next leg from either stream.
@@ -474,8 +560,7 @@ func (x *customerIndex) seal() {
 		}
 		return int(a.rank) - int(b.rank)
 	})
-	x.uuids = slices.CompactFunc(x.uuids, func(a, b homeEntry) bool { return a.id == b.id })
-	x.uuids = slices.Clip(x.uuids)
+	x.uuids = slices.Clone(slices.CompactFunc(x.uuids, func(a, b homeEntry) bool { return a.id == b.id })) // no append slack
 	x.dir = make([]uint32, 1<<16+1)
 	i := 0
 	for b := range 1 << 16 {

@@ -194,3 +194,38 @@ func putFile(t *testing.T, s *Source, key, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestADecimalWithAScaleIntoAnIntegerColumnFailsTheDayNamingFileColumnAndType(t *testing.T) {
+	// DuckDB wrote it (testdata/duckdb/make.sql): licenses_total DECIMAL(10,2).
+	b, err := os.ReadFile("testdata/duckdb/decimal-scale-2.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "subscriptions/region=US/day=2026-11-21/from-duckdb.parquet"
+	s := landing(t, map[string]string{"customers/region=US/day=2026-11-21/c.csv": customersCSV, key: string(b)}, false, testDay.End())
+	_, err = dayIn(t, s)
+	if err == nil || !source.IsPermanent(err) {
+		t.Fatalf("%v, want the day refused", err)
+	}
+	for _, want := range []string{key, "column licenses_total", "DECIMAL(10,2)", "want integer", "CAST"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not name %q: %v", want, err)
+		}
+	}
+}
+
+func TestTimestampsAreReadAsRFC3339EpochSecondsOrTheTextDuckDBAndPandasWriteWithoutAZoneAsUTC(t *testing.T) {
+	want := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC).UnixMicro()
+	for _, s := range []string{"2026-01-02T03:04:05.123456Z", "2026-01-02 03:04:05.123456", "2026-01-02 03:04:05.123456+00",
+		"2026-01-02 03:04:05.123456+00:00", "2026-01-02T03:04:05.123456", "2026-01-02T04:04:05.123456+01:00"} {
+		if got, err := parseTime(s); err != nil || got != want {
+			t.Errorf("%q: %v, %v; want %v", s, time.UnixMicro(got).UTC(), err, time.UnixMicro(want).UTC())
+		}
+	}
+	if got, err := parseTime("1767323045"); err != nil || got != 1767323045_000_000 {
+		t.Errorf("epoch seconds: %d, %v", got, err)
+	}
+	if _, err := parseTime("yesterday"); err == nil {
+		t.Error("\"yesterday\" was taken for a timestamp")
+	}
+}

@@ -339,6 +339,8 @@ func converter(k kind, t parquet.Type) (func(parquet.Value, *cell) error, string
 				return func(v parquet.Value, c *cell) error { c.n = v.Int64(); return nil }, ""
 			case parquet.Int32:
 				return func(v parquet.Value, c *cell) error { c.n = int64(v.Int32()); return nil }, ""
+			case parquet.Double, parquet.Float:
+				return nil, " (DuckDB writes a HUGEINT, such as a SUM, as DOUBLE: cast it, e.g. CAST(x AS BIGINT))"
 			}
 		}
 	case kFloat:

@@ -219,17 +219,23 @@ func (c Column) parseText(s string, v *cell) error {
 	return nil
 }
 
-// parseTime reads epoch seconds or RFC 3339 as Unix microseconds.
+// parseTime reads epoch seconds or an RFC 3339 timestamp as Unix
+// microseconds; also the text DuckDB, PostgreSQL and pandas write (a space for
+// the T, a zone of +00 or none: without one, the time is UTC).
 func parseTime(s string) (int64, error) {
 	if sec, err := strconv.ParseInt(s, 10, 64); err == nil {
 		return sec * 1_000_000, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not an RFC 3339 timestamp or epoch seconds", s)
+	for _, layout := range timeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UnixMicro(), nil
+		}
 	}
-	return t.UnixMicro(), nil
+	return 0, fmt.Errorf("%q is not an RFC 3339 timestamp or epoch seconds", s)
 }
+
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999Z07",
+	"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999"}
 
 // parseJSON parses a JSON value (decoded with UseNumber) of column c: numbers
 // must be JSON numbers and booleans JSON booleans (a string where a number

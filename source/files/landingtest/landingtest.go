@@ -256,6 +256,31 @@ func Gzip(dir string, day periods.Period) error {
 	return os.WriteFile(mpath, b, 0o644)
 }
 
+// Remanifest writes the manifest of the day in dir (a local landing zone)
+// again, with the sizes and sha256 of its files as they are now: a test edits
+// a delivered file, then delivers it again.
+func Remanifest(dir string, day periods.Period) error {
+	mpath := dir + "/" + files.ManifestKey(day)
+	b, err := os.ReadFile(mpath)
+	if err != nil {
+		return err
+	}
+	var m files.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	for i, f := range m.Files {
+		raw, err := os.ReadFile(dir + "/" + f.Path)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(raw)
+		m.Files[i] = files.ManifestFile{Path: f.Path, Size: int64(len(raw)), SHA256: hex.EncodeToString(sum[:])}
+	}
+	b, _ = json.MarshalIndent(m, "", "  ")
+	return os.WriteFile(mpath, b, 0o644)
+}
+
 func manifest(ctx context.Context, s storage.Store, day periods.Period) (*files.Manifest, error) {
 	b, _, err := storage.ReadAll(ctx, s, files.ManifestKey(day))
 	if err != nil {
