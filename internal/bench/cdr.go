@@ -31,7 +31,9 @@ const benchCustomer = "0f000001-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 // quoted, as CUCM writes them.
 type flatField struct{ name, typ, value string }
 
-func (f flatField) quoted() bool { return strings.HasPrefix(f.typ, "VARCHAR") || f.typ == "UNIQUEIDENTIFIER" }
+func (f flatField) quoted() bool {
+	return strings.HasPrefix(f.typ, "VARCHAR") || f.typ == "UNIQUEIDENTIFIER"
+}
 
 // cdrFieldList is every CDR field of a Release 11.x cluster, in the order of
 // the "CDR Field Descriptions" of Cisco's Call Detail Records Administration

@@ -51,8 +51,8 @@ type tmpSpace struct {
 	mu  sync.Mutex
 	// live is the bytes of runs not yet released; peak its most.
 	live, peak int64
-	runs       int // runs written
-	passes     int // merge passes before reading
+	runs       int    // runs written
+	passes     int    // merge passes before reading
 	arena      []byte // a sort buffer a finished sorter left for the next
 }
 
