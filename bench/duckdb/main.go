@@ -61,7 +61,24 @@ func main() {
 	tallyBin := flag.String("tally", "bin/tally", "the tally binary the license-usage comparison runs")
 	data := flag.String("data", "", "internal: the storage a duckdb-usage child reads")
 	fixtures := flag.String("fixtures", "", "instead: write the files source's DuckDB fixtures into this directory (its make.sql)")
+	cdr := flag.String("cdr", "", "also: turn bench -cdr's day in this directory into legs with DuckDB and print the ratio to tally's figure")
 	flag.Parse()
+	if *child == "duckdb-cdr" {
+		if err := runCDRDuckDB(*dir); err != nil {
+			fail(err)
+		}
+		return
+	}
+	if *cdr != "" && *rows == 0 {
+		fig, err := benchCDR(*cdr, *out, *runs)
+		if err != nil {
+			fail(err)
+		}
+		if err := benchfig.Merge(*out, map[string]any{"duckdb_cdr": fig}); err != nil {
+			fail(err)
+		}
+		return
+	}
 	if *fixtures != "" {
 		if err := writeFixtures(*fixtures, *tallyBin); err != nil {
 			fail(err)
@@ -148,7 +165,15 @@ func main() {
 		}
 	}
 	duck := map[string]any{"cases": med, "ratios": ratios, "same_rows": same == "", "license_usage": usageFig, "measured": clock.Real{}.Now().UTC().Format(time.RFC3339)}
-	if err := benchfig.Merge(*out, map[string]any{"duckdb": duck}); err != nil {
+	set := map[string]any{"duckdb": duck}
+	if *cdr != "" {
+		fig, err := benchCDR(*cdr, *out, 1)
+		if err != nil {
+			fail(err)
+		}
+		set["duckdb_cdr"] = fig
+	}
+	if err := benchfig.Merge(*out, set); err != nil {
 		fail(err)
 	}
 	fmt.Printf("figures merged into %s\n", *out)

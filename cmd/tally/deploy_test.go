@@ -13,6 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -203,6 +204,29 @@ func TestEveryManifestStrictDecodesAndEachCronJobRunsItsJobOnItsScheduleInCode(t
 	if len(rules) != 1 || len(rules[0].Spec.Groups) == 0 || len(rules[0].Spec.Groups[0].Rules) == 0 ||
 		!strings.Contains(rules[0].Spec.Groups[0].Rules[0].Expr.String(), "tally_period_expected_timestamp_seconds") {
 		t.Errorf("want one PrometheusRule alerting on tally_period_expected_timestamp_seconds")
+	}
+	// Every pod that may run sync-clusters (its CronJob, serve, a backfill)
+	// has room in /tmp for the files source's sort of a 100K-customer day
+	// (about 2 GiB, README "Bring your own data") and its writers' spill.
+	sortRoom := resource.MustParse("4Gi")
+	pods := map[string]corev1.PodSpec{d.Name: d.Spec.Template.Spec, bj.Name: bj.Spec.Template.Spec}
+	for _, cj := range cronjobs {
+		if c := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0]; c.Args[1] == "sync-clusters" {
+			pods[cj.Name] = cj.Spec.JobTemplate.Spec.Template.Spec
+		}
+	}
+	for name, spec := range pods {
+		var limit *resource.Quantity
+		for _, v := range spec.Volumes {
+			for _, m := range spec.Containers[0].VolumeMounts {
+				if m.Name == v.Name && m.MountPath == "/tmp" && v.EmptyDir != nil {
+					limit = v.EmptyDir.SizeLimit
+				}
+			}
+		}
+		if limit == nil || limit.Cmp(sortRoom) < 0 {
+			t.Errorf("%s: /tmp is %v, want an emptyDir of at least %s (the files source sorts a day there)", name, limit, sortRoom.String())
+		}
 	}
 	// The ConfigMap's tally.yaml is a valid config.
 	p := filepath.Join(t.TempDir(), "tally.yaml")

@@ -90,8 +90,15 @@ func TestAnExportedDemoDayReadBackByTheFilesSourceGivesByteIdenticalUsageAndRepo
 			t.Fatalf("%s: reading the landing zone wrote into it:\nbefore %s\nafter  %s", format, before, after)
 		}
 		recs := ledger(t, cfg, "sync-clusters")
-		if src, _ := recs[0]["notes"].(map[string]any)["source"].(map[string]any); src == nil || len(src["input_files"].([]any)) < 30 {
+		src, _ := recs[0]["notes"].(map[string]any)["source"].(map[string]any)
+		if src == nil || len(src["input_files"].([]any)) < 30 {
 			t.Fatalf("%s: the files run's ledger does not list its input files: %v", format, recs[0]["notes"])
+		}
+		// tally's export is sorted by customer: checked as it is read, and then
+		// not sorted again; shuffled rows are.
+		inOrder, _ := src["sort"].(map[string]any)["delivered_in_order"].([]any)
+		if sorted := !strings.HasPrefix(format, "shuffled"); sorted != (len(inOrder) == 9) {
+			t.Errorf("%s: the entities delivered in order, the ledger says: %v", format, inOrder)
 		}
 		got := dataFiles(t, data, "inventory", "calls", "usage", "reports")
 		var diff []string

@@ -25,10 +25,12 @@ func (a *app) sourceCmd() *cobra.Command {
 		Use:   "export --period DAY --out DIR",
 		Short: "Write the configured source's day in the files landing layout, with its manifest",
 		Long: `Write one day of the configured source (the demo by default) to DIR in the
-landing layout the files source reads — <entity>/region=<R>/day=<D>/part-0.<format>
-for each entity and region, then _ready/day=<D>.json listing every file with its
-size and sha256 (written last). The demo becomes a template a partner can read,
-and a files source pointed at DIR reproduces the demo's outputs byte for byte.`,
+landing layout the files source reads — <entity>/region=<R>/day=<D>/part-<n>.<format>
+for each entity and region (262,144 rows to a file, sorted by customer_id), then
+_ready/day=<D>.json listing every file with its size and sha256 (written last).
+The day streams through a customer at a time, so memory stays flat whatever its
+size. The demo becomes a template a partner can read, and a files source pointed
+at DIR reproduces the demo's outputs byte for byte.`,
 		Example: "  tally source export --period 2026-11-21 --out ./landing\n  tally source export --period 2026-11-21 --out ./landing --format csv",
 		Args:    usageArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {

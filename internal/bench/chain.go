@@ -27,6 +27,9 @@ type JobFigure struct {
 	WallSecs   float64 `json:"wall_seconds"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
 	Runs       int     `json:"runs,omitempty"` // the figures are the medians of this many runs
+	// TmpPeakMiB is the most temporary disk the process held at once (its
+	// open files under TMPDIR, unlinked ones included).
+	TmpPeakMiB float64 `json:"tmp_peak_mib,omitempty"`
 }
 
 // ChainResult is the daily chain at each scale, with the goals of issue 15.
@@ -114,34 +117,152 @@ var demoSubscriptions = [][]string{
 
 // runJob runs tally with args in its own process and reads its rusage.
 func runJob(bin, dir string, env []string, args ...string) (cpu, wall, rss float64, err error) {
+	cpu, wall, rss, _, err = runJobTmp(bin, dir, env, "", args...)
+	return cpu, wall, rss, err
+}
+
+// runJobTmp is runJob that also samples, every 100 ms, the temporary disk
+// the process holds open under tmp (its TMPDIR; unlinked files included).
+func runJobTmp(bin, dir string, env []string, tmp string, args ...string) (cpu, wall, rss, tmpPeak float64, err error) {
 	cmd := exec.Command(bin, append(args, "--log-level", "error")...)
 	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
+	if tmp != "" {
+		cmd.Env = append(cmd.Env, "TMPDIR="+tmp)
+	}
 	cmd.Stderr = os.Stderr
 	start := clock.Real{}.Now()
-	if err := cmd.Run(); err != nil {
-		return 0, 0, 0, fmt.Errorf("tally %v: %w", args, err)
+	if err := cmd.Start(); err != nil {
+		return 0, 0, 0, 0, fmt.Errorf("tally %v: %w", args, err)
+	}
+	done := make(chan struct{})
+	var peak int64
+	if tmp != "" {
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				peak = max(peak, openUnder(cmd.Process.Pid, tmp))
+			}
+		}()
+	}
+	err = cmd.Wait()
+	close(done)
+	if err != nil {
+		return 0, 0, 0, 0, fmt.Errorf("tally %v: %w", args, err)
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(), clock.Real{}.Now().Sub(start).Seconds(), float64(ru.Maxrss) / 1024, nil
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(), clock.Real{}.Now().Sub(start).Seconds(), float64(ru.Maxrss) / 1024,
+		float64(peak) / (1 << 20), nil
+}
+
+// openUnder is the bytes of the files pid holds open under dir.
+func openUnder(pid int, dir string) int64 {
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	var n int64
+	for _, fd := range fds {
+		p := fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())
+		if target, err := os.Readlink(p); err == nil && strings.HasPrefix(target, dir+"/") {
+			if fi, err := os.Stat(p); err == nil {
+				n += fi.Size()
+			}
+		}
+	}
+	return n
 }
 
 // measure runs a job runs times (the later ones with --force) and keeps the
 // medians.
 func measure(bin, dir string, env []string, job string, n, runs int, args ...string) (JobFigure, error) {
-	var cpus, walls, rsss []float64
+	return measureTmp(bin, dir, env, "", job, n, runs, true, args...)
+}
+
+// measureTmp is measure with the temporary disk sampled under tmp ("": not),
+// and a run after the first forced only when force is set.
+func measureTmp(bin, dir string, env []string, tmp, job string, n, runs int, force bool, args ...string) (JobFigure, error) {
+	var cpus, walls, rsss, tmps []float64
 	for run := 1; run <= runs; run++ {
 		fmt.Fprintf(os.Stderr, "bench chain: %s at %d customers, run %d of %d…\n", job, n, run, runs)
 		a := args
-		if run > 1 {
+		if run > 1 && force {
 			a = append(slices.Clone(args), "--force")
 		}
-		cpu, wall, rss, err := runJob(bin, dir, env, a...)
+		cpu, wall, rss, tmpPeak, err := runJobTmp(bin, dir, env, tmp, a...)
 		if err != nil {
 			return JobFigure{}, err
 		}
-		cpus, walls, rsss = append(cpus, cpu), append(walls, wall), append(rsss, rss)
+		cpus, walls, rsss, tmps = append(cpus, cpu), append(walls, wall), append(rsss, rss), append(tmps, tmpPeak)
 	}
-	return JobFigure{Customers: n, Job: job, CPUSeconds: mid(cpus), WallSecs: mid(walls), PeakRSSMiB: mid(rsss), Runs: runs}, nil
+	return JobFigure{Customers: n, Job: job, CPUSeconds: mid(cpus), WallSecs: mid(walls), PeakRSSMiB: mid(rsss), Runs: runs, TmpPeakMiB: mid(tmps)}, nil
+}
+
+// benchFiles is the files source's column at n customers: the demo day
+// exported as a landing zone (measured), shuffled and split in 4 files per
+// entity and region as a partner's tools would deliver it (not measured),
+// then synced through source.type: files (measured, with its temporary disk).
+func benchFiles(bin, dir string, env []string, n, runs int) ([]JobFigure, error) {
+	landing, shuffled := filepath.Join(dir, "landing"), filepath.Join(dir, "shuffled")
+	var out []JobFigure
+	for run := 1; run <= runs; run++ { // each export writes a landing zone of its own
+		os.RemoveAll(landing)
+		jf, err := measureTmp(bin, dir, env, "", "source export", n, 1, false, "source", "export", "--period", chainDay, "--out", landing)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, jf)
+	}
+	export := out[0]
+	if runs > 1 {
+		export.CPUSeconds, export.WallSecs, export.PeakRSSMiB, export.Runs = mid(cpusOf(out)), mid(wallsOf(out)), mid(rssOf(out)), runs
+	}
+	fmt.Fprintf(os.Stderr, "bench chain: the exported day shuffled and split, 4 files per entity and region (not measured)…\n")
+	// In a process of its own: a child's peak RSS counts the memory it shared
+	// with the bench's process before exec, so the bench itself stays small.
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	reshape := exec.Command(self, "-reshape", landing+","+shuffled+","+chainDay, "-parts", "4")
+	reshape.Stdout, reshape.Stderr = os.Stderr, os.Stderr
+	if err := reshape.Run(); err != nil {
+		return nil, fmt.Errorf("reshape: %w", err)
+	}
+	os.RemoveAll(landing)
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return nil, err
+	}
+	filesEnv := append(slices.Clone(env), "TALLY_STORAGE_PATH="+filepath.Join(dir, "files-data"), "TALLY_SOURCE_TYPE=files", "TALLY_SOURCE_FILES_PATH="+shuffled)
+	sync, err := measureTmp(bin, dir, filesEnv, tmp, "sync-clusters (files, shuffled)", n, runs, true, "run", "sync-clusters", "--period", chainDay)
+	if err != nil {
+		return nil, err
+	}
+	os.RemoveAll(shuffled)
+	os.RemoveAll(filepath.Join(dir, "files-data"))
+	return []JobFigure{export, sync}, nil
+}
+
+func cpusOf(fs []JobFigure) (out []float64) {
+	for _, f := range fs {
+		out = append(out, f.CPUSeconds)
+	}
+	return out
+}
+
+func wallsOf(fs []JobFigure) (out []float64) {
+	for _, f := range fs {
+		out = append(out, f.WallSecs)
+	}
+	return out
+}
+
+func rssOf(fs []JobFigure) (out []float64) {
+	for _, f := range fs {
+		out = append(out, f.PeakRSSMiB)
+	}
+	return out
 }
 
 // benchChain runs sync-clusters → license-usage → reports-daily (the six demo
@@ -178,6 +299,12 @@ func benchChain(bin string, scales []int) (ChainResult, error) {
 		if n < 10_000 {
 			continue
 		}
+		// The files source's column: the same day as a partner's landing zone.
+		fs, err := benchFiles(bin, dir, env, n, runs)
+		if err != nil {
+			return res, err
+		}
+		res.Jobs = append(res.Jobs, fs...)
 		// Analytics of the week that ends on chainDay: its other 6 days of usage
 		// and the Saturday before are synced first (a backfill, not measured),
 		// then analytics runs on its own (--no-deps).
@@ -222,9 +349,13 @@ func benchChain(bin string, scales []int) (ChainResult, error) {
 		return nil
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "customers\tjob\tCPU s\twall s\tpeak RSS MiB\t")
+	fmt.Fprintln(tw, "customers\tjob\tCPU s\twall s\tpeak RSS MiB\ttemp disk MiB\t")
 	for _, j := range res.Jobs {
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.0f\t\n", j.Customers, j.Job, j.CPUSeconds, j.WallSecs, j.PeakRSSMiB)
+		tmp := "-"
+		if j.TmpPeakMiB > 0 {
+			tmp = fmt.Sprintf("%.0f", j.TmpPeakMiB)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.0f\t%s\t\n", j.Customers, j.Job, j.CPUSeconds, j.WallSecs, j.PeakRSSMiB, tmp)
 	}
 	tw.Flush()
 	// goal prints a figure beside its target: at most target, or at least it.
@@ -237,7 +368,7 @@ func benchChain(bin string, scales []int) (ChainResult, error) {
 		res.Goals = append(res.Goals, map[string]any{"goal": name, "value": value, "target": target, "pass": pass})
 	}
 	largest, ten := scales[len(scales)-1], 10_000
-	for _, job := range []string{"sync-clusters", "license-usage", "reports-daily", "analytics", "reports-monthly"} {
+	for _, job := range []string{"sync-clusters", "license-usage", "reports-daily", "analytics", "reports-monthly", "source export", "sync-clusters (files, shuffled)"} {
 		big, mid := fig(largest, job), fig(ten, job)
 		if big == nil {
 			continue
@@ -246,6 +377,12 @@ func benchChain(bin string, scales []int) (ChainResult, error) {
 		if mid != nil && largest != ten {
 			growth := big.PeakRSSMiB/mid.PeakRSSMiB - 1
 			goal(fmt.Sprintf("%s peak RSS growth %dK → %dK customers", job, ten/1000, largest/1000), growth*100, 15, "%", false, growth <= 0.15)
+		}
+	}
+	for _, n := range scales {
+		if demo, files := fig(n, "sync-clusters"), fig(n, "sync-clusters (files, shuffled)"); demo != nil && files != nil {
+			ratio := files.CPUSeconds / demo.CPUSeconds
+			goal(fmt.Sprintf("files-source sync CPU ÷ demo-source sync CPU at %dK customers", n/1000), ratio, 1.5, "×", false, ratio <= 1.5)
 		}
 	}
 	if s, u, r := fig(ten, "sync-clusters"), fig(ten, "license-usage"), fig(ten, "reports-daily"); s != nil && u != nil && r != nil {

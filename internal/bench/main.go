@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +59,7 @@ func main() {
 	cdr := flag.String("cdr", "", "instead: read call-record days of these many CUCM CDR records (e.g. 50000,5000000) through the files source")
 	cdrDir := flag.String("cdr-dir", "", "where -cdr writes (and keeps) each day's CDR and CMR files, under <records>/ (default: a temporary directory)")
 	childDir := flag.String("dir", "", "internal: the call-record day a cdr child reads")
+	cpuProfile := flag.String("cpu-profile", "", "with -child: write the case's CPU profile to this file (go tool pprof reads it)")
 	xlsx := flag.String("xlsx", "", "also: the XLSX writer at these many rows (e.g. 1000000)")
 	consoleReqs := flag.Int("console", 0, "also: time this many GET /runs of the console over 6 jobs × 90 periods")
 	chain := flag.String("chain", "", "instead: the daily chain at these many customers (e.g. 1000,10000,100000), with the tally binary -tally")
@@ -96,6 +98,13 @@ func main() {
 		return
 	}
 	if *child != "" {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err == nil {
+				pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
+			}
+		}
 		n, _ := strconv.ParseInt(*rowsFlag, 10, 64)
 		write := write
 		if *child == "cdr" {
@@ -107,6 +116,7 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Println(written)
+		pprof.StopCPUProfile()
 		return
 	}
 	modes := []string{"csv", "parquet", "both"}
@@ -168,8 +178,12 @@ func main() {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "writer\trows\tCPU s\trows/CPU-s\ttarget\tpeak RSS MiB\ttarget\t")
 	for _, r := range results {
-		if r.Mode == "cdr" {
-			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t≥ %.0f %s\t%.1f\t-\t\n", r.Mode, r.Rows, r.CPUSeconds, r.RowsPerCPUSec, r.Target, benchfig.Mark(r.MeetsTarget), r.PeakRSSMiB)
+		if r.Mode == "cdr" { // the target is the largest day's (a small one is mostly the process starting)
+			target := "-"
+			if r.Rows == largestRows(results, "cdr") {
+				target = fmt.Sprintf("≥ %.0f %s", r.Target, benchfig.Mark(r.MeetsTarget))
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%s\t%.1f\t-\t\n", r.Mode, r.Rows, r.CPUSeconds, r.RowsPerCPUSec, target, r.PeakRSSMiB)
 			continue
 		}
 		if r.Mode == "xlsx" { // no rows/CPU-s target: xlsx is reported
@@ -203,6 +217,9 @@ func main() {
 		}
 	}
 	figures := map[string]any{"results": results, "rss_flat": flat, "machine": machine()}
+	if *cdr != "" { // beside the writers' figures, not over them
+		figures = map[string]any{"cdr": map[string]any{"results": results, "rss_flat": flat, "machine": machine()}}
+	}
 	if *consoleReqs > 0 {
 		fmt.Fprintf(os.Stderr, "bench: console, GET /runs?n=90 %d times…\n", *consoleReqs)
 		c, err := benchConsole(*consoleReqs)
@@ -219,6 +236,16 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("figures merged into %s\n", *out)
+}
+
+func largestRows(rs []Result, mode string) int64 {
+	var n int64
+	for _, r := range rs {
+		if r.Mode == mode {
+			n = max(n, r.Rows)
+		}
+	}
+	return n
 }
 
 // median is the case's median run by CPU time, with the median peak RSS of all runs.

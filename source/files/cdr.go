@@ -37,6 +37,19 @@ type cdrFile struct {
 	cluster string // from the cluster= directory, which wins over the name's
 	cmr     bool
 	at      time.Time // the UTC minute in its name
+	size    int64
+	etag    string
+}
+
+// callFile is a call-record file as the ledger records it. Call records come
+// without a manifest, so their store's ETag (which changes whenever the file
+// is written again) tells a later change, not a hash of gigabytes; older
+// ledger entries hold a sha256.
+type callFile struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	ETag   string `json:"etag,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // parseCDRName reads cdr_<ClusterID>_<NodeID>_<YYYYMMDDHHMM>_<seq> (or cmr_…).
@@ -76,6 +89,7 @@ func cdrFiles(ctx context.Context, root storage.Store, day periods.Period, maxCa
 		if !ok || f.at.Before(day.Start) || !f.at.Before(day.End().Add(maxCall)) {
 			continue
 		}
+		f.size, f.etag = o.Size, o.ETag
 		out = append(out, f)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
@@ -89,13 +103,14 @@ type flatReader struct {
 	file    string
 	names   []string
 	line    int
-	fields  [][]byte // the current record's fields: valid until next
+	upto    int      // the last field tally reads (-1: every field is cut and counted)
+	fields  [][]byte // the current record's fields (to upto): valid until next
 	long    []byte   // a line longer than the reader's buffer
 	unquote []byte
 }
 
 func newFlatReader(r io.Reader, file string) (*flatReader, error) {
-	f := &flatReader{r: bufio.NewReaderSize(r, 256<<10), file: file}
+	f := &flatReader{r: bufio.NewReaderSize(r, 256<<10), file: file, upto: -1}
 	line, err := f.readLine()
 	if err != nil {
 		return nil, fmt.Errorf("files: %s: the line of field names: %v", file, noEOF(err))
@@ -170,19 +185,24 @@ func (f *flatReader) next() (ok bool, bad string, err error) {
 		if bad := f.split(line); bad != "" {
 			return true, bad, nil
 		}
-		if len(f.fields) != len(f.names) {
+		if f.upto >= 0 && len(f.fields) <= f.upto {
+			return true, fmt.Sprintf("unparseable line: %d fields, tally reads field %d (%s)", len(f.fields), f.upto+1, f.names[f.upto]), nil
+		}
+		if f.upto < 0 && len(f.fields) != len(f.names) {
 			return true, fmt.Sprintf("unparseable line: %d fields, the header names %d", len(f.fields), len(f.names)), nil
 		}
 		return true, "", nil
 	}
 }
 
-// split cuts a line at its commas; a field that starts with a quote ends at
-// its closing quote ("" inside is one quote).
+// split cuts a line at its commas into its fields, up to f.upto (all of
+// them when it is -1): a record is read by the fields tally takes from it,
+// those after the last of them are not looked at. A field that starts with a
+// quote ends at its closing quote ("" inside is one quote).
 func (f *flatReader) split(line []byte) string {
 	f.fields = f.fields[:0]
 	f.unquote = f.unquote[:0]
-	for {
+	for f.upto < 0 || len(f.fields) <= f.upto {
 		if len(line) > 0 && line[0] == '"' {
 			j, escaped := 1, false
 			for {
@@ -212,6 +232,10 @@ func (f *flatReader) split(line []byte) string {
 				return `unparseable line: text after a quoted field`
 			}
 			line = line[1:]
+			if len(line) == 0 { // a trailing comma: one more, empty field
+				f.fields = append(f.fields, line)
+				return ""
+			}
 			continue
 		}
 		k := bytes.IndexByte(line, ',')
@@ -222,6 +246,7 @@ func (f *flatReader) split(line []byte) string {
 		f.fields = append(f.fields, line[:k])
 		line = line[k+1:]
 	}
+	return ""
 }
 
 // field is the current record's field at index i ("" when absent).
@@ -286,6 +311,11 @@ const (
 	mVideoLost
 	mVideoReceived
 )
+
+// callSortBudget is each call-record sorter's buffer. Call records mostly
+// arrive in call order, so their runs extend one another whatever the buffer;
+// a small one keeps a 50K-record day's memory that of a 5M one.
+const callSortBudget = 4 << 20
 
 // unplacedListed bounds the rejected call records without a region listed in
 // the ledger (they are all counted).
@@ -360,19 +390,26 @@ func (sc *scan) noteForCallRecords(entity string, rank int, cells []cell) {
 	}
 }
 
+// clusterDevices are one cluster's devices, by name and by MAC.
+type clusterDevices struct{ byName, byMAC map[string]*devInfo }
+
+func (inv *inventory) devicesOf(cluster string) clusterDevices {
+	return clusterDevices{inv.byName[cluster], inv.byMAC[cluster]}
+}
+
 // device maps a CDR device name to the cluster's inventory: by device_id first,
 // then SEP<MAC> to the inventory MAC (CSF, BOT and TCT names carry no MAC).
-func (inv *inventory) device(cluster string, name []byte) *devInfo {
+func (c clusterDevices) device(name []byte) *devInfo {
 	if len(name) == 0 {
 		return nil
 	}
-	if d := inv.byName[cluster][string(name)]; d != nil {
+	if d := c.byName[string(name)]; d != nil {
 		return d
 	}
 	if len(name) == 15 && strings.EqualFold(string(name[:3]), "SEP") {
 		var mac [12]byte
 		copy(mac[:], bytes.ToUpper(name[3:]))
-		return inv.byMAC[cluster][string(mac[:])]
+		return c.byMAC[string(mac[:])]
 	}
 	return nil
 }
@@ -416,7 +453,7 @@ func (sc *scan) callRecords(ctx context.Context) error {
 		return nil
 	}
 	inv := sc.inv
-	cmrs, sides := newSorter(sc.tmp, sortBudget/2), newSorter(sc.tmp, sortBudget/2)
+	cmrs, sides := newSorter(sc.tmp, callSortBudget), newSorter(sc.tmp, callSortBudget)
 	sc.sorters["cdr CMRs"], sc.sorters["cdr sides"] = cmrs, sides
 	var unplaced []source.Rejected
 	var unplacedCount, records, rejected int64
@@ -431,13 +468,13 @@ func (sc *scan) callRecords(ctx context.Context) error {
 			unplaced = append(unplaced, r)
 		}
 	}
-	var read []ManifestFile
+	var read []callFile
 	var rec []byte
 	leg := make([]cell, len(Schemas["calls"].columns))
 	for _, f := range sc.cdr {
 		cluster := f.cluster
 		_, known := inv.clusterCustomer[cluster]
-		sum, size, err := sc.src.stream(ctx, f.key, func(r io.Reader) error {
+		obj, err := sc.src.readCallFile(ctx, f.key, func(r io.Reader) error {
 			fr, err := newFlatReader(r, f.key)
 			if err != nil {
 				return err
@@ -446,6 +483,8 @@ func (sc *scan) callRecords(ctx context.Context) error {
 			if f.cmr {
 				idx = fr.index(cmrFields...)
 			}
+			fr.upto = slices.Max(idx)
+			devices := inv.devicesOf(cluster)
 			for {
 				ok, bad, err := fr.next()
 				if err != nil || !ok {
@@ -471,7 +510,7 @@ func (sc *scan) callRecords(ctx context.Context) error {
 					}
 					continue
 				}
-				reason, err := inv.sides(cluster, fr, idx, sc.day, leg, sides.add)
+				reason, err := inv.sides(cluster, devices, fr, idx, sc.day, leg, sides.add)
 				if err != nil {
 					return err
 				}
@@ -483,7 +522,7 @@ func (sc *scan) callRecords(ctx context.Context) error {
 		if err != nil {
 			return err // the reader's and the store's errors name the file
 		}
-		read = append(read, ManifestFile{Path: f.key, Size: size, SHA256: sum})
+		read = append(read, callFile{Path: f.key, Size: obj.Size, ETag: obj.ETag})
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -502,7 +541,7 @@ func (sc *scan) callRecords(ctx context.Context) error {
 		return err
 	}
 	defer ci.close()
-	legs := newSorter(sc.tmp, sortBudget)
+	legs := newSorter(sc.tmp, callSortBudget)
 	sc.sorters["cdr legs"] = legs
 	sch := Schemas["calls"]
 	var lastKey, cmrKey []byte
@@ -556,25 +595,24 @@ func (sc *scan) callRecords(ctx context.Context) error {
 		if payload[0] == 0 {
 			continue // a trunk or gateway side: not a leg, it only owned its CMR
 		}
+		if !hasQ {
+			q = cmrQuality{}
+		}
 		rank := int(payload[1])
-		l, err := decodeAs[model.CallLeg](sch, payload[2:])
-		if err != nil {
+		if rec, err = sideLeg(rec[:0], rank, key[:len(key)-1], payload[2:], q); err != nil {
 			return err
 		}
 		legCount++
-		if sc.cdrCalls[l.CallID] {
-			sc.conflicts[l.CallID] = true
+		legID := key[:len(key)-1]
+		if callID := legID[:bytes.LastIndexByte(legID, ':')]; sc.cdrCalls[string(callID)] {
+			sc.conflicts[string(callID)] = true
+			var l model.CallLeg // the record's row, for the quarantine
+			if err := sch.decodeRecord(rec, pointer(&l)); err != nil {
+				return err
+			}
 			sc.reject(rank, source.Rejected{Entity: "calls", File: "cdr/",
-				Reason: fmt.Sprintf("call %s is delivered both as calls/ rows and as CDRs: a conflict", l.CallID), Row: sch.rowOf(pointer(&l))})
+				Reason: fmt.Sprintf("call %s is delivered both as calls/ rows and as CDRs: a conflict", callID), Row: sch.rowOf(pointer(&l))})
 			continue
-		}
-		if hasQ {
-			l.AudioJitterMs, l.AudioLatencyMs, l.AudioLossPct = q.jitter, q.latency, q.loss
-			l.VideoJitterMs, l.VideoLatencyMs, l.VideoLossPct = q.videoJitter, q.videoLatency, q.videoLoss
-		}
-		sch.cellsOf(pointer(&l), leg)
-		if rec, err = sch.record(rec[:0], rank, leg); err != nil {
-			return err
 		}
 		if err := legs.add(rec); err != nil {
 			return err
@@ -599,7 +637,7 @@ func (sc *scan) callRecords(ctx context.Context) error {
 // or 0 (a trunk or gateway side: it still owns its CMR). A record neither side
 // of which maps is rejected with its reason; an end-of-call record of another
 // day yields nothing (that day reads it).
-func (inv *inventory) sides(cluster string, fr *flatReader, idx []int, day periods.Period, leg []cell, add func([]byte) error) (string, error) {
+func (inv *inventory) sides(cluster string, devices clusterDevices, fr *flatReader, idx []int, day periods.Period, leg []cell, add func([]byte) error) (string, error) {
 	get := func(i int) []byte { return fr.field(idx[i]) }
 	if t := get(fRecordType); len(t) > 0 && string(t) != "1" {
 		return "", nil // not a call's end record (0: start, 2: CMR)
@@ -636,12 +674,12 @@ func (inv *inventory) sides(cluster string, fr *flatReader, idx []int, day perio
 		{get(fOrigDevice), get(fOrigLeg), get(fOrigVideo), "outbound"},
 		{get(fDestDevice), destLeg, get(fDestVideo), "inbound"},
 	}
-	devs := [2]*devInfo{inv.device(cluster, ends[0].device), inv.device(cluster, ends[1].device)}
+	devs := [2]*devInfo{devices.device(ends[0].device), devices.device(ends[1].device)}
 	if devs[0] == nil && devs[1] == nil {
 		return fmt.Sprintf("neither origDeviceName %q nor destDeviceName %q is a device of cluster %s", ends[0].device, ends[1].device, cluster), nil
 	}
-	callID := cluster + ":" + string(cm) + ":" + string(call)
 	sch := Schemas["calls"]
+	customer := inv.clusterCustomer[cluster]
 	var rec []byte
 	for i, d := range devs {
 		e := ends[i]
@@ -652,22 +690,90 @@ func (inv *inventory) sides(cluster string, fr *flatReader, idx []int, day perio
 		if d == nil {
 			rec = append(rec, 0)
 		} else {
+			// The leg, encoded but for its CMR's quality (joined later): the
+			// columns before and after the quality ones, and its customer.
 			dir := e.direction
 			if devs[0] != nil && devs[1] != nil {
 				dir = "internal"
 			}
-			l := model.CallLeg{LegID: callID + ":" + string(e.leg), CallID: callID, CustomerID: inv.clusterCustomer[cluster], LocationID: d.location,
-				UserID: d.user, DeviceType: d.deviceType, StartTime: start, DurationSeconds: duration, Direction: dir,
-				IsVideo: len(e.video) > 0 && string(e.video) != "0"}
-			sch.cellsOf(pointer(&l), leg)
+			keyEnd := len(rec) - 1
+			callEnd := bytes.LastIndexByte(rec[:keyEnd], ':')
+			for j := range leg {
+				leg[j] = cell{}
+			}
+			leg[legCol.call] = cell{ok: true, s: unsafeString(rec[:callEnd])}
+			leg[legCol.location] = cell{ok: true, s: d.location}
+			if d.user != nil {
+				leg[legCol.user] = cell{ok: true, s: *d.user}
+			}
+			leg[legCol.deviceType] = cell{ok: true, s: d.deviceType}
+			leg[legCol.start] = cell{ok: true, n: start.UnixMicro()}
+			leg[legCol.duration] = cell{ok: true, n: duration}
+			leg[legCol.direction] = cell{ok: true, s: dir}
+			if len(e.video) > 0 && string(e.video) != "0" {
+				leg[legCol.video] = cell{ok: true, n: 1}
+			}
 			rec = append(rec, 1, byte(inv.clusterRegion[cluster]))
-			rec = sch.encode(rec, leg)
+			rec = binary.AppendUvarint(rec, uint64(len(customer)))
+			rec = append(rec, customer...)
+			head := sch.encodeRange(nil, leg, 0, legCol.qFrom, sch.inKey)
+			rec = binary.AppendUvarint(rec, uint64(len(head)))
+			rec = append(rec, head...)
+			rec = sch.encodeRange(rec, leg, legCol.qTo, len(leg), sch.inKey)
 		}
 		if err := add(rec); err != nil {
 			return "", err
 		}
 	}
 	return "", nil
+}
+
+// legCol are the call leg columns a call record fills; the quality columns
+// (audio and video jitter, latency, loss: qFrom to qTo-1) are one range, the
+// CMR's part of the leg.
+var legCol = func() (c struct {
+	call, location, user, deviceType, start, duration, direction, video, qFrom, qTo int
+}) {
+	col := Schemas["calls"].byName
+	c.call, c.location, c.user, c.deviceType = col["call_id"], col["location_id"], col["user_id"], col["device_type"]
+	c.start, c.duration, c.direction, c.video = col["start_time"], col["duration_seconds"], col["direction"], col["is_video"]
+	c.qFrom, c.qTo = col["audio_jitter_ms"], col["video_loss_pct"]+1
+	if c.qTo-c.qFrom != 6 {
+		panic("files: the call legs' quality columns are not one range")
+	}
+	return c
+}()
+
+// sideLeg is the calls record of a joined side: its leg id, its customer and
+// encoded columns (the side's payload past its rank) with the CMR's quality
+// spliced in where the quality columns go.
+func sideLeg(dst []byte, rank int, legID, payload []byte, q cmrQuality) ([]byte, error) {
+	n, k := binary.Uvarint(payload)
+	if k <= 0 || uint64(len(payload)-k) < n {
+		return dst, errCorrupt
+	}
+	customer := payload[k : k+int(n)]
+	payload = payload[k+int(n):]
+	n, k = binary.Uvarint(payload)
+	if k <= 0 || uint64(len(payload)-k) < n {
+		return dst, errCorrupt
+	}
+	head, tail := payload[k:k+int(n)], payload[k+int(n):]
+	dst = append(dst, byte(rank))
+	dst = append(append(dst, customer...), 0)
+	dst = append(append(dst, legID...), 0)
+	dst = append(dst, head...)
+	var buf [32]cell
+	cells := buf[:legCol.qTo]
+	qc := cells[legCol.qFrom:]
+	qc[0], qc[1], qc[2] = cell{ok: true, f: q.jitter}, cell{ok: true, f: q.latency}, cell{ok: true, f: q.loss}
+	for i, v := range []*float64{q.videoJitter, q.videoLatency, q.videoLoss} {
+		if v != nil {
+			qc[3+i] = cell{ok: true, f: *v}
+		}
+	}
+	dst = Schemas["calls"].encodeRange(dst, cells, legCol.qFrom, legCol.qTo, nil)
+	return append(dst, tail...), nil
 }
 
 // cmrQuality is a CMR's quality for one leg.

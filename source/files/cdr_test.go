@@ -122,7 +122,7 @@ func TestDedicatedInstanceCDRAndCMRFilesBecomeLegsAndEveryBadRecordIsRejected(t 
 	if unplaced == nil || !strings.Contains(fmt.Sprint(unplaced), "CLX is not in the day's clusters inventory") {
 		t.Errorf("the unknown cluster's record is not in the ledger notes: %v", notes)
 	}
-	if files, _ := notes["cdr_files"].([]ManifestFile); len(files) != 6 {
+	if files, _ := notes["cdr_files"].([]callFile); len(files) != 6 {
 		t.Errorf("the ledger lists %d CDR/CMR files read, want 6 (the 22nd's 01:30 file is not the 21st's)", len(files))
 	}
 }

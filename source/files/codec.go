@@ -98,7 +98,14 @@ func (sc *schema) encode(dst []byte, cells []cell) []byte { return sc.encodeCols
 
 // encodeCols encodes the cells but those skip marks.
 func (sc *schema) encodeCols(dst []byte, cells []cell, skip []bool) []byte {
-	for i, c := range sc.columns {
+	return sc.encodeRange(dst, cells, 0, len(sc.columns), skip)
+}
+
+// encodeRange encodes the cells of columns from to to-1 but those skip marks:
+// a row's encoding is its column ranges' encodings one after another.
+func (sc *schema) encodeRange(dst []byte, cells []cell, from, to int, skip []bool) []byte {
+	for i := from; i < to; i++ {
+		c := sc.columns[i]
 		if skip != nil && skip[i] {
 			continue
 		}

@@ -492,7 +492,7 @@ func (sc *scan) notes() map[string]any {
 	if len(sc.extra) > 0 {
 		n["extra_columns"] = sc.extra
 	}
-	var sorted []string
+	sorted := []string{}
 	for e, ok := range sc.sortedIn {
 		if ok {
 			sorted = append(sorted, e)

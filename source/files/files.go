@@ -271,6 +271,17 @@ func (s *Source) stream(ctx context.Context, key string, parse func(io.Reader) e
 	return hex.EncodeToString(h.Sum(nil)), size + rest, perr
 }
 
+// readCallFile streams a call-record file (they come without a manifest) to
+// parse and returns the object read.
+func (s *Source) readCallFile(ctx context.Context, key string, parse func(io.Reader) error) (storage.Object, error) {
+	rc, obj, err := s.Root.Get(ctx, key)
+	if err != nil {
+		return obj, fmt.Errorf("files: %s: %w", key, err)
+	}
+	defer rc.Close()
+	return obj, parse(rc)
+}
+
 // verified parses a delivered file while checking it against its manifest
 // entry: a size or sha256 that differs is a partial or changed delivery, never
 // ingested, and that verdict wins over whatever parse made of the bytes.

@@ -1,6 +1,7 @@
 package files
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/deprecated"
 
 	"tally/model"
 	"tally/periods"
@@ -227,5 +231,49 @@ func TestTimestampsAreReadAsRFC3339EpochSecondsOrTheTextDuckDBAndPandasWriteWith
 	}
 	if _, err := parseTime("yesterday"); err == nil {
 		t.Error("\"yesterday\" was taken for a timestamp")
+	}
+}
+
+func TestParquetTimestampsInMillisecondsAndSparksINT96AreReadAsUTCMicroseconds(t *testing.T) {
+	created := time.Date(2026, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
+	type millis struct {
+		CustomerID   string    `parquet:"customer_id"`
+		CustomerName string    `parquet:"customer_name"`
+		PartnerID    string    `parquet:"partner_id"`
+		ManagedBy    string    `parquet:"managed_by"`
+		CreatedAt    time.Time `parquet:"created_at,timestamp(millisecond)"`
+	}
+	type int96 struct {
+		CustomerID   string           `parquet:"customer_id"`
+		CustomerName string           `parquet:"customer_name"`
+		PartnerID    string           `parquet:"partner_id"`
+		ManagedBy    string           `parquet:"managed_by"`
+		CreatedAt    deprecated.Int96 `parquet:"created_at"`
+	}
+	day := created.Unix()/86400 + 2440588
+	nanos := uint64(created.Sub(time.Unix(created.Unix()/86400*86400, 0)))
+	for name, rows := range map[string]any{
+		"millis": []millis{{custUS, "Acme", "P1", "partner", created}},
+		"int96":  []int96{{custUS, "Acme", "P1", "partner", deprecated.Int96{uint32(nanos), uint32(nanos >> 32), uint32(day)}}},
+	} {
+		var buf bytes.Buffer
+		var err error
+		switch r := rows.(type) {
+		case []millis:
+			err = parquet.Write(&buf, r)
+		case []int96:
+			err = parquet.Write(&buf, r)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := landing(t, map[string]string{"customers/region=US/day=2026-11-21/c.parquet": buf.String()}, false, testDay.End())
+		cds, err := dayIn(t, s)
+		if err != nil || len(cds) != 1 {
+			t.Fatalf("%s: %v, %d customers", name, err, len(cds))
+		}
+		if got := cds[0].Customer.CreatedAt; !got.Equal(created) || got.Location() != time.UTC {
+			t.Errorf("%s: created_at %v, want %v", name, got, created)
+		}
 	}
 }
