@@ -105,6 +105,7 @@ type flatReader struct {
 	line    int
 	upto    int      // the last field tally reads (-1: every field is cut and counted)
 	fields  [][]byte // the current record's fields (to upto): valid until next
+	cur     []byte   // the current record's line
 	long    []byte   // a line longer than the reader's buffer
 	unquote []byte
 }
@@ -182,6 +183,7 @@ func (f *flatReader) next() (ok bool, bad string, err error) {
 		if len(line) == 0 {
 			continue
 		}
+		f.cur = line
 		if bad := f.split(line); bad != "" {
 			return true, bad, nil
 		}
@@ -257,8 +259,13 @@ func (f *flatReader) field(i int) []byte {
 	return f.fields[i]
 }
 
-// row is the current record as a quarantined row, by field name.
+// row is the current record as a quarantined row, by field name: all of its
+// fields (it is cut again, whole).
 func (f *flatReader) row() map[string]any {
+	upto := f.upto
+	f.upto = -1
+	f.split(f.cur)
+	f.upto = upto
 	m := make(map[string]any, len(f.fields))
 	for i, v := range f.fields {
 		if i < len(f.names) {

@@ -93,8 +93,11 @@ func (s *Source) scan(ctx context.Context, p periods.Period) (*scan, error) {
 	for _, entity := range scanOrder {
 		files := ordered(m.Files, entity)
 		sch := Schemas[entity]
-		srt := newSorter(sc.tmp, sortBudget)
-		sc.sorters[entity] = srt
+		var srt *sorter // partners are only counted here (or rejected): Partners reads them
+		if entity != "partners" {
+			srt = newSorter(sc.tmp, sortBudget)
+			sc.sorters[entity] = srt
+		}
 		for _, f := range files {
 			rank := rankOf(f.Path)
 			err := s.readRows(ctx, f, sc.manifest, sch,
@@ -117,8 +120,8 @@ func (s *Source) scan(ctx context.Context, p periods.Period) (*scan, error) {
 		if entity == "customers" && s.Roster == nil {
 			sc.home.seal()
 		}
-		if entity == "partners" {
-			continue // Partners reads them; here they are only counted (or rejected)
+		if srt == nil {
+			continue
 		}
 		merged, err := srt.merged()
 		delete(sc.sorters, entity)
