@@ -223,37 +223,20 @@ func (s *Sync) noteRows(rc *runner.RunContext, snaps map[string]*regionSnapshot,
 	if c, ok := s.Source.(source.Counter); ok {
 		delivered = c.Delivered(rc.Period)
 	}
+	written, quarantined := map[string]int64{"partners": partnersWritten}, map[string]int64{}
+	names := append(slices.Clone(Entities[1:]), "calls") // the order of regionSnapshot.tables
+	for _, region := range rc.Regions {
+		snap := snaps[region]
+		for i, t := range snap.tables() {
+			written[names[i]] += t.(interface{ Rows() int64 }).Rows()
+		}
+		for e, n := range snap.q.rows {
+			quarantined[e] += n
+		}
+	}
 	rows := map[string]map[string]any{}
 	for _, e := range append(slices.Clone(Entities), "calls") {
-		written, quarantined := int64(0), int64(0)
-		for _, region := range rc.Regions {
-			snap := snaps[region]
-			quarantined += snap.q.rows[e]
-			switch e {
-			case "customers":
-				written += snap.customers.Rows()
-			case "subscriptions":
-				written += snap.subscriptions.Rows()
-			case "orders":
-				written += snap.orders.Rows()
-			case "clusters":
-				written += snap.clusters.Rows()
-			case "servers":
-				written += snap.servers.Rows()
-			case "users":
-				written += snap.users.Rows()
-			case "devices":
-				written += snap.devices.Rows()
-			case "numbers":
-				written += snap.numbers.Rows()
-			case "calls":
-				written += snap.calls.Rows()
-			}
-		}
-		if e == "partners" {
-			written = partnersWritten
-		}
-		r := map[string]any{"written": written, "quarantined": quarantined}
+		r := map[string]any{"written": written[e], "quarantined": quarantined[e]}
 		if delivered != nil {
 			r["delivered"] = delivered[e]
 		}

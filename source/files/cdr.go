@@ -793,53 +793,46 @@ type cmrQuality struct {
 // came from (to name it when it has no CDR).
 func cmrRecord(dst []byte, cluster string, fr *flatReader, idx []int, file string) ([]byte, error) {
 	get := func(i int) []byte { return fr.field(idx[i]) }
-	num := func(i int) (float64, error) {
-		v := bytes.TrimSpace(get(i))
-		if len(v) == 0 {
-			return 0, nil
-		}
-		f, err := strconv.ParseFloat(unsafeString(v), 64)
-		if err != nil {
-			return 0, fmt.Errorf("CMR field %s: %q is not a number", cmrFields[i], v)
-		}
-		return f, nil
-	}
 	for _, i := range []int{mCM, mCall, mLeg} {
 		if !digits(get(i)) {
 			return dst, fmt.Errorf("CMR field %s %q is not a number", cmrFields[i], get(i))
 		}
 	}
-	var q [4]float64 // jitter, latency, lost, received
-	for j, i := range []int{mJitter, mLatency, mLost, mReceived} {
-		var err error
-		if q[j], err = num(i); err != nil {
-			return dst, err
-		}
-	}
-	loss := 0.0
-	if q[2]+q[3] > 0 {
-		loss = 100 * q[2] / (q[2] + q[3])
-	}
-	dst = legKey(dst, cluster, get(mCM), get(mCall), get(mLeg))
-	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(q[0]))
-	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(q[1]))
-	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(loss))
-	if vd := get(mVideoDuration); idx[mVideoJitter] >= 0 && len(vd) > 0 && string(vd) != "0" {
+	// stream is one stream's jitter, latency and loss = lost ÷ (lost + received), in %.
+	stream := func(jitter, latency, lost, received int) (q [3]float64, err error) {
 		var v [4]float64
-		for j, i := range []int{mVideoJitter, mVideoDelay, mVideoLost, mVideoReceived} {
-			var err error
-			if v[j], err = num(i); err != nil {
-				return dst, err
+		for j, i := range []int{jitter, latency, lost, received} {
+			s := bytes.TrimSpace(get(i))
+			if len(s) == 0 {
+				continue
+			}
+			if v[j], err = strconv.ParseFloat(unsafeString(s), 64); err != nil {
+				return q, fmt.Errorf("CMR field %s: %q is not a number", cmrFields[i], s)
 			}
 		}
-		vloss := 0.0
+		q[0], q[1] = v[0], v[1]
 		if v[2]+v[3] > 0 {
-			vloss = 100 * v[2] / (v[2] + v[3])
+			q[2] = 100 * v[2] / (v[2] + v[3])
+		}
+		return q, nil
+	}
+	audio, err := stream(mJitter, mLatency, mLost, mReceived)
+	if err != nil {
+		return dst, err
+	}
+	dst = legKey(dst, cluster, get(mCM), get(mCall), get(mLeg))
+	for _, f := range audio {
+		dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(f))
+	}
+	if vd := get(mVideoDuration); idx[mVideoJitter] >= 0 && len(vd) > 0 && string(vd) != "0" {
+		video, err := stream(mVideoJitter, mVideoDelay, mVideoLost, mVideoReceived) // a delay of 0: not measured
+		if err != nil {
+			return dst, err
 		}
 		dst = append(dst, 1)
-		dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(v[0]))
-		dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(v[1])) // 0: not measured
-		dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(vloss))
+		for _, f := range video {
+			dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(f))
+		}
 	} else {
 		dst = append(dst, 0)
 	}
