@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,7 +52,14 @@ type Config struct {
 
 // ServeConfig tunes tally serve.
 type ServeConfig struct {
-	Listen  string   `yaml:"listen"`   // the console, /healthz and /metrics
+	Listen string `yaml:"listen"` // the console (and the routes outside its login)
+	// PublicListen, when set, serves only the routes outside the console's
+	// login (/healthz, /metrics, /unsubscribe, signed links, webhooks): what a
+	// Service or an Ingress exposes, while the console stays on Listen.
+	PublicListen string `yaml:"public_listen"`
+	// MetricsLogin puts /metrics behind the console's login (and off
+	// PublicListen); by default it is outside it, for Prometheus.
+	MetricsLogin bool `yaml:"metrics_login"`
 	CatchUp int      `yaml:"catch_up"` // on start, run missing periods among each job's latest N
 	Grace   Duration `yaml:"grace"`    // on SIGTERM, how long running jobs may finish
 	// PublicURL is the console as email recipients reach it: unsubscribe links
@@ -63,18 +71,45 @@ type ServeConfig struct {
 	Auth               AuthConfig `yaml:"auth"`
 }
 
-// AuthConfig is the console's optional login: none, token (a shared token
-// from a file, then a session cookie) or header (a user header set by an
-// authenticating proxy, trusted only from its addresses).
+// AuthConfig is the console's login: none (refused on a listen address
+// other than loopback unless allow_anonymous), token (named tokens, each with
+// a role, typed once on /login; then a server-side session) or header (a user
+// header set by an authenticating proxy, trusted only from its addresses,
+// each user's role from users or default_role).
 type AuthConfig struct {
-	Type           string   `yaml:"type"`
+	Type string `yaml:"type"`
+	// AllowAnonymous lets a console with type none listen beyond loopback
+	// (anonymous users are viewers there; a banner says so on every page).
+	AllowAnonymous bool          `yaml:"allow_anonymous"`
+	Tokens         []TokenConfig `yaml:"tokens"`
+	// TokenFile is one token, named "token", role operator (the older form of
+	// tokens).
 	TokenFile      string   `yaml:"token_file"`
 	Token          string   `yaml:"-"`
 	UserHeader     string   `yaml:"user_header"`
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Users are header mode's users with their role; DefaultRole the role of
+	// any other user the proxy sends ("": refused).
+	Users       map[string]string `yaml:"users"`
+	DefaultRole string            `yaml:"default_role"`
+	// SessionTTL is how long a login lasts (type token).
+	SessionTTL Duration `yaml:"session_ttl"`
 	// Proxies are TrustedProxies parsed (addresses as one-address prefixes).
 	Proxies []netip.Prefix `yaml:"-"`
 }
+
+// TokenConfig is one named console token: who typed it is Name, with Role
+// (viewer or operator); the secret only from TokenFile.
+type TokenConfig struct {
+	Name      string `yaml:"name"`
+	Role      string `yaml:"role"`
+	TokenFile string `yaml:"token_file"`
+	Token     string `yaml:"-"`
+}
+
+// Roles a console identity can have: a viewer reads, an operator also re-runs
+// periods and starts backfills.
+var Roles = []string{"viewer", "operator"}
 
 // MetricsConfig: one-shot runs push to a Prometheus Pushgateway when set.
 type MetricsConfig struct {
@@ -213,6 +248,10 @@ type RunnerConfig struct {
 	// MaxBackfillPeriods refuses a backfill range larger than this (a typo in
 	// --from should not plan 46,022 periods).
 	MaxBackfillPeriods int `yaml:"max_backfill_periods"`
+	// StartDate is the first day tally is expected to have run (YYYY-MM-DD):
+	// periods before it are not gaps in tally plan --check or the console.
+	// "": the day of the ledger's first run.
+	StartDate string `yaml:"start_date"`
 }
 
 // LicenseConfig tunes §6.
@@ -603,18 +642,56 @@ func (c *Config) Validate() error {
 	switch a.Type {
 	case "none":
 	case "token":
-		b, err := os.ReadFile(a.TokenFile)
-		if err != nil {
-			bad("serve.auth.token_file: %v (serve.auth.type token needs a file holding the console's token)", err)
-		} else if a.Token = strings.TrimSpace(string(b)); len(a.Token) < 16 {
-			bad("serve.auth.token_file: the token is %d characters: at least 16", len(a.Token))
+		if a.TokenFile != "" { // the older single token
+			a.Tokens = append([]TokenConfig{{Name: "token", Role: "operator", TokenFile: a.TokenFile}}, a.Tokens...)
+			a.TokenFile = ""
+		}
+		if len(a.Tokens) == 0 {
+			bad("serve.auth: type token needs tokens: [{name, role, token_file}] (or token_file)")
+		}
+		names := map[string]bool{}
+		for i := range a.Tokens {
+			tc := &a.Tokens[i]
+			where := fmt.Sprintf("serve.auth.tokens[%d]", i)
+			if tc.Name == "" || strings.ContainsAny(tc.Name, " \t\r\n") || names[tc.Name] {
+				bad("%s.name %q: a name of its own, without spaces (it is who the ledger says acted)", where, tc.Name)
+			}
+			names[tc.Name] = true
+			if !slices.Contains(Roles, tc.Role) {
+				bad("%s.role %q: %s", where, tc.Role, strings.Join(Roles, " or "))
+			}
+			b, err := os.ReadFile(tc.TokenFile)
+			if err != nil {
+				bad("%s.token_file: %v (the token of %s, from a file, never from the YAML)", where, err, tc.Name)
+			} else if tc.Token = strings.TrimSpace(string(b)); len(tc.Token) < 16 {
+				bad("%s.token_file: the token is %d characters: at least 16", where, len(tc.Token))
+			}
 		}
 	case "header":
 		if a.UserHeader == "" || len(a.TrustedProxies) == 0 {
 			bad("serve.auth: type header needs user_header and trusted_proxies (the addresses of the authenticating proxy)")
 		}
+		for u, role := range a.Users {
+			if !slices.Contains(Roles, role) {
+				bad("serve.auth.users[%s]: role %q: %s", u, role, strings.Join(Roles, " or "))
+			}
+		}
+		if a.DefaultRole != "" && !slices.Contains(Roles, a.DefaultRole) {
+			bad("serve.auth.default_role %q: %s, or \"\" to refuse users not in serve.auth.users", a.DefaultRole, strings.Join(Roles, " or "))
+		}
 	default:
 		bad("serve.auth.type: %q: none, token or header", a.Type)
+	}
+	if a.SessionTTL.D() < time.Minute {
+		bad("serve.auth.session_ttl: %s: at least 1m", a.SessionTTL.D())
+	}
+	if c.Serve.PublicListen != "" && c.Serve.PublicListen == c.Serve.Listen {
+		bad("serve.public_listen %q: another address than serve.listen (it serves only the routes outside the login)", c.Serve.PublicListen)
+	}
+	if d := c.Runner.StartDate; d != "" {
+		if _, err := time.Parse("2006-01-02", d); err != nil {
+			bad("runner.start_date %q: a date like 2026-01-01, or \"\" for the ledger's first run", d)
+		}
 	}
 	for _, a := range c.Alerts.Email {
 		if err := subscriptions.ValidateAddress(a); err != nil {

@@ -6,17 +6,11 @@ package console
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
-	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io/fs"
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -46,72 +40,17 @@ type Console struct {
 	Links jobs.Linker
 	Clock clock.Clock
 	Auth  Auth
-	// UnsubscribeKey signs unsubscribe links (nil: the route refuses every link).
-	UnsubscribeKey []byte
-	Log            zerolog.Logger
+	// MetricsLogin puts /metrics behind the login (serve.metrics_login).
+	MetricsLogin bool
+	// Key signs unsubscribe links and the console's forms (nil: the
+	// unsubscribe route refuses every link).
+	Key []byte
+	Log zerolog.Logger
 
-	tmpl   *template.Template
-	ledger *runner.Ledger // the runner's, read through a cache of decoded entries
-}
-
-// Auth is the console's optional authentication.
-type Auth struct {
-	// Token, when set, is the shared secret a user types once on /login; a
-	// session cookie (an HMAC of it) is then set.
-	Token string
-	// UserHeader, with TrustedProxies, trusts a user name set by an
-	// authenticating proxy (oauth2-proxy's X-Forwarded-User, …) only when the
-	// request comes from one of those addresses.
-	UserHeader     string
-	TrustedProxies []netip.Prefix
-	// Secure marks the session cookie Secure (the console is behind https).
-	Secure bool
-}
-
-// Enabled reports whether any authentication is configured.
-func (a Auth) Enabled() bool { return a.Token != "" || a.UserHeader != "" }
-
-const sessionCookie = "tally_session"
-
-func (a Auth) session() string {
-	m := hmac.New(sha256.New, []byte(a.Token))
-	m.Write([]byte("tally console session v1"))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// user is who the request is from, or "" when it is not authenticated.
-func (a Auth) user(r *http.Request) string {
-	if !a.Enabled() {
-		return "anonymous"
-	}
-	if a.UserHeader != "" {
-		if u := strings.TrimSpace(r.Header.Get(a.UserHeader)); u != "" && a.trusted(r.RemoteAddr) {
-			return u
-		}
-	}
-	if a.Token != "" {
-		if c, err := r.Cookie(sessionCookie); err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(a.session())) == 1 {
-			return "token"
-		}
-	}
-	return ""
-}
-
-func (a Auth) trusted(remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = remote
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	for _, p := range a.TrustedProxies {
-		if p.Contains(addr.Unmap()) {
-			return true
-		}
-	}
-	return false
+	tmpl     *template.Template
+	ledger   *runner.Ledger // the runner's, read through a cache of decoded entries
+	sessions *Sessions
+	logins   limiter
 }
 
 // Init parses the embedded templates.
@@ -122,84 +61,105 @@ func (c *Console) Init() error {
 	}
 	c.tmpl = t
 	c.ledger = c.Runner.Ledger().Cached()
+	c.sessions = &Sessions{Store: c.Stores.Control, Now: c.Clock.Now}
 	return nil
 }
 
-// Handler serves the console; exempt paths (/healthz, /metrics, /unsubscribe,
-// assets, login) skip authentication. other serves what the console does not
-// (/healthz, /metrics).
+// Handler serves the console. The routes outside its login (/healthz,
+// /metrics unless MetricsLogin, /unsubscribe, /login, assets) are also what
+// PublicHandler serves; every other route needs an identity: a page opened
+// without one goes to /login, anything else (downloads, forms) gets 401.
+// other serves what the console does not (/healthz, /metrics).
 func (c *Console) Handler(other http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	static, _ := fs.Sub(staticFS, "static")
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	c.public(mux, other)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/runs", http.StatusSeeOther) })
 	mux.HandleFunc("GET /login", c.loginPage)
 	mux.HandleFunc("POST /login", c.login)
+	mux.HandleFunc("POST /logout", c.logout)
 	mux.HandleFunc("GET /runs", c.runs)
 	mux.HandleFunc("GET /runs/{job}/{period}", c.run)
 	mux.HandleFunc("GET /analytics", c.analytics)
 	mux.HandleFunc("GET /reports", c.reports)
 	mux.HandleFunc("GET /files/{region}/{key...}", c.file)
+	if c.MetricsLogin {
+		mux.Handle("/metrics", other)
+	}
+	return c.secure(mux, false)
+}
+
+// PublicHandler serves only the routes outside the console's login, for
+// serve.public_listen (what a Service or an Ingress exposes).
+func (c *Console) PublicHandler(other http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	c.public(mux, other)
+	return c.secure(mux, true)
+}
+
+// public adds the routes outside the login.
+func (c *Console) public(mux *http.ServeMux, other http.Handler) {
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(filesOnly{static})))
 	mux.HandleFunc("GET /unsubscribe", c.unsubscribePage)
 	mux.HandleFunc("POST /unsubscribe", c.unsubscribe)
 	mux.Handle("/healthz", other)
-	mux.Handle("/metrics", other)
-	return c.secure(mux)
+	if !c.MetricsLogin {
+		mux.Handle("/metrics", other)
+	}
 }
 
 // exempt paths need no login.
-func exempt(path string) bool {
-	return path == "/healthz" || path == "/metrics" || path == "/unsubscribe" || path == "/login" || strings.HasPrefix(path, "/static/")
+func (c *Console) exempt(path string) bool {
+	return path == "/healthz" || (path == "/metrics" && !c.MetricsLogin) || path == "/unsubscribe" || path == "/login" || strings.HasPrefix(path, "/static/")
 }
 
-// secure sets the security headers on every answer and asks for a login where
-// one is configured.
-func (c *Console) secure(next http.Handler) http.Handler {
+// filesOnly serves the files of an FS, never a listing of its folders.
+type filesOnly struct{ fsys fs.FS }
+
+func (f filesOnly) Open(name string) (fs.File, error) {
+	file, err := f.fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := file.Stat(); err != nil || st.IsDir() {
+		file.Close()
+		return nil, fs.ErrNotExist
+	}
+	return file, nil
+}
+
+// secure sets the security headers on every answer and, but on the routes
+// outside the login, asks who the request is from (public: all of them are).
+func (c *Console) secure(next http.Handler, public bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
-		if !exempt(r.URL.Path) && c.Auth.user(r) == "" {
-			if c.Auth.Token == "" { // header auth only: the proxy should have sent a user
-				http.Error(w, "unauthorized: the console trusts "+c.Auth.UserHeader+" only from its configured proxies", http.StatusUnauthorized)
-				return
-			}
-			http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		if public || c.exempt(r.URL.Path) {
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		id, err := c.identify(r)
+		if err != nil {
+			c.fail(w, r, http.StatusInternalServerError, err)
+			return
+		}
+		if id == nil {
+			switch {
+			case c.Auth.Type == "header":
+				http.Error(w, "unauthorized: the console trusts "+c.Auth.UserHeader+" only from its configured proxies, for the users serve.auth names", http.StatusUnauthorized)
+			case wantsPage(r):
+				http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			default:
+				w.Header().Set("WWW-Authenticate", `Cookie realm="tally console", form-action="/login"`)
+				http.Error(w, "unauthorized: log in on /login first", http.StatusUnauthorized)
+			}
+			return
+		}
+		next.ServeHTTP(w, withIdentity(r, id))
 	})
-}
-
-func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "login.html", map[string]any{"Next": safeNext(r.URL.Query().Get("next")), "Enabled": c.Auth.Token != ""})
-}
-
-func (c *Console) login(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 4096)
-	if c.Auth.Token == "" || r.ParseForm() != nil {
-		http.Error(w, "no token login is configured (serve.auth.token_file)", http.StatusBadRequest)
-		return
-	}
-	next := safeNext(r.PostForm.Get("next"))
-	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(r.PostForm.Get("token"))), []byte(c.Auth.Token)) != 1 {
-		c.Log.Warn().Str("remote", r.RemoteAddr).Msg("console: a login with a wrong token")
-		c.render(w, r, http.StatusUnauthorized, "login.html", map[string]any{"Next": next, "Enabled": true, "Error": "That token is not the console's."})
-		return
-	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: c.Auth.session(), Path: "/", HttpOnly: true, Secure: c.Auth.Secure,
-		SameSite: http.SameSiteStrictMode, MaxAge: int((30 * 24 * time.Hour).Seconds())})
-	http.Redirect(w, r, next, http.StatusSeeOther)
-}
-
-// safeNext keeps a post-login redirect on the console.
-func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
-		return "/runs"
-	}
-	return next
 }
 
 // render executes a page template into a buffer first, so a template error is
@@ -211,7 +171,10 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 		data["Title"] = titles[data["Page"].(string)]
 	}
 	data["Now"] = c.Clock.Now().UTC()
-	data["Auth"] = c.Auth.Enabled()
+	id := identityOf(r)
+	data["Identity"] = id
+	data["CSRF"] = c.csrf(id)
+	data["Banner"] = c.Auth.Exposed
 	if err := c.tmpl.ExecuteTemplate(&b, name, data); err != nil {
 		c.Log.Error().Err(err).Str("page", name).Msg("console: rendering failed")
 		http.Error(w, "internal error rendering "+name, http.StatusInternalServerError)

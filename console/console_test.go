@@ -59,7 +59,13 @@ func newEnv(t *testing.T, auth Auth) *env {
 	if _, err := r.Run(context.Background(), jobs.SyncClusters, day, runner.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	c := &Console{Runner: r, Registry: reg, Stores: stores, Clock: clk, Auth: auth, UnsubscribeKey: key, Log: zerolog.Nop(),
+	if auth.Type == "" {
+		auth.Type, auth.Anonymous = "none", Operator // a console on loopback
+	}
+	if auth.SessionTTL == 0 {
+		auth.SessionTTL = 12 * time.Hour
+	}
+	c := &Console{Runner: r, Registry: reg, Stores: stores, Clock: clk, Auth: auth, Key: key, Log: zerolog.Nop(),
 		Plan: func(ctx context.Context, view []*runner.Record, now time.Time, back int) ([]plan.JobPlan, error) {
 			p, _, err := plan.Compute(ctx, r, reg, view, nil, now, time.Time{}, time.Time{}, back)
 			return p, err
@@ -173,16 +179,49 @@ func TestReportFilesAreServedOnlyFromTheirRegionsReportsPrefix(t *testing.T) {
 	}
 }
 
-func TestATokenLoginSetsASessionCookieAndEveryPageButTheExemptOnesNeedsIt(t *testing.T) {
-	e := newEnv(t, Auth{Token: "correct-horse-battery"})
-	if w := e.get(t, "/runs"); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/login?next=%2Fruns" {
-		t.Fatalf("/runs without a session: %d %q", w.Code, w.Header().Get("Location"))
+var tokens = []Token{{Name: "alice", Role: Operator, Secret: "correct-horse-battery"}, {Name: "bob", Role: Viewer, Secret: "tr0ub4dor-and-three"}}
+
+// login logs in with a token and returns the session cookie.
+func (e *env) login(t *testing.T, token string) *http.Cookie {
+	t.Helper()
+	w := e.post(t, "/login", url.Values{"token": {token}, "next": {"/runs"}})
+	cookies := w.Result().Cookies()
+	if w.Code != http.StatusSeeOther || len(cookies) != 1 {
+		t.Fatalf("login: %d, cookies %+v", w.Code, cookies)
+	}
+	return cookies[0]
+}
+
+func page(r *http.Request) { r.Header.Set("Accept", "text/html,application/xhtml+xml") }
+
+func TestWithoutASessionAPageGoesToLoginAndEverythingElseGets401ButTheRoutesOutsideTheLogin(t *testing.T) {
+	e := newEnv(t, Auth{Type: "token", Tokens: tokens})
+	if w := e.get(t, "/runs", page); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/login?next=%2Fruns" {
+		t.Fatalf("a page without a session: %d %q, want 303 to /login", w.Code, w.Header().Get("Location"))
+	}
+	for _, path := range []string{"/runs", "/files/US/reports/region=US/x.csv"} { // not a page a person opened: 401
+		if w := e.get(t, path); w.Code != http.StatusUnauthorized {
+			t.Errorf("GET %s without a session (no Accept: text/html): %d, want 401", path, w.Code)
+		}
+	}
+	if w := e.get(t, "/files/US/reports/region=US/x.csv", page); w.Code != http.StatusUnauthorized {
+		t.Errorf("a download without a session: %d, want 401", w.Code)
+	}
+	if w := e.post(t, "/logout", url.Values{}); w.Code != http.StatusUnauthorized {
+		t.Errorf("a POST without a session: %d, want 401", w.Code)
 	}
 	for _, path := range []string{"/healthz", "/metrics"} {
 		if w := e.get(t, path); w.Code != 200 || w.Body.String() != "other "+path {
-			t.Errorf("%s is not exempt: %d", path, w.Code)
+			t.Errorf("%s is not outside the login: %d", path, w.Code)
 		}
 	}
+	if w := e.get(t, "/static/"); w.Code != http.StatusNotFound || strings.Contains(w.Body.String(), "console.css") {
+		t.Errorf("/static/ lists its folder: %d %s", w.Code, w.Body.String())
+	}
+}
+
+func TestATokenLoginStartsARandomServerSideSessionThatLogoutEnds(t *testing.T) {
+	e := newEnv(t, Auth{Type: "token", Tokens: tokens})
 	if w := e.post(t, "/login", url.Values{"token": {"wrong"}, "next": {"/reports"}}); w.Code != http.StatusUnauthorized {
 		t.Errorf("a wrong token: %d", w.Code)
 	}
@@ -191,19 +230,73 @@ func TestATokenLoginSetsASessionCookieAndEveryPageButTheExemptOnesNeedsIt(t *tes
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/runs" || len(cookies) != 1 || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteStrictMode {
 		t.Fatalf("login: %d to %q, cookies %+v (an off-site next is refused)", w.Code, w.Header().Get("Location"), cookies)
 	}
-	if strings.Contains(cookies[0].Value, "correct-horse") {
+	first := cookies[0]
+	if second := e.login(t, "correct-horse-battery"); second.Value == first.Value {
+		t.Error("two logins with one token got the same cookie: a session must be random, not derived from the token")
+	}
+	if strings.Contains(first.Value, "correct-horse") {
 		t.Fatal("the session cookie holds the token")
 	}
-	if w := e.get(t, "/runs", func(r *http.Request) { r.AddCookie(cookies[0]) }); w.Code != 200 {
-		t.Errorf("/runs with the session: %d", w.Code)
+	with := func(c *http.Cookie) func(*http.Request) { return func(r *http.Request) { r.AddCookie(c) } }
+	if w := e.get(t, "/runs", with(first)); w.Code != 200 || !strings.Contains(w.Body.String(), `id="who"`) || !strings.Contains(w.Body.String(), "alice") {
+		t.Fatalf("/runs with the session: %d, or the page does not say who is logged in", w.Code)
 	}
-	if w := e.get(t, "/runs", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: sessionCookie, Value: "forged"}) }); w.Code == 200 {
-		t.Error("a forged session cookie was accepted")
+	// The session is the control store's, written 0600 under _secrets/.
+	sessions, _ := e.c.sessions.List(context.Background())
+	if len(sessions) != 2 || sessions[0].Name != "alice" || sessions[0].Role != Operator {
+		t.Fatalf("the stored sessions: %+v", sessions)
+	}
+	for _, forged := range []string{"forged", first.Value + "A", strings.ToUpper(first.Value)} {
+		if w := e.get(t, "/runs", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: sessionCookie, Value: forged}) }); w.Code == 200 {
+			t.Errorf("a forged session cookie %q was accepted", forged)
+		}
+	}
+	// Logout needs the form's token; then the old cookie gets 401.
+	if w := e.post(t, "/logout", url.Values{}, with(first)); w.Code != http.StatusForbidden {
+		t.Errorf("a logout without the form's token: %d, want 403", w.Code)
+	}
+	mine, err := e.c.sessions.Get(context.Background(), first.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrf := e.c.csrf(&Identity{Name: "alice", Role: Operator, Session: mine})
+	if w := e.post(t, "/logout", url.Values{"csrf": {csrf}}, with(first)); w.Code != http.StatusSeeOther {
+		t.Fatalf("logout: %d", w.Code)
+	}
+	if w := e.get(t, "/runs", with(first)); w.Code != http.StatusUnauthorized {
+		t.Errorf("the logged-out cookie: %d, want 401", w.Code)
 	}
 }
 
-func TestAUserHeaderIsTrustedOnlyFromTheConfiguredProxies(t *testing.T) {
-	e := newEnv(t, Auth{UserHeader: "X-Forwarded-User", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+func TestChangingATokenEndsItsSessions(t *testing.T) {
+	e := newEnv(t, Auth{Type: "token", Tokens: tokens})
+	bob := e.login(t, "tr0ub4dor-and-three")
+	e.c.Auth.Tokens = []Token{tokens[0], {Name: "bob", Role: Viewer, Secret: "a-new-token-for-bob"}}
+	if w := e.get(t, "/runs", func(r *http.Request) { r.AddCookie(bob) }); w.Code != http.StatusUnauthorized {
+		t.Errorf("a session of a changed token: %d, want 401", w.Code)
+	}
+	if all, _ := e.c.sessions.List(context.Background()); len(all) != 0 {
+		t.Errorf("the changed token's session is still stored: %+v", all)
+	}
+}
+
+func TestLoginIsRateLimitedPerClient(t *testing.T) {
+	e := newEnv(t, Auth{Type: "token", Tokens: tokens})
+	codes := map[int]int{}
+	for range 30 {
+		codes[e.post(t, "/login", url.Values{"token": {"guess"}}, func(r *http.Request) { r.RemoteAddr = "203.0.113.7:4444" }).Code]++
+	}
+	if codes[http.StatusTooManyRequests] < 20 || codes[http.StatusUnauthorized] > 6 {
+		t.Errorf("30 wrong tokens from one client: %v, want most refused with 429", codes)
+	}
+	if w := e.post(t, "/login", url.Values{"token": {"correct-horse-battery"}}, func(r *http.Request) { r.RemoteAddr = "198.51.100.1:4444" }); w.Code != http.StatusSeeOther {
+		t.Errorf("another client's login: %d", w.Code)
+	}
+}
+
+func TestAUserHeaderIsTrustedOnlyFromTheConfiguredProxiesWithEachUsersRole(t *testing.T) {
+	e := newEnv(t, Auth{Type: "header", UserHeader: "X-Forwarded-User", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		Users: map[string]Role{"alice": Operator}, DefaultRole: Viewer})
 	from := func(addr, user string) func(*http.Request) {
 		return func(r *http.Request) {
 			r.RemoteAddr = addr
@@ -212,8 +305,11 @@ func TestAUserHeaderIsTrustedOnlyFromTheConfiguredProxies(t *testing.T) {
 			}
 		}
 	}
-	if w := e.get(t, "/runs", from("10.1.2.3:5555", "alice")); w.Code != 200 {
+	if w := e.get(t, "/runs", from("10.1.2.3:5555", "alice")); w.Code != 200 || !strings.Contains(w.Body.String(), "alice · operator") {
 		t.Errorf("from the proxy with a user: %d", w.Code)
+	}
+	if w := e.get(t, "/runs", from("10.1.2.3:5555", "carol")); w.Code != 200 || !strings.Contains(w.Body.String(), "carol · viewer") {
+		t.Errorf("a user not listed gets the default role: %d", w.Code)
 	}
 	if w := e.get(t, "/runs", from("192.168.1.9:5555", "alice")); w.Code != http.StatusUnauthorized {
 		t.Errorf("a user header from elsewhere: %d, want 401", w.Code)
@@ -221,10 +317,23 @@ func TestAUserHeaderIsTrustedOnlyFromTheConfiguredProxies(t *testing.T) {
 	if w := e.get(t, "/runs", from("10.1.2.3:5555", "")); w.Code != http.StatusUnauthorized {
 		t.Errorf("from the proxy with no user: %d, want 401", w.Code)
 	}
+	e.c.Auth.DefaultRole = ""
+	if w := e.get(t, "/runs", from("10.1.2.3:5555", "carol")); w.Code != http.StatusUnauthorized {
+		t.Errorf("with no default role, a user not listed: %d, want 401", w.Code)
+	}
+}
+
+func TestAnAnonymousConsoleOnTheNetworkSaysSoOnEveryPage(t *testing.T) {
+	e := newEnv(t, Auth{Type: "none", Anonymous: Viewer, Exposed: true})
+	for _, path := range []string{"/runs", "/analytics", "/reports"} {
+		if body := e.get(t, path).Body.String(); !strings.Contains(body, `id="anonymous-banner"`) {
+			t.Errorf("%s has no banner", path)
+		}
+	}
 }
 
 func TestUnsubscribeRemovesThatOneRecipientFromThatOneSubscriptionAndAGetChangesNothing(t *testing.T) {
-	e := newEnv(t, Auth{Token: "correct-horse-battery"}) // unsubscribe needs no login
+	e := newEnv(t, Auth{Type: "token", Tokens: tokens}) // unsubscribe needs no login
 	ctx := context.Background()
 	subs := &subscriptions.Store{S: e.store}
 	for _, s := range []*subscriptions.Subscription{

@@ -212,10 +212,10 @@ func (c *Console) subscriptionFailed(w http.ResponseWriter, r *http.Request, sub
 }
 
 func (c *Console) parseToken(token string) (string, string, error) {
-	if len(c.UnsubscribeKey) == 0 {
+	if len(c.Key) == 0 {
 		return "", "", errors.New("this console has no unsubscribe key (serve.unsubscribe_key_file)")
 	}
-	return subscriptions.ParseToken(c.UnsubscribeKey, token)
+	return subscriptions.ParseToken(c.Key, token)
 }
 
 func isRecipient(s *subscriptions.Subscription, addr string) bool {

@@ -53,6 +53,15 @@ type Store interface {
 	URL(ctx context.Context, key string) (string, error)
 }
 
+// SecretsPrefix is where secrets live in the control store (OAuth tokens,
+// signing keys, console sessions): local storage writes them readable by its
+// owner only (0600, in 0700 folders); on S3, a bucket policy should keep the
+// prefix to tally's own credentials.
+const SecretsPrefix = "_secrets/"
+
+// Private reports whether key holds a secret.
+func Private(key string) bool { return strings.HasPrefix(key, SecretsPrefix) }
+
 // ValidateKey rejects keys that could escape the store or are not tally's own:
 // empty, absolute, with "." or ".." segments, backslashes, empty segments,
 // segments starting with "." (reserved for a backend's temporary files) or

@@ -44,8 +44,9 @@ func ParseToken(key []byte, token string) (subscription, address string, err err
 	if !ok || len(token) > 1024 {
 		return "", "", ErrBadToken
 	}
-	payload, err1 := base64.RawURLEncoding.DecodeString(p)
-	got, err2 := base64.RawURLEncoding.DecodeString(sig)
+	// Strict: one text per token (no second spelling with other trailing bits).
+	payload, err1 := base64.RawURLEncoding.Strict().DecodeString(p)
+	got, err2 := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err1 != nil || err2 != nil || !hmac.Equal(got, mac(key, string(payload))) {
 		return "", "", ErrBadToken
 	}

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -47,6 +49,9 @@ freshness gauge rebuilt from the ledger on start.`,
 			if listen == "" {
 				listen = a.cfg.Serve.Listen
 			}
+			if err := a.checkListen(listen); err != nil {
+				return err
+			}
 			m := metrics.New()
 			recs, err := r.Ledger().All(cmd.Context(), "")
 			if err != nil {
@@ -81,28 +86,132 @@ freshness gauge rebuilt from the ledger on start.`,
 			if err != nil {
 				return runner.Usagef("serve.listen %q: %v", listen, err)
 			}
-			con, err := a.console(cmd.Context(), r, reg, w)
+			con, err := a.console(cmd.Context(), r, reg, w, listen)
 			if err != nil {
 				return err
 			}
-			srv := &http.Server{Handler: con.Handler(s.Handler(w.stores.Control, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))),
-				ReadHeaderTimeout: 10 * time.Second}
+			other := s.Handler(w.stores.Control, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+			srv := &http.Server{Handler: con.Handler(other), ReadHeaderTimeout: 10 * time.Second}
 			go srv.Serve(ln)
-			a.log.Info().Str("listen", ln.Addr().String()).Str("console", consoleURL(ln.Addr())).Msg("serving the console, /healthz and /metrics")
+			a.log.Info().Str("listen", ln.Addr().String()).Str("console", consoleURL(ln.Addr())).Str("auth", a.cfg.Serve.Auth.Type).
+				Msg("serving the console (and /healthz, /metrics, /unsubscribe)")
+			servers := []*http.Server{srv}
+			if pl := a.cfg.Serve.PublicListen; pl != "" {
+				pln, err := net.Listen("tcp", pl)
+				if err != nil {
+					srv.Close()
+					return runner.Usagef("serve.public_listen %q: %v", pl, err)
+				}
+				pub := &http.Server{Handler: con.PublicHandler(other), ReadHeaderTimeout: 10 * time.Second}
+				go pub.Serve(pln)
+				servers = append(servers, pub)
+				a.log.Info().Str("public_listen", pln.Addr().String()).Msg("serving the routes outside the console's login (/healthz, /metrics, /unsubscribe)")
+			}
 			err = s.Run(cmd.Context())
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			srv.Shutdown(shutdown)
+			for _, srv := range servers {
+				srv.Shutdown(shutdown)
+			}
 			a.log.Info().Msg("stopped")
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "address for the console, /healthz and /metrics (default serve.listen)")
+	cmd.AddCommand(a.sessionsCmd())
+	return cmd
+}
+
+// sessionsCmd lists and revokes the console's logins.
+func (a *app) sessionsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "sessions", Short: "List or revoke the console's logins (serve.auth.type token)",
+		Example: "  tally serve sessions list\n  tally serve sessions revoke --name alice"}
+	sessions := func() (*console.Sessions, error) {
+		stores, err := a.openStores()
+		if err != nil {
+			return nil, err
+		}
+		return &console.Sessions{Store: stores.Control, Now: a.clock.Now}, nil
+	}
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List the console's sessions: id, who, role, since, until, from where",
+		Example: "  tally serve sessions list",
+		Args:    usageArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := sessions()
+			if err != nil {
+				return err
+			}
+			all, err := s.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tEXPIRES\tFROM")
+			for _, sess := range all {
+				exp := sess.Expires.Format(time.RFC3339)
+				if !a.clock.Now().Before(sess.Expires) {
+					exp += " (expired)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sess.ID[:12], sess.Name, sess.Role, sess.Created.Format(time.RFC3339), exp, sess.Remote)
+			}
+			tw.Flush()
+			if len(all) == 0 {
+				fmt.Fprintln(a.stdout, "no sessions")
+			}
+			return nil
+		},
+	}
+	var name string
+	var all bool
+	revoke := &cobra.Command{
+		Use:   "revoke [ID] [--name NAME | --all]",
+		Short: "End sessions: one by its id (the first 8 or more characters list shows), a name's, or all",
+		Long: `End console sessions at once: the next request with their cookie gets 401 (a
+serve process notices within 10 seconds). Changing or removing a token in
+serve.auth.tokens ends its sessions too.`,
+		Example: "  tally serve sessions revoke 3f2a9c01b7e4\n  tally serve sessions revoke --name alice\n  tally serve sessions revoke --all",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return runner.Usagef("sessions revoke: one session id at a time (or --name / --all)")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (len(args) == 1) == (name != "" || all) || len(args) > 1 || (name != "" && all) {
+				return runner.Usagef("sessions revoke: give one session id, or --name NAME, or --all")
+			}
+			s, err := sessions()
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				sess, err := s.Revoke(cmd.Context(), args[0])
+				if err != nil {
+					return runner.Usage(err)
+				}
+				fmt.Fprintf(a.stdout, "revoked %s (%s)\n", sess.ID[:12], sess.Name)
+				return nil
+			}
+			gone, err := s.RevokeName(cmd.Context(), name)
+			for _, sess := range gone {
+				fmt.Fprintf(a.stdout, "revoked %s (%s)\n", sess.ID[:12], sess.Name)
+			}
+			if err == nil && len(gone) == 0 {
+				fmt.Fprintln(a.stdout, "no sessions to revoke")
+			}
+			return err
+		},
+	}
+	revoke.Flags().StringVar(&name, "name", "", "revoke every session of this name (a token's name)")
+	revoke.Flags().BoolVar(&all, "all", false, "revoke every session")
+	cmd.AddCommand(list, revoke)
 	return cmd
 }
 
 // console is the web console over this app's runner, stores and plan.
-func (a *app) console(ctx context.Context, r *runner.Runner, reg *jobs.Registry, w *wiring) (*console.Console, error) {
+func (a *app) console(ctx context.Context, r *runner.Runner, reg *jobs.Registry, w *wiring, listen string) (*console.Console, error) {
 	src, err := a.openSource()
 	if err != nil {
 		return nil, err
@@ -113,19 +222,64 @@ func (a *app) console(ctx context.Context, r *runner.Runner, reg *jobs.Registry,
 			plans, _, err := plan.Compute(ctx, r, reg, view, detector, now, time.Time{}, time.Time{}, back)
 			return plans, err
 		}}
-	switch a.cfg.Serve.Auth.Type {
-	case "token":
-		c.Auth.Token = a.cfg.Serve.Auth.Token
-	case "header":
-		c.Auth.UserHeader, c.Auth.TrustedProxies = a.cfg.Serve.Auth.UserHeader, a.cfg.Serve.Auth.Proxies
-	}
-	c.Auth.Secure = strings.HasPrefix(a.cfg.Serve.PublicURL, "https://")
+	c.Auth = a.consoleAuth(listen)
+	c.MetricsLogin = a.cfg.Serve.MetricsLogin
 	// The key is loaded (or made) whether or not public_url is set here: links
 	// already sent — by make demo, or before public_url was unset — keep working.
-	if c.UnsubscribeKey, err = subscriptions.SigningKey(ctx, w.stores.Control, a.cfg.Serve.UnsubscribeKeyFile); err != nil {
+	if c.Key, err = subscriptions.SigningKey(ctx, w.stores.Control, a.cfg.Serve.UnsubscribeKeyFile); err != nil {
 		return nil, err
 	}
 	return c, c.Init()
+}
+
+// consoleAuth is serve.auth as the console takes it, for a console on listen.
+func (a *app) consoleAuth(listen string) console.Auth {
+	ac := a.cfg.Serve.Auth
+	auth := console.Auth{Type: ac.Type, UserHeader: ac.UserHeader, TrustedProxies: ac.Proxies, DefaultRole: console.Role(ac.DefaultRole),
+		Secure: strings.HasPrefix(a.cfg.Serve.PublicURL, "https://"), SessionTTL: ac.SessionTTL.D(), Users: map[string]console.Role{}}
+	for _, t := range ac.Tokens {
+		auth.Tokens = append(auth.Tokens, console.Token{Name: t.Name, Role: console.Role(t.Role), Secret: t.Token})
+	}
+	for u, role := range ac.Users {
+		auth.Users[u] = console.Role(role)
+	}
+	// With no login, a console on loopback is its machine's user's (an
+	// operator); one reachable from the network is for looking at (viewers).
+	auth.Anonymous = console.Operator
+	if !loopback(listen) {
+		auth.Anonymous, auth.Exposed = console.Viewer, true
+	}
+	return auth
+}
+
+// loopback reports whether a listen address is reachable only from this
+// machine (":8080", all interfaces, is not).
+func loopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkListen refuses a console without a login on an address beyond
+// loopback, unless serve.auth.allow_anonymous says it is meant to be open.
+func (a *app) checkListen(listen string) error {
+	ac := a.cfg.Serve.Auth
+	if ac.Type != "none" || loopback(listen) {
+		return nil
+	}
+	if !ac.AllowAnonymous {
+		return runner.Usagef("serve: the console would listen on %s, reachable from the network, with serve.auth.type none: "+
+			"anyone could read every customer's data. Set serve.auth (type token with tokens, or type header behind a login proxy), "+
+			"listen on 127.0.0.1, or set serve.auth.allow_anonymous: true if it is meant to be open (read-only)", listen)
+	}
+	a.log.Warn().Str("listen", listen).Msg("the console has no login and listens beyond loopback (serve.auth.allow_anonymous): anyone who reaches it can read it")
+	return nil
 }
 
 // consoleURL is the console's address as a URL a person on this machine opens.

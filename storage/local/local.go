@@ -29,6 +29,10 @@ var _ storage.Store = (*Store)(nil)
 // <root>/.tmp and lock files in <root>/.locks; no valid key reaches either.
 type Store struct {
 	root string
+	// real is root with its symlinks resolved, when the store reads only
+	// regular files reached without a symlink below it (tally's own data:
+	// a link planted under reports/ to /etc/passwd reads as not found).
+	real string
 }
 
 // New opens (creating if needed) a store rooted at dir.
@@ -42,11 +46,15 @@ func New(dir string) (*Store, error) {
 			return nil, fmt.Errorf("local storage: %w", err)
 		}
 	}
-	return &Store{root: abs}, nil
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("local storage: %w", err)
+	}
+	return &Store{root: abs, real: real}, nil
 }
 
 // Open opens an existing directory for reading without creating anything in
-// it (a landing zone tally only reads).
+// it (a landing zone tally only reads; links in it are followed).
 func Open(dir string) (*Store, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -83,11 +91,16 @@ func object(key string, fi os.FileInfo) storage.Object {
 
 // writeTemp writes r to a new synced temporary file and returns its path. The
 // file is created 0644 under the umask (os.CreateTemp's 0600 would hide every
-// published file from a web server serving reports.base_url as another user).
-func (s *Store) writeTemp(ctx context.Context, r io.Reader) (string, error) {
+// published file from a web server serving reports.base_url as another user),
+// but 0600 for a secret (storage.Private).
+func (s *Store) writeTemp(ctx context.Context, key string, r io.Reader) (string, error) {
 	var rnd [12]byte
 	rand.Read(rnd[:])
-	f, err := os.OpenFile(filepath.Join(s.root, ".tmp", "put-"+hex.EncodeToString(rnd[:])), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	perm := os.FileMode(0o644)
+	if storage.Private(key) {
+		perm = 0o600
+	}
+	f, err := os.OpenFile(filepath.Join(s.root, ".tmp", "put-"+hex.EncodeToString(rnd[:])), os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
 	if err != nil {
 		return "", err
 	}
@@ -111,19 +124,27 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (storage.Objec
 	if err != nil {
 		return storage.Object{}, err
 	}
-	tmp, err := s.writeTemp(ctx, r)
+	tmp, err := s.writeTemp(ctx, key, r)
 	if err != nil {
 		return storage.Object{}, fmt.Errorf("local: put %s: %w", key, err)
 	}
-	if err := s.publish(tmp, p); err != nil {
+	if err := s.publish(key, tmp, p); err != nil {
 		os.Remove(tmp)
 		return storage.Object{}, fmt.Errorf("local: put %s: %w", key, err)
 	}
 	return s.Stat(ctx, key)
 }
 
-func (s *Store) publish(tmp, p string) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+// mkdirs makes a key's folders: 0700 for a secret's (storage.Private).
+func (s *Store) mkdirs(key, dir string) error {
+	if storage.Private(key) {
+		return os.MkdirAll(dir, 0o700)
+	}
+	return os.MkdirAll(dir, 0o755)
+}
+
+func (s *Store) publish(key, tmp, p string) error {
+	if err := s.mkdirs(key, filepath.Dir(p)); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, p); err != nil {
@@ -147,8 +168,18 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, storage.Obj
 	if err != nil {
 		return nil, storage.Object{}, err
 	}
-	f, err := os.Open(p)
+	flags := os.O_RDONLY
+	if s.real != "" {
+		if err := s.linkFree(key, p); err != nil {
+			return nil, storage.Object{}, err
+		}
+		flags |= syscall.O_NOFOLLOW // a link swapped in after the check is refused too
+	}
+	f, err := os.OpenFile(p, flags, 0)
 	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			err = fs.ErrNotExist
+		}
 		return nil, storage.Object{}, translate("get", key, err)
 	}
 	fi, err := f.Stat()
@@ -156,11 +187,23 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, storage.Obj
 		f.Close()
 		return nil, storage.Object{}, translate("get", key, err)
 	}
-	if fi.IsDir() {
+	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, storage.Object{}, fmt.Errorf("local: get %s: %w", key, storage.ErrNotFound)
+		return nil, storage.Object{}, fmt.Errorf("local: get %s: not a regular file: %w", key, storage.ErrNotFound)
 	}
 	return f, object(key, fi), nil
+}
+
+// linkFree refuses a key reached through a symlink below the store's root.
+func (s *Store) linkFree(key, p string) error {
+	dir, err := filepath.EvalSymlinks(filepath.Dir(p))
+	if err != nil {
+		return translate("get", key, err)
+	}
+	if want := filepath.Dir(filepath.Join(s.real, filepath.FromSlash(key))); dir != want {
+		return fmt.Errorf("local: %s is reached through a symlink: %w", key, storage.ErrNotFound)
+	}
+	return nil
 }
 
 // Stat describes key.
@@ -169,12 +212,19 @@ func (s *Store) Stat(_ context.Context, key string) (storage.Object, error) {
 	if err != nil {
 		return storage.Object{}, err
 	}
-	fi, err := os.Stat(p)
+	stat := os.Stat
+	if s.real != "" {
+		if err := s.linkFree(key, p); err != nil {
+			return storage.Object{}, err
+		}
+		stat = os.Lstat
+	}
+	fi, err := stat(p)
 	if err != nil {
 		return storage.Object{}, translate("stat", key, err)
 	}
-	if fi.IsDir() {
-		return storage.Object{}, fmt.Errorf("local: stat %s: %w", key, storage.ErrNotFound)
+	if !fi.Mode().IsRegular() {
+		return storage.Object{}, fmt.Errorf("local: stat %s: not a regular file: %w", key, storage.ErrNotFound)
 	}
 	return object(key, fi), nil
 }
@@ -210,7 +260,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, erro
 			}
 			return nil
 		}
-		if !strings.HasPrefix(key, prefix) || strings.HasPrefix(d.Name(), ".") {
+		if !strings.HasPrefix(key, prefix) || strings.HasPrefix(d.Name(), ".") || (s.real != "" && !d.Type().IsRegular()) {
 			return nil
 		}
 		fi, err := d.Info()
@@ -249,12 +299,12 @@ func (s *Store) Create(ctx context.Context, key string, data []byte) (storage.Ob
 	if err != nil {
 		return storage.Object{}, err
 	}
-	tmp, err := s.writeTemp(ctx, bytes.NewReader(data))
+	tmp, err := s.writeTemp(ctx, key, bytes.NewReader(data))
 	if err != nil {
 		return storage.Object{}, fmt.Errorf("local: create %s: %w", key, err)
 	}
 	defer os.Remove(tmp)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := s.mkdirs(key, filepath.Dir(p)); err != nil {
 		return storage.Object{}, fmt.Errorf("local: create %s: %w", key, err)
 	}
 	if err := os.Link(tmp, p); err != nil {
@@ -279,7 +329,7 @@ func (s *Store) Replace(ctx context.Context, key, etag string, data []byte) (sto
 	if err != nil {
 		return storage.Object{}, err
 	}
-	tmp, err := s.writeTemp(ctx, bytes.NewReader(data))
+	tmp, err := s.writeTemp(ctx, key, bytes.NewReader(data))
 	if err != nil {
 		return storage.Object{}, fmt.Errorf("local: replace %s: %w", key, err)
 	}
