@@ -42,6 +42,11 @@ type Console struct {
 	Auth  Auth
 	// MetricsLogin puts /metrics behind the login (serve.metrics_login).
 	MetricsLogin bool
+	// Act runs an operator's action (a re-run, a backfill) in the serving
+	// process, and Done hears each of its runs end (metrics, failure
+	// alerts), as a scheduled run's; nil Act: the console offers none.
+	Act  func(func(ctx context.Context))
+	Done func(job string, res *runner.Result, err error)
 	// Key signs unsubscribe links and the console's forms (nil: the
 	// unsubscribe route refuses every link).
 	Key []byte
@@ -82,6 +87,8 @@ func (c *Console) Handler(other http.Handler) http.Handler {
 	mux.HandleFunc("GET /analytics", c.analytics)
 	mux.HandleFunc("GET /reports", c.reports)
 	mux.HandleFunc("GET /files/{region}/{key...}", c.file)
+	mux.HandleFunc("POST /actions/rerun", c.rerun)
+	mux.HandleFunc("POST /actions/backfill", c.backfill)
 	if c.MetricsLogin {
 		mux.Handle("/metrics", other)
 	}

@@ -372,3 +372,63 @@ func TestUnsubscribeRemovesThatOneRecipientFromThatOneSubscriptionAndAGetChanges
 		t.Error("a tampered token unsubscribed")
 	}
 }
+
+func TestAnOperatorReRunsAPeriodAfterConfirmingAndTheLedgerSaysWhoAViewerGets403(t *testing.T) {
+	e := newEnv(t, Auth{Type: "token", Tokens: tokens})
+	e.c.Act = func(fn func(context.Context)) { fn(context.Background()) } // as tally serve runs it, but now
+	var ran []string
+	e.c.Done = func(job string, res *runner.Result, err error) { ran = append(ran, job) }
+	alice, bob := e.login(t, "correct-horse-battery"), e.login(t, "tr0ub4dor-and-three")
+	as := func(c *http.Cookie) func(*http.Request) { return func(r *http.Request) { r.AddCookie(c) } }
+	ctx := context.Background()
+	csrfOf := func(c *http.Cookie, name string, role Role) string {
+		s, err := e.c.sessions.Get(ctx, c.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.c.csrf(&Identity{Name: name, Role: role, Session: s})
+	}
+
+	if body := e.get(t, "/runs/sync-clusters/2026-11-21", as(bob)).Body.String(); strings.Contains(body, `id="rerun"`) {
+		t.Error("a viewer is offered the re-run")
+	}
+	form := url.Values{"job": {"sync-clusters"}, "period": {"2026-11-21"}, "region": {"US"}, "csrf": {csrfOf(bob, "bob", Viewer)}, "confirm": {"yes"}}
+	if w := e.post(t, "/actions/rerun", form, as(bob)); w.Code != http.StatusForbidden {
+		t.Errorf("a viewer's re-run: %d, want 403", w.Code)
+	}
+	if !strings.Contains(e.get(t, "/runs/sync-clusters/2026-11-21", as(alice)).Body.String(), `id="rerun"`) {
+		t.Fatal("an operator is not offered the re-run")
+	}
+	form.Set("csrf", "")
+	if w := e.post(t, "/actions/rerun", form, as(alice)); w.Code != http.StatusForbidden {
+		t.Errorf("a re-run without the form's token: %d, want 403", w.Code)
+	}
+	form.Set("csrf", csrfOf(alice, "alice", Operator))
+	form.Del("confirm")
+	w := e.post(t, "/actions/rerun", form, as(alice))
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `id="confirm"`) || !strings.Contains(w.Body.String(), "inventory/customers/region=US/day=2026-11-21") {
+		t.Fatalf("the confirmation page: %d, or it does not show what would be written:\n%s", w.Code, w.Body.String())
+	}
+	if attempts, _ := e.c.Runner.Ledger().Attempts(ctx, "sync-clusters", "2026-11-21"); len(attempts) != 1 {
+		t.Fatalf("the confirmation page ran something: %d attempts", len(attempts))
+	}
+	form.Set("confirm", "yes")
+	if w := e.post(t, "/actions/rerun", form, as(alice)); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/runs/sync-clusters/2026-11-21?started=1" {
+		t.Fatalf("the confirmed re-run: %d %q", w.Code, w.Header().Get("Location"))
+	}
+	attempts, _ := e.c.Runner.Ledger().Attempts(ctx, "sync-clusters", "2026-11-21")
+	last := attempts[len(attempts)-1]
+	if len(attempts) != 2 || last.By != "alice" || last.Trigger != "console" || !last.Forced || strings.Join(last.Regions, ",") != "US" || last.Status != runner.StatusSucceeded {
+		t.Fatalf("the ledger after the re-run: %d attempts, the last %+v", len(attempts), last)
+	}
+	if strings.Join(ran, ",") != "sync-clusters" {
+		t.Errorf("metrics and alerts heard of %v", ran)
+	}
+	page := e.get(t, "/runs/sync-clusters/2026-11-21", as(alice)).Body.String()
+	if !strings.Contains(page, `console (forced) by <strong class="by">alice</strong>`) || !strings.Contains(page, `class="download" href="/files/US/inventory/customers/region=US/day=2026-11-21/part-0.parquet"`) {
+		t.Errorf("the run page does not say who re-ran it, or link its outputs")
+	}
+	if w := e.get(t, "/files/US/inventory/customers/region=US/day=2026-11-21/part-0.parquet", as(alice)); w.Code != 200 || !strings.HasPrefix(w.Body.String(), "PAR1") {
+		t.Errorf("an output's download: %d", w.Code)
+	}
+}

@@ -31,7 +31,8 @@ var funcs = template.FuncMap{
 	},
 	"q":       url.QueryEscape,
 	"path":    url.PathEscape,
-	"runpath": func(job, period string) string { return "/runs/" + url.PathEscape(job) + "/" + url.PathEscape(period) },
+	"runpath":  runPath,
+	"download": download,
 }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }

@@ -112,17 +112,18 @@ func (c *Console) href(ctx context.Context, f jobs.ReportFile) (string, error) {
 	return "/files/" + url.PathEscape(f.Region) + "/" + (&url.URL{Path: f.Key}).EscapedPath(), nil
 }
 
-// file serves a report file from a region's store: only keys under that
-// region's reports/ prefix, validated as storage keys (no "..", no absolute
-// paths), so nothing else of the data directory can be read.
+// file serves one of a region's data files (servable: its tables, quarantine
+// and reports; keys validated, so no "..", no absolute path) from its store,
+// which reads only regular files reached without a symlink: nothing else of
+// the data directory, or outside it, can be read.
 func (c *Console) file(w http.ResponseWriter, r *http.Request) {
 	region, key := r.PathValue("region"), r.PathValue("key")
 	if !model.ValidRegion(region) {
 		c.fail(w, r, http.StatusNotFound, fmt.Errorf("no region %q", region))
 		return
 	}
-	if err := storage.ValidateKey(key); err != nil || !strings.HasPrefix(key, "reports/region="+region+"/") {
-		c.fail(w, r, http.StatusNotFound, fmt.Errorf("not a report file of region %s: %q", region, key))
+	if !servable(region, key) {
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("not a data file of region %s: %q", region, key))
 		return
 	}
 	store, err := c.Stores.For(region)
@@ -132,7 +133,7 @@ func (c *Console) file(w http.ResponseWriter, r *http.Request) {
 	}
 	rc, obj, err := store.Get(r.Context(), key)
 	if errors.Is(err, storage.ErrNotFound) {
-		c.fail(w, r, http.StatusNotFound, fmt.Errorf("report file %s is not in region %s's storage (removed by retention?)", key, region))
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("file %s is not in region %s's storage (removed by retention, or not a regular file)", key, region))
 		return
 	}
 	if err != nil {

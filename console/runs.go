@@ -3,15 +3,19 @@ package console
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
+	"tally/model"
 	"tally/periods"
 	"tally/plan"
 	"tally/runner"
+	"tally/storage"
 )
 
 // States a period can be in, as the grid colours them.
@@ -82,7 +86,7 @@ func (c *Console) runs(w http.ResponseWriter, r *http.Request) {
 	rows, matches := grid(plans, view, c.Runner, now, job, status, period)
 	c.render(w, r, http.StatusOK, "runs.html", map[string]any{
 		"Rows": rows, "Matches": matches, "Jobs": c.Runner.Jobs(), "States": states,
-		"Job": job, "Status": status, "Period": period, "N": n,
+		"Job": job, "Status": status, "Period": period, "N": n, "Actions": c.actions(r), "Started": q.Get("started") != "",
 	})
 }
 
@@ -185,7 +189,9 @@ func roundAge(d time.Duration) string {
 	return fmt.Sprintf("%dd %dh", int(d.Hours())/24, int(d.Hours())%24)
 }
 
-// run is one job period: its state in the plan and every attempt's ledger record.
+// run is one job period: every attempt's ledger record, its outputs to
+// download, the upstream runs it read and the downstream runs that read it,
+// and (for an operator) a re-run.
 func (c *Console) run(w http.ResponseWriter, r *http.Request) {
 	jobName, id := r.PathValue("job"), r.PathValue("period")
 	j, err := c.Runner.Job(jobName)
@@ -198,17 +204,64 @@ func (c *Console) run(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadRequest, err)
 		return
 	}
-	view, err := plan.View(r.Context(), c.ledger, c.Clock, jobName)
+	view, err := plan.View(r.Context(), c.ledger, c.Clock, "")
 	if err != nil {
 		c.fail(w, r, http.StatusInternalServerError, err)
 		return
 	}
 	var attempts []*runner.Record
+	latest := map[string]*runner.Record{} // job/period → latest attempt
 	for _, rec := range view {
-		if rec.Period == p.ID() {
+		latest[rec.Job+"/"+rec.Period] = rec
+		if rec.Job == jobName && rec.Period == p.ID() {
 			attempts = append(attempts, rec)
 		}
 	}
 	sort.Slice(attempts, func(a, b int) bool { return attempts[a].Attempt > attempts[b].Attempt })
-	c.render(w, r, http.StatusOK, "run.html", map[string]any{"Title": jobName + " " + p.ID(), "Job": jobName, "Period": p.ID(), "Start": p.Start, "End": p.End(), "Attempts": attempts})
+	// Downstream: the latest attempts of the periods that read this one.
+	var downstream []*runner.Record
+	for _, rec := range latest {
+		for _, in := range rec.Inputs {
+			if in.Job == jobName && in.Period == p.ID() {
+				downstream = append(downstream, rec)
+				break
+			}
+		}
+	}
+	sort.Slice(downstream, func(a, b int) bool {
+		if downstream[a].Job != downstream[b].Job {
+			return downstream[a].Job < downstream[b].Job
+		}
+		return downstream[a].Period < downstream[b].Period
+	})
+	ended := periods.Ended(p, c.Clock.Now()) == nil
+	c.render(w, r, http.StatusOK, "run.html", map[string]any{"Title": jobName + " " + p.ID(), "Job": jobName, "Period": p.ID(), "Start": p.Start, "End": p.End(),
+		"Attempts": attempts, "Downstream": downstream, "Actions": map[bool]*actionView{true: c.actions(r)}[ended], "Started": r.URL.Query().Get("started") != ""})
+}
+
+// download is where a run's output is downloaded from the console ("": it
+// is not a region's data file).
+func download(o runner.Output) string {
+	if !servable(o.Region, o.Key) {
+		return ""
+	}
+	return "/files/" + url.PathEscape(o.Region) + "/" + (&url.URL{Path: o.Key}).EscapedPath()
+}
+
+// servable reports whether key is one of region's data files, which the
+// console serves: its tables, quarantine and reports, never the ledger,
+// leases, the outbox or secrets.
+func servable(region, key string) bool {
+	if !model.ValidRegion(region) || storage.ValidateKey(key) != nil {
+		return false
+	}
+	if strings.HasPrefix(key, "reports/region="+region+"/") {
+		return true
+	}
+	for _, prefix := range []string{"inventory/", "calls/", "usage/", "analytics/", "quarantine/"} {
+		if strings.HasPrefix(key, prefix) && strings.Contains(key, "/region="+region+"/") {
+			return true
+		}
+	}
+	return false
 }

@@ -37,6 +37,7 @@ type Record struct {
 	Attempt   int              `json:"attempt"`
 	Regions   []string         `json:"regions"`
 	Trigger   string           `json:"trigger"`
+	By        string           `json:"by,omitempty"` // who asked for it, from the console
 	Forced    bool             `json:"forced,omitempty"`
 	Status    Status           `json:"status"`
 	StartedAt time.Time        `json:"started_at"`

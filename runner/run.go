@@ -114,8 +114,9 @@ type Options struct {
 	NoDeps  bool     // fail instead of running missing upstream periods
 	DryRun  bool     // print what would run; write nothing, take no lease
 	Regions []string // limit a forced re-run to these regions' outputs
-	Trigger string   // run, backfill, serve, upstream, test
+	Trigger string   // run, backfill, serve, upstream, test, console
 	Email   bool     // send the job's emails (scheduled runs; re-runs only with --email)
+	By      string   // who asked for the run (a console identity's name; "" from the command line or the schedule)
 }
 
 // TriggerTest is a subscriptions test run's trigger.
@@ -220,7 +221,7 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 	for attempt := first; ; attempt++ {
 		rec := &Record{
 			RunID: RunID(name, p.ID(), attempt), Job: name, Period: p.ID(), Attempt: attempt,
-			Regions: regions, Trigger: o.Trigger, Forced: o.Force, Status: StatusRunning,
+			Regions: regions, Trigger: o.Trigger, By: o.By, Forced: o.Force, Status: StatusRunning,
 			StartedAt: r.clock.Now(), Holder: r.holder,
 		}
 		rec.Holder.RunID = rec.RunID
@@ -340,7 +341,7 @@ func (r *Runner) upstream(ctx context.Context, job Job, p periods.Period, o Opti
 				return inputs, Permanent(fmt.Errorf("upstream %s is missing (run it first, or drop --no-deps)", d))
 			}
 			zerolog.Ctx(ctx).Info().Str("upstream", d.String()).Msg("running missing upstream period")
-			res, err := r.Run(ctx, d.Job, d.Period, Options{Trigger: "upstream"})
+			res, err := r.Run(ctx, d.Job, d.Period, Options{Trigger: "upstream", By: o.By})
 			switch {
 			case errors.Is(err, ErrLeaseHeld):
 				if rec, err = r.waitFor(ctx, d); err != nil {

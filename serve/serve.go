@@ -49,8 +49,25 @@ type Scheduler struct {
 	schedules map[string]cron.Schedule
 	mu        sync.Mutex
 	running   map[string]bool // job/period in flight in this process
+	runCtx    context.Context // the runs' context (cancelled when Grace is over)
 	wg        sync.WaitGroup
 	alive     atomic.Int64 // unix seconds of the loop's last heartbeat
+}
+
+// Act runs an operator's action (a console re-run or backfill) in this
+// process as a firing runs: shutdown waits for it (Grace), then cancels it.
+func (s *Scheduler) Act(fn func(ctx context.Context)) {
+	s.mu.Lock()
+	ctx := s.runCtx
+	s.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn(ctx)
+	}()
 }
 
 // Init parses every job's schedule (UTC); a bad spec names its job.
@@ -184,6 +201,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRuns()
+	s.mu.Lock()
+	s.runCtx = runCtx
+	s.mu.Unlock()
 	now := s.Clock.Now()
 	missed, err := s.Missed(ctx, now)
 	if err != nil {

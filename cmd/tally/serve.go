@@ -67,18 +67,18 @@ freshness gauge rebuilt from the ledger on start.`,
 				m.Unconfirmed("", claims)
 			}
 			notifier := a.notifier(w)
+			done := func(job string, res *runner.Result, err error) {
+				a.afterRun(context.Background(), r, m, notifier, job, res, err)
+				if res == nil {
+					return
+				}
+				scope := job + "/" + res.Period.ID() + "/" // only the finished run's period can have changed
+				if claims, err := runner.Claims(context.Background(), w.stores.Control, scope); err == nil {
+					m.Unconfirmed(scope, claims)
+				}
+			}
 			s := &serve.Scheduler{Runner: r, Registry: reg, Clock: a.clock, CatchUp: a.cfg.Serve.CatchUp, Grace: a.cfg.Serve.Grace.D(), Log: a.log,
-				Poll: a.cfg.Source.Files.Poll.D(),
-				Done: func(job string, res *runner.Result, err error) {
-					a.afterRun(context.Background(), r, m, notifier, job, res, err)
-					if res == nil {
-						return
-					}
-					scope := job + "/" + res.Period.ID() + "/" // only the finished run's period can have changed
-					if claims, err := runner.Claims(context.Background(), w.stores.Control, scope); err == nil {
-						m.Unconfirmed(scope, claims)
-					}
-				}}
+				Poll: a.cfg.Source.Files.Poll.D(), Done: done}
 			if err := s.Init(); err != nil {
 				return err
 			}
@@ -90,6 +90,7 @@ freshness gauge rebuilt from the ledger on start.`,
 			if err != nil {
 				return err
 			}
+			con.Act, con.Done = s.Act, done // operators' re-runs and backfills run here, like firings
 			other := s.Handler(w.stores.Control, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 			srv := &http.Server{Handler: con.Handler(other), ReadHeaderTimeout: 10 * time.Second}
 			go srv.Serve(ln)
