@@ -185,4 +185,6 @@ func (c *Console) actions(r *http.Request) *actionView {
 	return v
 }
 
-func runPath(job, period string) string { return "/runs/" + url.PathEscape(job) + "/" + url.PathEscape(period) }
+func runPath(job, period string) string {
+	return "/runs/" + url.PathEscape(job) + "/" + url.PathEscape(period)
+}

@@ -29,8 +29,8 @@ var funcs = template.FuncMap{
 		}
 		return itoa(n) + " B"
 	},
-	"q":       url.QueryEscape,
-	"path":    url.PathEscape,
+	"q":        url.QueryEscape,
+	"path":     url.PathEscape,
 	"runpath":  runPath,
 	"download": download,
 }
