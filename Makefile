@@ -28,10 +28,12 @@ demo: export TALLY_SERVE_PUBLIC_URL = $(DEMO_CONSOLE)
 demo: build demo-subscriptions
 	@$(BIN) run sync-clusters --log-level warn
 	@$(BIN) run license-usage --log-level warn
-	@$(BIN) run analytics --log-level error
-	@# the 7 weeks before the latest: latest = the Sunday 7 days before the most recent one
+	@# 8 weeks of analytics, oldest first, so each week's trends read every week
+	@# before it: the 7 before the latest (latest = the Sunday the latest ended
+	@# week started), then the latest, which prints its KPIs
 	@latest=$$(date -u -d "$$(date -u +%F) - $$(( $$(date -u +%w) + 7 )) days" +%F); \
-	  $(BIN) backfill analytics --from $$(date -u -d "$$latest - 49 days" +%F) --to $$(date -u -d "$$latest - 7 days" +%F) --parallel 2 --log-level error >/dev/null
+	  $(BIN) backfill analytics --from $$(date -u -d "$$latest - 49 days" +%F) --to $$(date -u -d "$$latest - 7 days" +%F) --parallel 1 --log-level error >/dev/null
+	@$(BIN) run analytics --log-level error
 	@$(BIN) run reports-daily --log-level warn
 	@$(BIN) run reports-weekly --log-level error
 	@echo

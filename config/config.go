@@ -59,9 +59,9 @@ type ServeConfig struct {
 	PublicListen string `yaml:"public_listen"`
 	// MetricsLogin puts /metrics behind the console's login (and off
 	// PublicListen); by default it is outside it, for Prometheus.
-	MetricsLogin bool `yaml:"metrics_login"`
-	CatchUp int      `yaml:"catch_up"` // on start, run missing periods among each job's latest N
-	Grace   Duration `yaml:"grace"`    // on SIGTERM, how long running jobs may finish
+	MetricsLogin bool     `yaml:"metrics_login"`
+	CatchUp      int      `yaml:"catch_up"` // on start, run missing periods among each job's latest N
+	Grace        Duration `yaml:"grace"`    // on SIGTERM, how long running jobs may finish
 	// PublicURL is the console as email recipients reach it: unsubscribe links
 	// and headers point there ("": none are sent).
 	PublicURL string `yaml:"public_url"`

@@ -66,13 +66,16 @@ func (a *WeeklyAnalytics) Writes(p periods.Period, regions []string) []string {
 	return out
 }
 
+// ReadsEarlierPeriods: a week's trends read the weeks before it.
+func (a *WeeklyAnalytics) ReadsEarlierPeriods() bool { return true }
+
 // history is what earlier weeks published, for trends.
 type history struct {
 	weeks     []periods.Period // W-12 … W-1, oldest first
 	published map[string]bool  // week id → analytics complete
 }
 
-func (a *WeeklyAnalytics) history(ctx context.Context, w periods.Period) (*history, []string, error) {
+func (a *WeeklyAnalytics) history(ctx context.Context, rc *runner.RunContext, w periods.Period) (*history, []string, error) {
 	h := &history{published: map[string]bool{}}
 	var missing []string
 	p := w
@@ -81,12 +84,14 @@ func (a *WeeklyAnalytics) history(ctx context.Context, w periods.Period) (*histo
 		h.weeks = append([]periods.Period{p}, h.weeks...)
 	}
 	for _, p := range h.weeks {
-		_, done, err := a.Ledger.Complete(ctx, Analytics, p.ID())
+		rec, done, err := a.Ledger.Complete(ctx, Analytics, p.ID())
 		if err != nil {
 			return nil, nil, err
 		}
 		h.published[p.ID()] = done
-		if !done {
+		if done {
+			rc.ReadEarlier(rec) // its tables feed this week's trends: published again, this week is stale
+		} else {
 			missing = append(missing, p.ID())
 		}
 	}
@@ -95,7 +100,7 @@ func (a *WeeklyAnalytics) history(ctx context.Context, w periods.Period) (*histo
 
 // Run computes every region from that region's files only.
 func (a *WeeklyAnalytics) Run(ctx context.Context, rc *runner.RunContext) error {
-	h, missing, err := a.history(ctx, rc.Period)
+	h, missing, err := a.history(ctx, rc, rc.Period)
 	if err != nil {
 		return err
 	}

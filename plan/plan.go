@@ -115,8 +115,21 @@ func Compute(ctx context.Context, r *runner.Runner, reg *jobs.Registry, view []*
 					if len(rec.Partial) > 0 {
 						st.State, st.Detail = "partial", strings.Join(rec.Partial, "; ")
 					}
-					if weeks, ok := rec.Notes["missing_trend_weeks"].([]any); ok && len(weeks) > 0 {
-						st.Detail = fmt.Sprintf("trends lack %d earlier weeks: %v", len(weeks), weeks)
+					// Earlier periods its trends lacked: published since, they make it
+					// stale; still missing, they are its detail.
+					var lacked []string
+					if weeks, ok := rec.Notes["missing_trend_weeks"].([]any); ok {
+						for _, w := range weeks {
+							id, _ := w.(string)
+							if up := latest[j.Name()+"/"+id]; up != nil && up.Status == runner.StatusSucceeded {
+								stale[j.Name()+"/"+p.ID()] = fmt.Sprintf("week %s, missing from its trends when it ran, is published now (%s)", id, up.RunID)
+							} else {
+								lacked = append(lacked, id)
+							}
+						}
+					}
+					if len(lacked) > 0 {
+						st.Detail = fmt.Sprintf("trends lack %d earlier weeks: %v", len(lacked), lacked)
 					}
 					if notes, ok := rec.Notes["source"].(map[string]any); ok && detector != nil && j.Name() == jobs.SyncClusters {
 						why, err := detector.Changed(ctx, p, notes)
@@ -138,11 +151,20 @@ func Compute(ctx context.Context, r *runner.Runner, reg *jobs.Registry, view []*
 						break
 					}
 					for _, in := range rec.Inputs {
-						if up := latest[in.Job+"/"+in.Period]; up != nil && up.Status == runner.StatusSucceeded && up.Checksum != in.Checksum {
-							st.State, st.Detail = "stale", fmt.Sprintf("upstream %s %s was re-run after it (%s)", in.Job, in.Period, up.RunID)
-							stale[j.Name()+"/"+p.ID()] = st.Detail
-							break
+						up := latest[in.Job+"/"+in.Period]
+						if up == nil || up.Status != runner.StatusSucceeded {
+							continue
 						}
+						switch {
+						case in.Trend && up.RunID != in.RunID:
+							st.State, st.Detail = "stale", fmt.Sprintf("%s %s, read for its trends, was published again (%s)", in.Job, in.Period, up.RunID)
+						case !in.Trend && up.Checksum != in.Checksum:
+							st.State, st.Detail = "stale", fmt.Sprintf("upstream %s %s was re-run after it (%s)", in.Job, in.Period, up.RunID)
+						default:
+							continue
+						}
+						stale[j.Name()+"/"+p.ID()] = st.Detail
+						break
 					}
 				case runner.StatusFailed:
 					st.State, st.Detail = "failed", rec.Error

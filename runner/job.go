@@ -53,6 +53,13 @@ type Dep struct {
 
 func (d Dep) String() string { return d.Job + " " + d.Period.ID() }
 
+// TrendReader is a job whose runs read its own earlier periods (a week's
+// trends): re-running one makes the later ones stale, so they are re-run one
+// at a time, oldest first.
+type TrendReader interface {
+	ReadsEarlierPeriods() bool
+}
+
 // RunContext is what a job gets for one attempt.
 type RunContext struct {
 	Job     string
@@ -69,6 +76,7 @@ type RunContext struct {
 	counts     map[string]int64
 	notes      map[string]any
 	partial    []string
+	reads      []Input
 }
 
 // Publish writes one output atomically into region's store ("" = the control
@@ -196,6 +204,15 @@ func (rc *RunContext) Count(name string, n int64) {
 		rc.counts = map[string]int64{}
 	}
 	rc.counts[name] += n
+}
+
+// ReadEarlier records an earlier period of the job that the run read (a
+// week's trends read the weeks before): once that period is published again,
+// this one is stale (tally plan).
+func (rc *RunContext) ReadEarlier(rec *Record) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.reads = append(rc.reads, Input{Job: rec.Job, Period: rec.Period, RunID: rec.RunID, Checksum: rec.Checksum, Trend: true})
 }
 
 // Note records a fact about the run in the ledger (e.g. new clusters).

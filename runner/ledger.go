@@ -72,6 +72,9 @@ type Input struct {
 	RunID    string `json:"run_id"`
 	Checksum string `json:"checksum"`
 	Partial  bool   `json:"partial,omitempty"`
+	// Trend marks an earlier period of the same job the run read (a week's
+	// trends): it is stale once that period's latest attempt is another run.
+	Trend bool `json:"trend,omitempty"`
 	// gaps are the upstream run's Partial lines, carried into this run's own.
 	gaps []string
 }

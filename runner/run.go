@@ -315,6 +315,7 @@ func (r *Runner) attempt(ctx context.Context, job Job, p periods.Period, regions
 		err = context.Cause(ctx)
 	}
 	rec.Outputs, rec.Counts, rec.Notes, rec.Partial = rc.outputs, rc.counts, rc.notes, rc.partial
+	rec.Inputs = append(rec.Inputs, rc.reads...)
 	sort.Slice(rec.Outputs, func(i, j int) bool { return rec.Outputs[i].Key < rec.Outputs[j].Key })
 	rec.Rows = map[string]int64{}
 	for _, out := range rec.Outputs {

@@ -282,24 +282,13 @@ complete, 1 when any failed (the others still ran).`,
 			if o.Parallel < 1 {
 				return runner.Usagef("--parallel %d: must be at least 1", o.Parallel)
 			}
-			if stale {
-				// Exactly the stale periods of the range, re-run even though complete.
-				plans, _, err := a.plan(cmd.Context(), r, reg, a.clock.Now(), pf.Start, pt.End().Add(-time.Nanosecond))
-				if err != nil {
-					return err
-				}
-				o.Only, o.Force = map[string]bool{}, true
-				for _, jp := range plans {
-					for _, ps := range jp.Periods {
-						if jp.Job == job.Name() && ps.State == "stale" {
-							o.Only[ps.Period] = true
-						}
-					}
-				}
-				fmt.Fprintf(a.stdout, "%d stale %s periods between %s and %s\n", len(o.Only), job.Name(), pf.ID(), pt.ID())
-			}
 			o.Progress = a.backfillProgress(job.Name())
-			sum, err := r.Backfill(cmd.Context(), job.Name(), pf, pt, o)
+			var sum *runner.BackfillSummary
+			if stale {
+				sum, err = a.backfillStale(cmd.Context(), r, reg, job, pf, pt, o)
+			} else {
+				sum, err = r.Backfill(cmd.Context(), job.Name(), pf, pt, o)
+			}
 			if sum != nil {
 				a.printBackfill(job.Name(), sum)
 			}
@@ -324,6 +313,57 @@ complete, 1 when any failed (the others still ran).`,
 	f.BoolVar(&email, "email", false, "report jobs: email one digest per subscription listing every period's links")
 	f.BoolVar(&stale, "stale", false, "only the periods tally plan shows stale (an input changed after they ran), re-run")
 	return cmd
+}
+
+// backfillStale re-runs the periods of the range that tally plan shows stale,
+// then looks again: re-running them can leave others stale (a week's trends
+// read the weeks before it), so it goes on until none is left. A job whose
+// periods read its own earlier ones runs them one at a time, oldest first.
+func (a *app) backfillStale(ctx context.Context, r *runner.Runner, reg *jobs.Registry, job runner.Job, from, to periods.Period, o runner.BackfillOptions) (*runner.BackfillSummary, error) {
+	if tr, ok := job.(runner.TrendReader); ok && tr.ReadsEarlierPeriods() && o.Parallel > 1 {
+		fmt.Fprintf(a.stdout, "%s reads its earlier periods: one at a time, oldest first (not --parallel %d)\n", job.Name(), o.Parallel)
+		o.Parallel = 1
+	}
+	o.Force = true
+	all, _ := periods.Range(from, to)
+	total := &runner.BackfillSummary{Failed: map[string]error{}}
+	for round := 1; ; round++ {
+		plans, _, err := a.plan(ctx, r, reg, a.clock.Now(), from.Start, to.End().Add(-time.Nanosecond))
+		if err != nil {
+			return total, err
+		}
+		o.Only = map[string]bool{}
+		for _, jp := range plans {
+			for _, ps := range jp.Periods {
+				if jp.Job == job.Name() && ps.State == "stale" && total.Failed[ps.Period] == nil {
+					o.Only[ps.Period] = true
+				}
+			}
+		}
+		if round == 1 || len(o.Only) > 0 {
+			fmt.Fprintf(a.stdout, "%d stale %s periods between %s and %s\n", len(o.Only), job.Name(), from.ID(), to.ID())
+		}
+		if len(o.Only) == 0 || round > len(all)+1 {
+			return total, nil
+		}
+		if o.DryRun {
+			return r.Backfill(ctx, job.Name(), from, to, o)
+		}
+		sum, err := r.Backfill(ctx, job.Name(), from, to, o)
+		if sum != nil {
+			total.Periods = append(total.Periods, sum.Periods...)
+			total.Succeeded = append(total.Succeeded, sum.Succeeded...)
+			total.Skipped = append(total.Skipped, sum.Skipped...)
+			total.Planned = append(total.Planned, sum.Planned...)
+			total.Waiting = append(total.Waiting, sum.Waiting...)
+			for k, v := range sum.Failed {
+				total.Failed[k] = v
+			}
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // backfillProgress is a progress bar on a terminal, and a log line per period otherwise.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +70,55 @@ func TestServeSessionsListsAndRevokesTheConsolesLogins(t *testing.T) {
 	}
 	if _, stdout, _ := run(t, "--config", cfg, "serve", "sessions", "list"); !strings.Contains(stdout, "no sessions") {
 		t.Errorf("after revoking all: %s", stdout)
+	}
+}
+
+func TestReRunningAnEarlierWeekMakesTheLaterWeeksThatReadItStaleAndBackfillStaleClearsThemOldestFirst(t *testing.T) {
+	cfg, _ := writeConfig(t, "")
+	// Three weeks of analytics, oldest first: each week's trends read the ones before.
+	if code, stdout, stderr := run(t, "--config", cfg, "backfill", "analytics", "--from", "2026-11-01", "--to", "2026-11-15"); code != 0 {
+		t.Fatalf("backfill: exit %d\n%s%s", code, stdout, stderr)
+	}
+	planOf := func() string {
+		_, stdout, _ := run(t, "--config", cfg, "plan", "--from", "2026-11-01", "--to", "2026-11-21")
+		return stdout
+	}
+	staleLine := regexp.MustCompile(`(?m)^\s+\S+\s+stale\s`)
+	p := planOf()
+	if staleLine.MatchString(p) {
+		t.Fatalf("the weeks computed oldest first are not all fresh:\n%s", p)
+	}
+	for _, line := range strings.Split(p, "\n") {
+		if strings.Contains(line, "analytics/2026-11-15/0001") && (strings.Contains(line, "2026-11-01") || strings.Contains(line, "2026-11-08")) {
+			t.Fatalf("the latest week's trends lack a week computed before it:\n%s", line)
+		}
+	}
+	// An operator re-runs the first week: the two after it read its old tables.
+	if code, _, stderr := run(t, "--config", cfg, "run", "analytics", "--period", "2026-11-01", "--force"); code != 0 {
+		t.Fatal(stderr)
+	}
+	p = planOf()
+	for _, want := range []string{"2026-11-08     stale", "analytics 2026-11-01, read for its trends, was published again", "2026-11-15     stale"} {
+		if !strings.Contains(p, want) {
+			t.Errorf("plan does not say %q:\n%s", want, p)
+		}
+	}
+	if code, _, _ := run(t, "--config", cfg, "plan", "--from", "2026-11-01", "--to", "2026-11-21", "--check"); code != exitFailed {
+		t.Errorf("plan --check with stale weeks: exit %d, want 1", code)
+	}
+	code, stdout, stderr := run(t, "--config", cfg, "backfill", "analytics", "--from", "2026-11-01", "--to", "2026-11-15", "--stale", "--parallel", "2")
+	if code != 0 || !strings.Contains(stdout, "2 stale analytics periods") || !strings.Contains(stdout, "one at a time, oldest first") {
+		t.Fatalf("backfill --stale: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if p := planOf(); staleLine.MatchString(p) {
+		t.Errorf("after backfill --stale:\n%s", p)
+	}
+	recs := ledger(t, cfg, "analytics")
+	byWeek := map[string][]string{}
+	for _, r := range recs {
+		byWeek[r["period"].(string)] = append(byWeek[r["period"].(string)], r["started_at"].(string))
+	}
+	if len(byWeek["2026-11-08"]) != 2 || len(byWeek["2026-11-15"]) != 2 || byWeek["2026-11-08"][1] > byWeek["2026-11-15"][1] {
+		t.Errorf("the stale weeks were not each re-run once, oldest first: %v", byWeek)
 	}
 }
