@@ -37,7 +37,7 @@ demo: build demo-subscriptions
 	@$(BIN) run reports-daily --log-level warn
 	@$(BIN) run reports-weekly --log-level error
 	@echo
-	@echo "Emails: $$(find tally-data/outbox -name '*.eml' | wc -l) .eml files in tally-data/outbox/"
+	@echo "Emails: $$(find $${TALLY_STORAGE_PATH:-tally-data}/outbox -name '*.eml' | wc -l) .eml files in $${TALLY_STORAGE_PATH:-tally-data}/outbox/"
 	@echo "Query it: duckdb -c \"SELECT region, compliance, count(*) FROM read_parquet('tally-data/usage/subscription/**/*.parquet', hive_partitioning=true) GROUP BY ALL ORDER BY ALL\""
 	@echo "Console: $(BIN) serve, then open $(DEMO_CONSOLE)/ (runs, analytics with charts, reports)"
 

@@ -63,7 +63,7 @@ func (c *Chart) Alt() string {
 			}
 			b.WriteString(l + " ")
 			if j < len(s.Values) && s.Values[j] != nil {
-				b.WriteString(Format(*s.Values[j]) + c.Unit)
+				b.WriteString(c.Value(*s.Values[j]))
 			} else {
 				b.WriteString("no data")
 			}
@@ -71,6 +71,15 @@ func (c *Chart) Alt() string {
 		b.WriteString(".")
 	}
 	return b.String()
+}
+
+// Value is a point's value with its unit, as the console's tables show it:
+// percentages and seconds always with one decimal ("60.0%"), counts as they are.
+func (c *Chart) Value(v float64) string {
+	if c.Unit == "%" || c.Unit == " s" {
+		return strconv.FormatFloat(v, 'f', 1, 64) + c.Unit
+	}
+	return Format(v) + c.Unit
 }
 
 // Format is a value as charts show it: one decimal at most.
@@ -165,8 +174,8 @@ func (c *Chart) SVG() template.HTML {
 				if v == nil || i >= n {
 					continue
 				}
-				fmt.Fprintf(&b, `<rect class="point" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" data-label="%s" data-value="%s"><title>%s: %s%s</title></rect>`,
-					x(i)-bw/2, y(*v), bw, y(lo)-y(*v), colour, esc(c.Labels[i]), Format(*v), esc(c.Labels[i]), Format(*v), esc(c.Unit))
+				fmt.Fprintf(&b, `<rect class="point" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" data-label="%s" data-value="%s"><title>%s: %s</title></rect>`,
+					x(i)-bw/2, y(*v), bw, y(lo)-y(*v), colour, esc(c.Labels[i]), Format(*v), esc(c.Labels[i]), esc(c.Value(*v)))
 			}
 		} else {
 			var path strings.Builder
@@ -190,8 +199,8 @@ func (c *Chart) SVG() template.HTML {
 				if v == nil || i >= n {
 					continue
 				}
-				fmt.Fprintf(&b, `<circle class="point" cx="%.1f" cy="%.1f" r="4" fill="%s" data-label="%s" data-value="%s"><title>%s%s: %s%s</title></circle>`,
-					x(i), y(*v), colour, esc(c.Labels[i]), Format(*v), seriesPrefix(s.Name), esc(c.Labels[i]), Format(*v), esc(c.Unit))
+				fmt.Fprintf(&b, `<circle class="point" cx="%.1f" cy="%.1f" r="4" fill="%s" data-label="%s" data-value="%s"><title>%s%s: %s</title></circle>`,
+					x(i), y(*v), colour, esc(c.Labels[i]), Format(*v), seriesPrefix(s.Name), esc(c.Labels[i]), esc(c.Value(*v)))
 			}
 		}
 		b.WriteString(`</g>`)

@@ -171,13 +171,22 @@ func (c *Console) checkForm(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// limiter allows each client a few login attempts a minute.
+// limiter allows each client a few wrong logins a minute: allow says whether
+// it may try, failed spends one try (a right token spends none).
 type limiter struct {
 	mu      sync.Mutex
 	clients map[string]*rate.Limiter
 }
 
 func (l *limiter) allow(r *http.Request) bool {
+	return l.of(r).Tokens() >= 1
+}
+
+func (l *limiter) failed(r *http.Request) {
+	l.of(r).Allow()
+}
+
+func (l *limiter) of(r *http.Request) *rate.Limiter {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
@@ -192,7 +201,7 @@ func (l *limiter) allow(r *http.Request) bool {
 		lim = rate.NewLimiter(rate.Every(6*time.Second), 5) // 5 at once, then 10 a minute
 		l.clients[host] = lim
 	}
-	return lim.Allow()
+	return lim
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -208,9 +217,9 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostForm.Get("next"))
 	log := c.Log.With().Str("remote", r.RemoteAddr).Logger()
 	if !c.logins.allow(r) {
-		log.Warn().Msg("console: too many logins from one client: refused for a while")
+		log.Warn().Msg("console: too many wrong logins from one client: refused for a while")
 		w.Header().Set("Retry-After", "60")
-		c.render(w, r, http.StatusTooManyRequests, "login.html", map[string]any{"Next": next, "Enabled": true, "Error": "Too many attempts: wait a minute."})
+		c.render(w, r, http.StatusTooManyRequests, "login.html", map[string]any{"Next": next, "Enabled": true, "Error": "Too many wrong tokens: wait a minute."})
 		return
 	}
 	typed := strings.TrimSpace(r.PostForm.Get("token"))
@@ -221,6 +230,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if match == nil {
+		c.logins.failed(r)
 		log.Warn().Msg("console: a login with a wrong token")
 		c.render(w, r, http.StatusUnauthorized, "login.html", map[string]any{"Next": next, "Enabled": true, "Error": "That token is not one of the console's."})
 		return

@@ -19,7 +19,7 @@ import (
 )
 
 // States a period can be in, as the grid colours them.
-var states = []string{"complete", "partial", "missing", "failed", "stale", "waiting", "running", "abandoned"}
+var states = []string{"complete", "partial", "missing", "failed", "stale", "waiting", "running", "abandoned", "before-start"}
 
 var periodFilterRE = regexp.MustCompile(`^[0-9A-Za-z-]{0,16}$`)
 
@@ -28,7 +28,8 @@ type cell struct {
 	Period, State, Detail, RunID string
 	Attempts                     int
 	Duration                     string
-	Dim                          bool // filtered out by status
+	Rows                         int64 // rows its latest attempt wrote
+	Dim                          bool  // filtered out by status
 }
 
 type freshness struct {
@@ -40,6 +41,7 @@ type gridRow struct {
 	Job, Cadence, Schedule string
 	Next                   []time.Time
 	Cells                  []cell
+	Axis                   []string // under each cell: its date every few periods, else ""
 	Fresh                  []freshness
 	Gaps                   int
 }
@@ -110,14 +112,18 @@ func grid(plans []plan.JobPlan, view []*runner.Record, rn *runner.Runner, now ti
 		}
 	}
 	durations := map[string]string{} // run id → duration
+	rows := map[string]int64{}       // run id → rows written
 	for _, rec := range view {
+		for _, n := range rec.Rows {
+			rows[rec.RunID] += n
+		}
 		if rec.DurationMS > 0 {
 			durations[rec.RunID] = (time.Duration(rec.DurationMS) * time.Millisecond).Round(time.Millisecond).String()
 		} else if rec.EndedAt != nil {
 			durations[rec.RunID] = rec.EndedAt.Sub(rec.StartedAt).Round(time.Millisecond).String()
 		}
 	}
-	var rows []gridRow
+	var out []gridRow
 	var matches []cell
 	for _, p := range plans {
 		if job != "" && p.Job != job {
@@ -133,7 +139,7 @@ func grid(plans []plan.JobPlan, view []*runner.Record, rn *runner.Runner, now ti
 				continue
 			}
 			c := cell{Period: ps.Period, State: ps.State, Detail: ps.Detail, RunID: ps.RunID,
-				Attempts: attempts[key{p.Job, ps.Period}], Duration: durations[ps.RunID]}
+				Attempts: attempts[key{p.Job, ps.Period}], Duration: durations[ps.RunID], Rows: rows[ps.RunID]}
 			if ps.Gap() {
 				row.Gaps++
 			}
@@ -145,6 +151,7 @@ func grid(plans []plan.JobPlan, view []*runner.Record, rn *runner.Runner, now ti
 			}
 			row.Cells = append(row.Cells, c)
 		}
+		row.Axis = axis(row.Cells, j.Cadence())
 		regions := make([]string, 0, len(latestOK[p.Job]))
 		for region := range latestOK[p.Job] {
 			regions = append(regions, region)
@@ -159,10 +166,32 @@ func grid(plans []plan.JobPlan, view []*runner.Record, rn *runner.Runner, now ti
 			}
 			row.Fresh = append(row.Fresh, f)
 		}
-		rows = append(rows, row)
+		out = append(out, row)
 	}
 	sort.SliceStable(matches, func(i, j int) bool { return matches[i].Period > matches[j].Period })
-	return rows, matches
+	return out, matches
+}
+
+// axis labels the grid's cells with their dates, every week of days, every
+// 4 weeks, every quarter of months, from the oldest.
+func axis(cells []cell, c periods.Cadence) []string {
+	every, layout := 7, "Jan 2"
+	switch c {
+	case periods.Weekly:
+		every = 4
+	case periods.Monthly:
+		every, layout = 3, "Jan 2006"
+	}
+	labels := make([]string, len(cells))
+	for i, cl := range cells {
+		if i%every != 0 {
+			continue
+		}
+		if p, err := periods.Parse(c, cl.Period); err == nil {
+			labels[i] = p.Start.Format(layout)
+		}
+	}
+	return labels
 }
 
 func withJob(c cell, job string) cell {

@@ -622,3 +622,21 @@ func keepValid[T any](ctx context.Context, q *quarantine, entity string, rows []
 func ReadTable[T any](ctx context.Context, s storage.Store, key string) ([]T, error) {
 	return readAll[T](ctx, s, key)
 }
+
+// EachRow calls fn with each row of one of tally's tables in turn, holding one
+// row at a time (the console looks names up in a day's inventory with it).
+// storage.ErrNotFound when it was never published.
+func EachRow[T any](ctx context.Context, s storage.Store, key string, fn func(*T)) error {
+	in, err := openInput[T](ctx, s, key)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	for {
+		row, ok := in.Next()
+		if !ok {
+			return in.Err()
+		}
+		fn(&row)
+	}
+}

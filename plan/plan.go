@@ -1,6 +1,7 @@
 // Package plan owns what `tally plan` and the console show of each job's
 // recent periods: complete, partial, missing, failed, stale (an upstream
-// changed after it), waiting, running or abandoned, with the next firings.
+// changed after it), waiting, running, abandoned, or before-start (ended before
+// tally was expected to run, never a gap), with the next firings.
 package plan
 
 import (
@@ -20,7 +21,7 @@ import (
 type PeriodState struct {
 	Job    string `json:"job"`
 	Period string `json:"period"`
-	State  string `json:"state"` // complete, partial, missing, failed, stale, waiting, running, abandoned
+	State  string `json:"state"` // complete, partial, missing, failed, stale, waiting, running, abandoned, before-start
 	RunID  string `json:"run_id,omitempty"`
 	Detail string `json:"detail,omitempty"`
 }
@@ -64,12 +65,41 @@ func View(ctx context.Context, ledger *runner.Ledger, clk clock.Clock, job strin
 	return recs, nil
 }
 
-// Compute lists, per job, the periods that ended between from and to (from
-// zero: back periods, or a few by cadence when back is 0) with their state, and counts the gaps (missing,
-// failed, stale, abandoned). view is the ledger as readers see it (running
-// attempts whose lease is gone read abandoned, see View); detector, when the
-// source can tell, marks synced days whose delivery changed since as stale.
-func Compute(ctx context.Context, r *runner.Runner, reg *jobs.Registry, view []*runner.Record, detector source.ChangeDetector, now, from, to time.Time, back int) ([]JobPlan, int, error) {
+// Window is which periods Compute lists: those that ended between From and To
+// (From zero: Back periods, or a few by cadence when Back is 0). A period
+// with no run that ended by Start reads before-start, not missing.
+type Window struct {
+	From, To, Start time.Time
+	Back            int
+}
+
+// Start is when tally is expected to have started running: the configured
+// date (runner.start_date, YYYY-MM-DD), else the day of the ledger's first
+// run, else now (nothing has run: nothing is owed yet).
+func Start(configured string, view []*runner.Record, now time.Time) (time.Time, error) {
+	if configured != "" {
+		t, err := time.Parse(time.DateOnly, configured)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("runner.start_date %q: want a date like 2026-01-01", configured)
+		}
+		return t, nil
+	}
+	first := now
+	for _, rec := range view {
+		if rec.StartedAt.Before(first) {
+			first = rec.StartedAt
+		}
+	}
+	return first.UTC().Truncate(24 * time.Hour), nil
+}
+
+// Compute lists, per job, the periods of the window with their state, and
+// counts the gaps (missing, failed, stale, abandoned). view is the ledger as
+// readers see it (running attempts whose lease is gone read abandoned, see
+// View); detector, when the source can tell, marks synced days whose delivery
+// changed since as stale.
+func Compute(ctx context.Context, r *runner.Runner, reg *jobs.Registry, view []*runner.Record, detector source.ChangeDetector, now time.Time, w Window) ([]JobPlan, int, error) {
+	from, to, back := w.From, w.To, w.Back
 	latest := map[string]*runner.Record{} // job/period → latest attempt
 	for _, rec := range view {
 		latest[rec.Job+"/"+rec.Period] = rec
@@ -107,7 +137,11 @@ func Compute(ctx context.Context, r *runner.Runner, reg *jobs.Registry, view []*
 		ps, _ := periods.Range(first, last)
 		for _, p := range ps {
 			st := PeriodState{Job: j.Name(), Period: p.ID(), State: "missing"}
-			if rec := latest[j.Name()+"/"+p.ID()]; rec != nil {
+			rec := latest[j.Name()+"/"+p.ID()]
+			if rec == nil && !w.Start.IsZero() && !p.End().After(w.Start) {
+				st.State, st.Detail = "before-start", "ended before "+w.Start.Format(time.DateOnly)+", when tally started (runner.start_date)"
+			}
+			if rec != nil {
 				st.RunID = rec.RunID
 				switch rec.Status {
 				case runner.StatusSucceeded:

@@ -158,10 +158,25 @@ func TestRunPrintsASummaryAndTheLedgerShowsIt(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, `"run_id": "sync-clusters/2026-11-21/0001"`) {
 		t.Fatalf("runs -o json: exit %d\n%s", code, stdout)
 	}
-	code, stdout, _ = run(t, "--config", cfg, "plan", "--as-of", "2026-11-22T00:20:00Z", "--check")
+}
+
+func TestPeriodsThatEndedBeforeRunnerStartDateAreNotGapsInPlanCheckDefaultTheLedgersFirstRun(t *testing.T) {
+	cfg, _ := writeConfig(t, "")
+	if code, _, stderr := run(t, "--config", cfg, "run", "license-usage"); code != 0 {
+		t.Fatal(stderr)
+	}
+	// No start date: the day of the ledger's first run (2026-11-22).
+	code, stdout, _ := run(t, "--config", cfg, "plan", "--check")
 	flat := strings.Join(strings.Fields(stdout), " ")
-	if code != exitFailed || !strings.Contains(flat, "2026-11-21 complete") || !strings.Contains(flat, "2026-11-20 missing") {
-		t.Fatalf("plan --check: exit %d (want 1: earlier days are missing)\n%s", code, stdout)
+	if code != 0 || !strings.Contains(flat, "2026-11-21 complete") || !strings.Contains(flat, "2026-11-20 before-start ended before 2026-11-22") {
+		t.Fatalf("plan --check on a fresh install: exit %d (want 0: the days before its first run are not gaps)\n%s", code, stdout)
+	}
+	// A start date before it: the days between are owed.
+	t.Setenv("TALLY_RUNNER_START_DATE", "2026-11-18")
+	code, stdout, _ = run(t, "--config", cfg, "plan", "--check")
+	flat = strings.Join(strings.Fields(stdout), " ")
+	if code != exitFailed || !strings.Contains(flat, "2026-11-20 missing") || !strings.Contains(flat, "2026-11-18 missing") || !strings.Contains(flat, "2026-11-17 before-start") {
+		t.Fatalf("plan --check with runner.start_date 2026-11-18: exit %d (want 1: 18–20 are missing)\n%s", code, stdout)
 	}
 }
 

@@ -23,10 +23,12 @@ func (a *app) planCmd() *cobra.Command {
 		Short: "Show each job's next firings and every missing, failed or stale period",
 		Long: `For each job, list the periods that ended between --from and --to (default: the
 last 7 days, 4 weeks or 3 months as of --as-of) with their state — complete,
-missing, failed, stale (an upstream was re-run after it), running or abandoned —
-and the next firings of its schedule. --check exits 1 when any period is
-missing, failed or stale, so an operator or a CI step sees gaps before a
-backfill.`,
+missing, failed, stale (an upstream was re-run after it, or an earlier week its
+trends read was published again), running, abandoned or before-start — and the
+next firings of its schedule. A period that ended before runner.start_date
+(default: the day of the ledger's first run) and never ran is before-start, not
+a gap. --check exits 1 when any period is missing, failed or stale, so an
+operator or a CI step sees gaps before a backfill.`,
 		Example: "  tally plan\n  tally plan --from 2026-10-01 --to 2026-10-31 --check\n  tally plan -o json",
 		Args:    usageArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -108,5 +110,9 @@ func (a *app) plan(ctx context.Context, r *runner.Runner, reg *jobs.Registry, no
 		return nil, 0, err
 	}
 	detector, _ := src.(source.ChangeDetector)
-	return plan.Compute(ctx, r, reg, view, detector, now, from, to, 0)
+	start, err := plan.Start(a.cfg.Runner.StartDate, view, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	return plan.Compute(ctx, r, reg, view, detector, now, plan.Window{From: from, To: to, Start: start})
 }

@@ -220,7 +220,11 @@ func (a *app) console(ctx context.Context, r *runner.Runner, reg *jobs.Registry,
 	detector, _ := src.(source.ChangeDetector) // a files source marks re-delivered days stale
 	c := &console.Console{Runner: r, Registry: reg, Stores: w.stores, Links: w.links, Clock: a.clock, Log: a.log,
 		Plan: func(ctx context.Context, view []*runner.Record, now time.Time, back int) ([]plan.JobPlan, error) {
-			plans, _, err := plan.Compute(ctx, r, reg, view, detector, now, time.Time{}, time.Time{}, back)
+			start, err := plan.Start(a.cfg.Runner.StartDate, view, now)
+			if err != nil {
+				return nil, err
+			}
+			plans, _, err := plan.Compute(ctx, r, reg, view, detector, now, plan.Window{Start: start, Back: back})
 			return plans, err
 		}}
 	c.Auth = a.consoleAuth(listen)

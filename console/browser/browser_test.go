@@ -17,69 +17,104 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 )
 
-// site is a running tally serve on demo data.
+// site is a running tally serve, with its login on, over make demo's data.
 type site struct {
-	url, data string
-	failed    string // the day whose sync failed
+	url, data, dir string
+	bin, config    string
+	failed         string            // the day whose sync failed
+	tokens         map[string]string // name → token: alice is an operator, victor a viewer
+	latest         time.Time         // the Sunday the latest ended week started
 }
 
-// tally builds the binary once per test run.
-func build(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "tally")
-	out, err := exec.Command("go", "build", "-o", bin, "tally/cmd/tally").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+var (
+	siteOnce sync.Once
+	shared   *site
+	siteErr  string
+	cleanup  []func()
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, f := range cleanup {
+		f()
 	}
-	return bin
+	os.Exit(code)
 }
 
-// demoSite runs the demo's chain (3 weeks of analytics, every report), one
-// failed sync, then tally serve on a free port.
+// demoSite is make demo into a temp dir, one failed sync,
+// then tally serve with token logins on a free port: one per test run, the
+// tests taking turns on it in file order.
 func demoSite(t *testing.T) *site {
 	t.Helper()
-	bin := build(t)
-	dir := t.TempDir()
-	s := &site{data: filepath.Join(dir, "tally-data")}
-	env := append(os.Environ(), "TALLY_STORAGE_PATH="+s.data, "TALLY_SOURCE_SCALE=20", "TALLY_SERVE_CATCH_UP=0", "TALLY_LOG_FORMAT=json",
-		"TALLY_SERVE_PUBLIC_URL=http://127.0.0.1/")
-	tally := func(extra []string, args ...string) ([]byte, error) {
-		cmd := exec.Command(bin, append(args, "--log-level", "error")...)
-		cmd.Dir, cmd.Env = dir, append(append([]string{}, env...), extra...)
-		return cmd.CombinedOutput()
+	siteOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "tally-browser-")
+		if err != nil {
+			siteErr = err.Error()
+			return
+		}
+		cleanup = append(cleanup, func() { os.RemoveAll(dir) })
+		shared, siteErr = startSite(dir)
+	})
+	if siteErr != "" {
+		t.Fatal(siteErr)
 	}
-	must := func(args ...string) {
-		if out, err := tally(nil, args...); err != nil {
-			t.Fatalf("tally %v: %v\n%s", args, err, out)
+	return shared
+}
+
+func startSite(dir string) (*site, string) {
+	s := &site{dir: dir, data: filepath.Join(dir, "tally-data"), bin: filepath.Join(dir, "tally"), config: filepath.Join(dir, "tally.yaml"),
+		tokens: map[string]string{"alice": "alice-operator-token-0123456789", "victor": "victor-viewer-token-0123456789"}}
+	if out, err := exec.Command("go", "build", "-o", s.bin, "tally/cmd/tally").CombinedOutput(); err != nil {
+		return nil, fmt.Sprintf("go build: %v\n%s", err, out)
+	}
+	// make demo, exactly as a newcomer runs it, into this test's directory.
+	demo := exec.Command("make", "-C", filepath.Join("..", ".."), "demo")
+	demo.Env = append(os.Environ(), "TALLY_STORAGE_PATH="+s.data, "TALLY_LOG_FORMAT=json")
+	if out, err := demo.CombinedOutput(); err != nil {
+		return nil, fmt.Sprintf("make demo: %v\n%s", err, out)
+	}
+	now := time.Now().UTC()
+	s.latest = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, -int(now.Weekday())-7)
+	for name, token := range s.tokens {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(token+"\n"), 0o600); err != nil {
+			return nil, err.Error()
 		}
 	}
-	for _, sub := range [][]string{{"demo-flex", "flex-license-usage", "daily"}, {"demo-cs", "customer-subscriptions", "weekly"}, {"demo-devices", "devices", "daily"}} {
-		must("subscriptions", "add", "--id", sub[0], "--partner", "P093374", "--template", sub[1], "--cadence", sub[2], "--to", "ops@example.com")
+	cfg := fmt.Sprintf(`storage: {type: local, path: %q}
+serve:
+  catch_up: 0
+  public_url: "http://127.0.0.1/"
+  auth:
+    type: token
+    tokens:
+      - {name: alice, role: operator, token_file: %q}
+      - {name: victor, role: viewer, token_file: %q}
+log: {format: json}
+`, s.data, filepath.Join(dir, "alice"), filepath.Join(dir, "victor"))
+	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
+		return nil, err.Error()
 	}
-	must("run", "reports-daily")
-	must("run", "reports-weekly")
-	now := time.Now().UTC()
-	lastWeek := now.AddDate(0, 0, -int(now.Weekday())-7) // the Sunday the latest ended week started
-	must("backfill", "analytics", "--from", lastWeek.AddDate(0, 0, -14).Format("2006-01-02"), "--to", lastWeek.AddDate(0, 0, -7).Format("2006-01-02"), "--parallel", "2")
 	s.failed = now.AddDate(0, 0, -120).Format("2006-01-02")
-	if out, err := tally([]string{"TALLY_SOURCE_TYPE=files", "TALLY_SOURCE_FILES_PATH=" + t.TempDir(), "TALLY_SOURCE_FILES_READY_DEADLINE=1s", "TALLY_RUNNER_MAX_ATTEMPTS=1"},
-		"run", "sync-clusters", "--period", s.failed); err == nil {
-		t.Fatalf("the sync of an undelivered day succeeded:\n%s", out)
+	sync := exec.Command(s.bin, "--config", s.config, "run", "sync-clusters", "--period", s.failed, "--log-level", "error")
+	sync.Env = append(os.Environ(), "TALLY_SOURCE_TYPE=files", "TALLY_SOURCE_FILES_PATH="+filepath.Join(dir, "landing"), "TALLY_SOURCE_FILES_READY_DEADLINE=1s", "TALLY_RUNNER_MAX_ATTEMPTS=1")
+	os.MkdirAll(filepath.Join(dir, "landing"), 0o755)
+	if out, err := sync.CombinedOutput(); err == nil {
+		return nil, fmt.Sprintf("the sync of an undelivered day succeeded:\n%s", out)
 	}
 
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--log-level", "info")
-	cmd.Dir, cmd.Env = dir, env
+	cmd := exec.Command(s.bin, "--config", s.config, "serve", "--listen", "127.0.0.1:0", "--log-level", "info")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err.Error()
 	}
-	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	cleanup = append([]func(){func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }}, cleanup...)
 	lines := bufio.NewScanner(stderr)
 	for lines.Scan() {
 		var l struct {
@@ -91,15 +126,78 @@ func demoSite(t *testing.T) *site {
 		}
 	}
 	if s.url == "" {
-		t.Fatal("tally serve never logged its console URL")
+		return nil, "tally serve never logged its console URL"
 	}
 	go io.Copy(io.Discard, stderr)
-	return s
+	return s, ""
+}
+
+// tally runs the site's binary on its config.
+func (s *site) tally(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(s.bin, append([]string{"--config", s.config, "--log-level", "error"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tally %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// week is the Sunday n weeks before the latest ended week.
+func (s *site) week(n int) string { return s.latest.AddDate(0, 0, -7*n).Format("2006-01-02") }
+
+// login logs the browser in with name's token.
+func (s *site) login(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	open(t, ctx, s.url+"/login", "input[name=token]")
+	if err := chromedp.Do(ctx, chromedp.SendKeys(`input[name=token]`, s.tokens[name]), chromedp.Submit(`input[name=token]`),
+		chromedp.WaitVisible(`.who`)); err != nil {
+		t.Fatalf("log in as %s: %v", name, err)
+	}
+	if who := eval[string](t, ctx, `document.querySelector('.who').textContent`); !strings.Contains(who, name) {
+		t.Fatalf("logged in as %s, the page says %q", name, who)
+	}
+}
+
+// client is an HTTP client that does not follow redirects.
+var client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 30 * time.Second}
+
+// session logs in over HTTP and returns the session cookie.
+func (s *site) session(t *testing.T, name string) *http.Cookie {
+	t.Helper()
+	resp, err := client.PostForm(s.url+"/login", url.Values{"token": {s.tokens[name]}, "next": {"/runs"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Value != "" {
+			return c
+		}
+	}
+	t.Fatalf("log in as %s: %d, no cookie", name, resp.StatusCode)
+	return nil
+}
+
+// fetch GETs path with the cookie (nil: none), as a browser asks for a page.
+func (s *site) fetch(t *testing.T, path string, cookie *http.Cookie) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
+	req.Header.Set("Accept", "text/html")
+	if cookie != nil {
+		req.AddCookie(cookie)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // browser starts chromium-headless-shell; missing, the test fails in CI
 // (make test installs it) and is skipped elsewhere with how to install it.
-func browser(t *testing.T) context.Context {
+func browser(t *testing.T, width int) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium-headless-shell")
 	if err != nil {
@@ -109,7 +207,7 @@ func browser(t *testing.T) context.Context {
 		t.Skip("chromium-headless-shell is missing: make test installs it (apt-get install chromium-headless-shell)")
 	}
 	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(path), chromedp.Flag("headless", "shell"), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("no-zygote", true), chromedp.Flag("single-process", true), chromedp.WindowSize(1400, 1000)}
+		chromedp.Flag("no-zygote", true), chromedp.Flag("single-process", true), chromedp.WindowSize(width, 1000)}
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
 	ctx, cancel2 := chromedp.NewContext(actx)
@@ -153,8 +251,9 @@ func open(t *testing.T, ctx context.Context, u, ready string) {
 }
 
 func TestTheConsoleInABrowserShowsRunsAFailedRunsErrorChartsAndDownloads(t *testing.T) {
-	ctx := browser(t)
+	ctx := browser(t, 1400)
 	s := demoSite(t)
+	s.login(t, ctx, "alice")
 
 	// The grid shows the demo's runs.
 	open(t, ctx, s.url+"/runs", "#grid")
@@ -177,7 +276,7 @@ func TestTheConsoleInABrowserShowsRunsAFailedRunsErrorChartsAndDownloads(t *test
 	screenshot(t, ctx, "run-failed")
 
 	// The analytics of one partner and region: the charts' points are the
-	// published weeks' (3 of the 8 weeks, two series in the license chart).
+	// published weeks' (make demo's 8, two series in the license chart).
 	open(t, ctx, s.url+"/analytics", "#selector")
 	partners := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('select[name=partner] option')).map(o => o.value)`)
 	partner := ""
@@ -192,6 +291,7 @@ func TestTheConsoleInABrowserShowsRunsAFailedRunsErrorChartsAndDownloads(t *test
 		t.Fatalf("no partner of %v has analytics in two regions", partners)
 	}
 	region := eval[string](t, ctx, `document.querySelector('#heading').textContent`)
+	name := eval[string](t, ctx, `document.querySelector('select[name=partner] option:checked').textContent`)
 	weeks := eval[int](t, ctx, `8 - (document.querySelector('.warn') ? document.querySelector('.warn').textContent.split(',').length : 0)`)
 	for id, perWeek := range map[string]int{"chart-licenses": 2, "chart-calling-users": 1, "chart-quality": 1} {
 		drawn := eval[int](t, ctx, fmt.Sprintf(`document.querySelectorAll('#%s circle.point').length`, id))
@@ -199,18 +299,18 @@ func TestTheConsoleInABrowserShowsRunsAFailedRunsErrorChartsAndDownloads(t *test
 			t.Errorf("%s: %d points drawn, want %d (%d published weeks × %d series)", id, drawn, perWeek*weeks, weeks, perWeek)
 		}
 	}
-	if weeks != 3 {
-		t.Errorf("%d weeks published in the chart window, want 3", weeks)
+	if weeks != 8 {
+		t.Errorf("%d weeks published in the chart window, want make demo's 8", weeks)
 	}
 	if gaps := eval[int](t, ctx, `document.querySelector('#chart-licenses path').getAttribute('d').split('M').length - 1`); gaps != 1 {
-		t.Errorf("the license line has %d segments, want 1 (3 consecutive weeks)", gaps)
+		t.Errorf("the license line has %d segments, want 1 (8 consecutive weeks)", gaps)
 	}
 	screenshot(t, ctx, "analytics")
 	other := eval[string](t, ctx, `document.querySelector('nav.regions a:not([aria-current])').textContent`)
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`nav.regions a:not([aria-current])`)), chromedp.WaitVisible(chromedp.CSS("#chart-licenses"))); err != nil {
 		t.Fatal(err)
 	}
-	if now := eval[string](t, ctx, `document.querySelector('#heading').textContent`); now != partner+" in "+other || now == region {
+	if now := eval[string](t, ctx, `document.querySelector('#heading').textContent`); now != name+" in "+other || now == region {
 		t.Errorf("switching region from %q to %s shows %q", region, other, now)
 	}
 	screenshot(t, ctx, "analytics-"+other)
@@ -220,7 +320,9 @@ func TestTheConsoleInABrowserShowsRunsAFailedRunsErrorChartsAndDownloads(t *test
 	href := eval[string](t, ctx, `document.querySelector('a.download').href`)
 	screenshot(t, ctx, "reports")
 	u, _ := url.Parse(href)
-	resp, err := http.Get(href)
+	req, _ := http.NewRequest(http.MethodGet, href, nil)
+	req.AddCookie(s.session(t, "victor")) // a viewer downloads too
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

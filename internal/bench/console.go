@@ -87,7 +87,7 @@ func benchConsole(requests int) (ConsoleResult, error) {
 	}
 	c := &console.Console{Runner: r, Registry: reg, Stores: stores, Clock: clk, Log: zerolog.Nop(),
 		Plan: func(ctx context.Context, view []*runner.Record, now time.Time, back int) ([]plan.JobPlan, error) {
-			p, _, err := plan.Compute(ctx, r, reg, view, nil, now, time.Time{}, time.Time{}, back)
+			p, _, err := plan.Compute(ctx, r, reg, view, nil, now, plan.Window{Back: back})
 			return p, err
 		}}
 	if err := c.Init(); err != nil {
