@@ -248,7 +248,8 @@ Indexed Jobs: --shard $(JOB_COMPLETION_INDEX)/N). Exit 0 when every period is
 complete, 1 when any failed (the others still ran).`,
 		Example: `  tally backfill license-usage --from 2026-10-01 --to 2026-10-31 --parallel 2
   tally backfill sync-clusters --from 2026-11-01 --to 2026-11-20 --shard 0/4
-  tally backfill license-usage --from 2026-10-01 --to 2026-10-07 --dry-run`,
+  tally backfill license-usage --from 2026-10-01 --to 2026-10-07 --dry-run
+  tally backfill analytics --from 2026-09-06 --to 2026-11-15 --stale`,
 		Args: usageArgs(1, "one job name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if from == "" || to == "" {
@@ -311,7 +312,7 @@ complete, 1 when any failed (the others still ran).`,
 	f.BoolVar(&o.DryRun, "dry-run", false, "print what would run; write nothing")
 	f.StringVar(&shard, "shard", "", "I/N: run only the periods at positions I mod N (I from 0)")
 	f.BoolVar(&email, "email", false, "report jobs: email one digest per subscription listing every period's links")
-	f.BoolVar(&stale, "stale", false, "only the periods tally plan shows stale (an input changed after they ran), re-run")
+	f.BoolVar(&stale, "stale", false, "only the periods tally plan shows stale (an input, or an earlier week a week's trends read, changed after they ran), re-run until none is left; analytics weeks one at a time, oldest first")
 	return cmd
 }
 

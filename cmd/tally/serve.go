@@ -38,7 +38,14 @@ serve.catch_up ended periods are run, oldest first. A job never runs twice at on
 for one period. On SIGTERM no new firing starts; running jobs get serve.grace to
 finish, then are cancelled; their leases are released. /healthz answers when the
 scheduler loop and storage are alive; /metrics serves Prometheus metrics, the
-freshness gauge rebuilt from the ledger on start.`,
+freshness gauge rebuilt from the ledger on start.
+
+The web console listens on serve.listen (default 127.0.0.1:8080, this machine
+only). Beyond loopback it needs a login (serve.auth: named tokens or a header
+from a login proxy, roles viewer and operator) or it exits 2, unless
+serve.auth.allow_anonymous. serve.public_listen serves only the routes outside
+the login (/healthz, /metrics, /unsubscribe) for probes, Prometheus and a public
+Ingress.`,
 		Example: "  tally serve\n  tally serve --listen 127.0.0.1:9090",
 		Args:    usageArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
