@@ -20,7 +20,7 @@ func TestAConsoleWithoutALoginBeyondLoopbackIsRefusedExit2UnlessAllowAnonymous(t
 	// Allowed, it starts, says so in its log and on every page.
 	os.WriteFile(cfg, bytes.Replace(must(os.ReadFile(cfg)), []byte("log:\n"), []byte("serve:\n  catch_up: 0\n  auth:\n    allow_anonymous: true\nlog:\n"), 1), 0o644)
 	srv := tally(cfg, "serve", "--listen", "0.0.0.0:0")
-	var out bytes.Buffer
+	var out lockedBuffer
 	srv.Stderr = &out
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)

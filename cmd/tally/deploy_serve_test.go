@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -202,7 +201,7 @@ func TestTheShippedServeManifestsStartWithTheConsoleBehindItsLoginAndProbesAndSc
 
 	cmd := exec.Command(tallyBin, c.Args...)
 	cmd.Env = env
-	var logs bytes.Buffer
+	var logs lockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
