@@ -43,6 +43,12 @@ type Message struct {
 	// Unsubscribe, when set, is the one-click unsubscribe URL of the
 	// List-Unsubscribe and List-Unsubscribe-Post headers (RFC 8058).
 	Unsubscribe string
+	// Accepted, when set, runs the moment the message is delivered — the SMTP
+	// server's 250 to its DATA, the outbox file created — before anything
+	// else is said on the connection: the sender confirms its send claim
+	// there, so a failure after it (RSET, QUIT, a dropped connection) can
+	// never make the message go twice.
+	Accepted func()
 }
 
 // Inline is an image of the HTML part, referenced as cid:<CID>.
@@ -130,60 +136,6 @@ func EML(m *Message) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// SMTPConfig is how to reach the SMTP server.
-type SMTPConfig struct {
-	Host     string
-	Port     int
-	TLS      string // starttls (required), tls (implicit), none
-	Username string
-	Password string
-	Timeout  time.Duration
-}
-
-// SMTP sends over SMTP.
-type SMTP struct {
-	cfg  SMTPConfig
-	opts []gomail.Option
-}
-
-// NewSMTP checks cfg and prepares a sender.
-func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
-	opts := []gomail.Option{gomail.WithPort(cfg.Port), gomail.WithTimeout(cfg.Timeout)}
-	switch cfg.TLS {
-	case "starttls", "":
-		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
-	case "tls":
-		opts = append(opts, gomail.WithSSL())
-	case "none":
-		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
-	default:
-		return nil, fmt.Errorf("smtp.tls %q: starttls, tls or none", cfg.TLS)
-	}
-	if cfg.Username != "" {
-		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthPlain), gomail.WithUsername(cfg.Username), gomail.WithPassword(cfg.Password))
-	}
-	return &SMTP{cfg: cfg, opts: opts}, nil
-}
-
-// Send delivers m.
-func (s *SMTP) Send(ctx context.Context, m *Message) error {
-	msg, err := m.build()
-	if err != nil {
-		return err
-	}
-	c, err := gomail.NewClient(s.cfg.Host, s.opts...)
-	if err != nil {
-		return fmt.Errorf("smtp %s: %w", s.Where(), err)
-	}
-	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
-		return fmt.Errorf("smtp %s: %w", s.Where(), err)
-	}
-	return nil
-}
-
-// Where is smtp://host:port.
-func (s *SMTP) Where() string { return fmt.Sprintf("smtp://%s:%d", s.cfg.Host, s.cfg.Port) }
-
 // MessageID is a message id as a Message-ID (without the angle brackets).
 func MessageID(id string) string { return strings.ReplaceAll(id, "/", ".") + "@tally" }
 
@@ -201,7 +153,10 @@ func (o *Outbox) Send(ctx context.Context, m *Message) error {
 	}
 	_, err = o.Store.Create(ctx, OutboxKey(m.ID), b)
 	if errors.Is(err, storage.ErrExists) {
-		return nil // delivered before: the same message, the same file
+		err = nil // delivered before: the same message, the same file
+	}
+	if err == nil && m.Accepted != nil {
+		m.Accepted()
 	}
 	return err
 }

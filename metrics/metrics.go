@@ -61,7 +61,7 @@ func build(noJob bool) *Metrics {
 			labels("region")),
 	}
 	m.unconfirmed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tally_emails_unconfirmed",
-		Help: "Email sends claimed but never confirmed (the process died between claim and send); the next run sends them again with the same Message-ID."},
+		Help: "Email sends not confirmed: failed (tally resend sends them) or claimed by a process that stopped before it knew (the period's next run sends them), with the same Message-ID."},
 		labels())
 	m.Registry.MustRegister(m.runs, m.duration, m.rows, m.emails, m.lastSuccess, m.unconfirmed)
 	return m
@@ -159,9 +159,8 @@ func (m *Metrics) Expect(jobs map[string]periods.Cadence, now func() time.Time) 
 		jobs: jobs, now: now})
 }
 
-// Unconfirmed sets tally_emails_unconfirmed{job}: sends claimed but never
-// confirmed (the process died between claim and send); the next run of the
-// period sends them again with the same Message-ID. claims are every claim
+// Unconfirmed sets tally_emails_unconfirmed{job}: sends not confirmed,
+// failed or claimed by a process that stopped before it knew. claims are every claim
 // under scope, a claim key prefix ("" for all, "<job>/<period>/" after a run),
 // so a finished run rereads only its own period's claims.
 func (m *Metrics) Unconfirmed(scope string, claims []*runner.EmailClaim) {

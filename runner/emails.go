@@ -23,6 +23,13 @@ import (
 const (
 	ClaimPending = "claimed" // claimed, the send not (yet) confirmed
 	ClaimSent    = "sent"
+	ClaimFailed  = "failed" // the server refused it, or every try failed: tally resend sends it again
+)
+
+// Email statuses in the ledger.
+const (
+	EmailSent   = "sent"
+	EmailFailed = "failed"
 )
 
 // DefaultGroup is the recipient group of a message to all of a subscription's
@@ -45,6 +52,7 @@ type EmailClaim struct {
 	SentAt       *time.Time `json:"sent_at,omitempty"`
 	SentBy       string     `json:"sent_by,omitempty"` // the run that confirmed it
 	Via          string     `json:"via,omitempty"`
+	Error        string     `json:"error,omitempty"` // why it failed (status failed)
 
 	// Resumed is set when this run re-sends a claim an earlier run left unconfirmed.
 	Resumed bool `json:"-"`
@@ -60,7 +68,8 @@ func Claims(ctx context.Context, s storage.Store, prefix string) ([]*EmailClaim,
 	return readJSONs(ctx, s, "_emails/"+prefix, "email claims", func(c *EmailClaim, etag string) { c.etag = etag })
 }
 
-// Unconfirmed are the claims whose send was never confirmed.
+// Unconfirmed are the claims whose send was never confirmed: failed, or
+// claimed by a process that died before it knew.
 func Unconfirmed(claims []*EmailClaim) []*EmailClaim {
 	var out []*EmailClaim
 	for _, c := range claims {
@@ -105,7 +114,8 @@ func (c *claimer) claim(ctx context.Context, sub, group string) (claim *EmailCla
 	gen, mine := 1, sub+"/"+group
 	switch {
 	case newest != nil && newest.Status != ClaimSent:
-		// Claimed, never confirmed: its process died between claim and confirm.
+		// Claimed, never confirmed (its process died before it knew), or failed:
+		// sent again under the same Message-ID.
 		newest.Resumed = true
 		c.gens[mine] = newest.Generation
 		return newest, false, nil
@@ -139,13 +149,25 @@ func (c *claimer) claim(ctx context.Context, sub, group string) (claim *EmailCla
 func (c *claimer) confirm(ctx context.Context, cl *EmailClaim, via string) error {
 	now := c.now()
 	next := *cl
-	next.Status, next.SentAt, next.SentBy, next.Via = ClaimSent, &now, c.runID, via
-	b, _ := json.MarshalIndent(&next, "", "  ")
+	next.Status, next.SentAt, next.SentBy, next.Via, next.Error = ClaimSent, &now, c.runID, via, ""
+	return c.replace(ctx, cl, &next, "confirm")
+}
+
+// fail records that cl's send failed for good (a refusal, or every try).
+func (c *claimer) fail(ctx context.Context, cl *EmailClaim, why string) error {
+	next := *cl
+	next.Status, next.Error = ClaimFailed, why
+	return c.replace(ctx, cl, &next, "mark failed")
+}
+
+func (c *claimer) replace(ctx context.Context, cl, next *EmailClaim, what string) error {
+	b, _ := json.MarshalIndent(next, "", "  ")
 	obj, err := c.store.Replace(ctx, claimPath(cl.Key), cl.etag, b)
 	if err != nil {
-		return fmt.Errorf("email claim %s: confirm: %w", cl.Key, err)
+		return fmt.Errorf("email claim %s: %s: %w", cl.Key, what, err)
 	}
-	*cl = next
-	cl.etag = obj.ETag
+	resumed := cl.Resumed
+	*cl = *next
+	cl.etag, cl.Resumed = obj.ETag, resumed
 	return nil
 }

@@ -53,10 +53,13 @@ type Record struct {
 	// Partial lists what a succeeded run's outputs lack (customers a source
 	// skipped, or a partial upstream): shown as status partial, never as
 	// silently complete.
-	Partial    []string `json:"partial,omitempty"`
-	Emails     []Email  `json:"emails,omitempty"`
-	Checksum   string   `json:"checksum,omitempty"`
-	DurationMS int64    `json:"duration_ms,omitempty"`
+	Partial []string `json:"partial,omitempty"`
+	Emails  []Email  `json:"emails,omitempty"`
+	// EmailsFailed counts the messages not delivered (their last try failed):
+	// the run is complete, its emails are not; tally resend sends them.
+	EmailsFailed int    `json:"emails_failed,omitempty"`
+	Checksum     string `json:"checksum,omitempty"`
+	DurationMS   int64  `json:"duration_ms,omitempty"`
 
 	// etag is the version of the entry this process last wrote or read: an
 	// update is a compare-and-swap on it, so a runner that lost its lease can
@@ -96,7 +99,7 @@ func (r *Record) Shown() Status {
 type Email struct {
 	Subscription string    `json:"subscription"`
 	To           []string  `json:"to"`
-	Status       string    `json:"status"` // sent or failed
+	Status       string    `json:"status"` // sent or failed (EmailSent, EmailFailed)
 	At           time.Time `json:"at"`
 	Via          string    `json:"via,omitempty"` // smtp://host:port or outbox
 	MessageID    string    `json:"message_id,omitempty"`

@@ -9,8 +9,9 @@ import (
 )
 
 // Notifier is a job that emails people about what it published. The runner calls
-// it after publishing and before the final ledger write; a failed send never fails
-// the run (the outputs are already stored).
+// it after publishing and before the final ledger write. A failed send never fails
+// the run (the outputs are already stored): the record counts it in
+// EmailsFailed, the failure alert and metrics say so, and tally resend sends it.
 type Notifier interface {
 	Notify(ctx context.Context, rc *RunContext, n Notification) error
 }
@@ -23,6 +24,8 @@ type Notification struct {
 	Claim func(ctx context.Context, subscription, group string) (claim *EmailClaim, sent bool, err error)
 	// Confirm records that the send under claim was accepted.
 	Confirm func(ctx context.Context, claim *EmailClaim, via string) error
+	// Fail records that the send under claim failed for good (why).
+	Fail func(ctx context.Context, claim *EmailClaim, why string) error
 	// Record writes one send (or failed send) to the ledger at once.
 	Record func(Email) error
 	// Test marks a subscriptions test run: its subjects start with "[test]".
@@ -63,6 +66,23 @@ func (r *Runner) notify(ctx context.Context, job Job, rc *RunContext, rec *Recor
 	if err := n.Notify(ctx, rc, note); err != nil {
 		rc.Log.Error().Err(err).Msg("emails: the reports are published; tally resend " + rec.RunID + " sends them again")
 	}
+	rec.EmailsFailed = FailedEmails(rec.Emails)
+}
+
+// FailedEmails counts the messages whose last send is failed (a message is
+// one claim; a later try that succeeded clears it).
+func FailedEmails(emails []Email) int {
+	last := map[string]string{}
+	for _, e := range emails {
+		last[e.Claim] = e.Status
+	}
+	n := 0
+	for _, st := range last {
+		if st == EmailFailed {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *Runner) claimer(lease *Lease, job, period, runID string, fresh bool) *claimer {
@@ -113,7 +133,12 @@ func (r *Runner) Resend(ctx context.Context, runID string) (*Record, error) {
 	rc := &RunContext{Job: jobName, Period: p, RunID: runID, Regions: rec.Regions, Stores: r.stores, Clock: r.clock,
 		Log: log, outputs: rec.Outputs, notes: rec.Notes, partial: rec.Partial}
 	cl := r.claimer(lease, jobName, period, runID, true)
-	return rec, n.Notify(log.WithContext(ctx), rc, r.recordOn(ctx, lease, rec, cl))
+	err = n.Notify(log.WithContext(ctx), rc, r.recordOn(ctx, lease, rec, cl))
+	rec.EmailsFailed = FailedEmails(rec.Emails)
+	if werr := r.writeRecord(ctx, lease, rec); werr != nil && err == nil {
+		err = werr
+	}
+	return rec, err
 }
 
 // Digest lets a notifier send one message per subscription covering several runs
@@ -148,6 +173,7 @@ func (r *Runner) recordOn(ctx context.Context, lease *Lease, rec *Record, cl *cl
 			return cl.claim(ctx, sub, group)
 		},
 		Confirm: cl.confirm,
+		Fail:    cl.fail,
 		Record: func(e Email) error {
 			rec.Emails = append(rec.Emails, e)
 			return r.writeRecord(ctx, lease, rec)

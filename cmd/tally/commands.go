@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/textproto"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -17,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"tally/jobs"
+	"tally/mail"
 	"tally/model"
 	"tally/periods"
 	"tally/plan"
@@ -557,7 +560,9 @@ runner that died, whose lease is gone, shows as abandoned.`,
 	return cmd
 }
 
-// printUnconfirmed lists email sends claimed but never confirmed.
+// printUnconfirmed lists the email sends not confirmed: failed ones (tally
+// resend sends them) and claims whose process stopped before it knew (the
+// period's next run sends them).
 func (a *app) printUnconfirmed(ctx context.Context, r *runner.Runner, job, period string) error {
 	prefix := ""
 	if job != "" {
@@ -570,15 +575,29 @@ func (a *app) printUnconfirmed(ctx context.Context, r *runner.Runner, job, perio
 	if err != nil {
 		return err
 	}
-	open := runner.Unconfirmed(claims)
-	if len(open) == 0 {
-		return nil
+	var failed, unknown []*runner.EmailClaim
+	for _, c := range runner.Unconfirmed(claims) {
+		if c.Status == runner.ClaimFailed {
+			failed = append(failed, c)
+		} else {
+			unknown = append(unknown, c)
+		}
 	}
-	fmt.Fprintf(a.stdout, "\n%d email send(s) claimed but never confirmed (the process died before the send was confirmed);\nthe next run of the period sends them again with the same Message-ID:\n", len(open))
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  CLAIM\tCLAIMED BY\tCLAIMED AT")
-	for _, c := range open {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Key, c.RunID, c.ClaimedAt.Format(time.RFC3339))
+	if len(failed) > 0 {
+		fmt.Fprintf(a.stdout, "\n%d email(s) not delivered (refused by the server, or every try failed); fix the cause, then\n`tally resend RUN` sends them again with the same Message-ID:\n", len(failed))
+		fmt.Fprintln(tw, "  CLAIM\tRUN\tERROR")
+		for _, c := range failed {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Key, c.RunID, c.Error)
+		}
+		tw.Flush()
+	}
+	if len(unknown) > 0 {
+		fmt.Fprintf(a.stdout, "\n%d email send(s) claimed by a process that stopped before it knew their outcome; the period's\nnext run (its run was not completed) sends them again with the same Message-ID:\n", len(unknown))
+		fmt.Fprintln(tw, "  CLAIM\tCLAIMED BY\tCLAIMED AT")
+		for _, c := range unknown {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Key, c.RunID, c.ClaimedAt.Format(time.RFC3339))
+		}
 	}
 	return tw.Flush()
 }
@@ -599,7 +618,13 @@ func (a *app) configCmd() *cobra.Command {
 		Long: `Validate tally.yaml (or $TALLY_CONFIG) merged with the embedded defaults and
 TALLY_* environment overrides; unknown keys are errors. Then check that storage
 is reachable and writable and that exclusive create refuses a second writer
-(leases depend on it). Prints the effective config with secrets redacted.`,
+(leases depend on it), and that the SMTP server (smtp.host) takes tally's login:
+it connects, says EHLO, starts TLS and authenticates as configured, and sends
+no mail. Prints the effective config with secrets redacted.
+
+Exit 2 when a setting is wrong (a refused login, a missing bucket, TLS the
+server does not offer), naming it; exit 1 when a server could not be reached
+in time (a network error: worth trying again).`,
 		Example: "  tally config check\n  tally --config tally.yaml config check\n  TALLY_SOURCE_SCALE=1000 tally config check",
 		Args:    usageArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -610,6 +635,9 @@ is reachable and writable and that exclusive create refuses a second writer
 			fmt.Fprint(a.stdout, "# effective config (defaults < file < TALLY_* environment)\n"+a.cfg.Redacted())
 			err = eachStore(w.stores, func(name string, s storage.Store) error {
 				if err := checkStore(cmd.Context(), s, a.clock.Now()); err != nil {
+					if transient(err) {
+						return fmt.Errorf("%s store: %w (a network error: exit 1)", name, err)
+					}
 					return runner.Usagef("%s store: %v", name, err)
 				}
 				fmt.Fprintf(a.stdout, "# %s store: reachable, writable, refuses a second exclusive create\n", name)
@@ -617,6 +645,14 @@ is reachable and writable and that exclusive create refuses a second writer
 			})
 			if err != nil {
 				return err
+			}
+			if smtp, ok := w.sender.(*mail.SMTP); ok {
+				if err := smtp.Check(cmd.Context()); err != nil {
+					return a.smtpRefused(err)
+				}
+				fmt.Fprintf(a.stdout, "# smtp: %s takes tally's login (EHLO, STARTTLS, AUTH; no mail sent)\n", smtp.Where())
+			} else {
+				fmt.Fprintln(a.stdout, "# smtp: none configured; emails go to the outbox in the control store")
 			}
 			if src, err := a.openSource(); err != nil {
 				return err
@@ -637,6 +673,32 @@ is reachable and writable and that exclusive create refuses a second writer
 	}
 	cfg.AddCommand(check)
 	return cfg
+}
+
+// smtpRefused is config check's verdict on an SMTP check that failed: a
+// refusal names the settings behind it (exit 2); a network error is exit 1.
+func (a *app) smtpRefused(err error) error {
+	if !mail.Permanent(err) {
+		return fmt.Errorf("smtp.host %s:%d: %w (a network error: exit 1)", a.cfg.SMTP.Host, a.cfg.SMTP.Port, err)
+	}
+	setting := "smtp.host, smtp.port and smtp.tls"
+	var tp *textproto.Error
+	switch {
+	case errors.As(err, &tp) && (tp.Code == 535 || tp.Code == 534 || tp.Code == 530):
+		setting = "smtp.username and the password (TALLY_SMTP_PASSWORD or smtp.password_file)"
+	case strings.Contains(err.Error(), "AUTH"):
+		setting = "smtp.username (the server offers no login of that kind) or smtp.tls"
+	case strings.Contains(err.Error(), "STARTTLS"), strings.Contains(err.Error(), "certificate"):
+		setting = "smtp.tls"
+	}
+	return runner.Usagef("smtp: %s refused tally: %v; check %s", a.cfg.SMTP.Host, err, setting)
+}
+
+// transient reports whether err is a network error or timeout (exit 1: worth
+// trying again), not a setting.
+func transient(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // checkWebex proves each partner's credentials work by listing the customers

@@ -195,7 +195,7 @@ func TestTheShippedServeManifestsStartWithTheConsoleBehindItsLoginAndProbesAndSc
 	}
 	refused := exec.Command(tallyBin, c.Args...)
 	refused.Env = noLogin
-	if out, err := refused.CombinedOutput(); procExit(err) != exitUsage || !strings.Contains(string(out), "serve.auth") {
+	if out, err := refused.CombinedOutput(); exitOf(err) != exitUsage || !strings.Contains(string(out), "serve.auth") {
 		t.Fatalf("the serve pod without its login: %v, want exit 2 naming serve.auth:\n%s", err, out)
 	}
 
@@ -300,15 +300,4 @@ func TestTheShippedServeManifestsStartWithTheConsoleBehindItsLoginAndProbesAndSc
 	if code, body := get(at(consolePort, "/runs"), cookie); code != http.StatusOK || !strings.Contains(body, "operator") {
 		t.Errorf("/runs logged in: %d (want 200 naming the operator)", code)
 	}
-}
-
-// procExit is a finished process's exit code (-1 when it did not run).
-func procExit(err error) int {
-	if err == nil {
-		return 0
-	}
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	return -1
 }

@@ -344,12 +344,22 @@ func (a *app) afterRun(ctx context.Context, r *runner.Runner, m *metrics.Metrics
 	if m != nil {
 		m.Observe(job, status, rec, periodEnd(r))
 	}
-	if status == runner.StatusFailed && rec != nil && n.Enabled() {
-		if nerr := n.RunFailed(ctx, rec); nerr != nil {
-			a.log.Error().Err(nerr).Str(runner.LogRunID, rec.RunID).Msg("failure notification")
-		} else {
-			a.log.Info().Str(runner.LogRunID, rec.RunID).Msg("failure notification sent")
-		}
+	if rec == nil || !n.Enabled() {
+		return
+	}
+	var nerr error
+	switch {
+	case status == runner.StatusFailed:
+		nerr = n.RunFailed(ctx, rec)
+	case rec.EmailsFailed > 0:
+		nerr = n.EmailsFailed(ctx, rec)
+	default:
+		return
+	}
+	if nerr != nil {
+		a.log.Error().Err(nerr).Str(runner.LogRunID, rec.RunID).Msg("failure notification")
+	} else {
+		a.log.Info().Str(runner.LogRunID, rec.RunID).Msg("failure notification sent")
 	}
 }
 

@@ -26,7 +26,29 @@ const (
 	EnvS3Key     = "TALLYTEST_S3_KEY"    // its access key
 	EnvS3Secret  = "TALLYTEST_S3_SECRET" // its secret key
 	EnvToxiproxy = "TALLYTEST_TOXIPROXY" // http://host:port of toxiproxy's API
+
+	EnvSMTPAuth         = "TALLYTEST_SMTP_AUTH"          // host:port of a Mailpit that takes one login only
+	EnvSMTPAuthUser     = "TALLYTEST_SMTP_AUTH_USER"     // its user
+	EnvSMTPAuthPassword = "TALLYTEST_SMTP_AUTH_PASSWORD" // and password
 )
+
+// SMTPLogin is a Mailpit that refuses any login but one.
+type SMTPLogin struct {
+	Host           string
+	Port           int
+	User, Password string
+}
+
+// NeedSMTPLogin returns the Mailpit with a login `make test` started.
+func NeedSMTPLogin(t testing.TB) *SMTPLogin {
+	addr := need(t, EnvSMTPAuth)
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", EnvSMTPAuth, addr, err)
+	}
+	p, _ := strconv.Atoi(port)
+	return &SMTPLogin{Host: host, Port: p, User: need(t, EnvSMTPAuthUser), Password: need(t, EnvSMTPAuthPassword)}
+}
 
 // S3 is a running S3-compatible server.
 type S3 struct {

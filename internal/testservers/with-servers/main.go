@@ -9,6 +9,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -41,7 +42,9 @@ func main() {
 	}
 	// launch starts a server and waits until ready answers 200.
 	launch := func(name string, cmd *exec.Cmd, ready string, timeout time.Duration) {
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if cmd.Stderr == nil {
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		}
 		if err := cmd.Start(); err != nil {
 			fail("start %s: %v", name, err)
 		}
@@ -65,6 +68,21 @@ func main() {
 		os.Setenv(testservers.EnvSMTP, smtp)
 		os.Setenv(testservers.EnvMailpit, api)
 		fmt.Fprintf(os.Stderr, "with-servers: mailpit smtp %s, api %s\n", smtp, api)
+
+		// A second Mailpit that takes one login only, for the tests of a refused AUTH.
+		authSMTP, authWeb := freePort(), freePort()
+		const user, password = "tally", "the-right-password"
+		if err := os.WriteFile(db+"/smtp-auth", []byte(user+":"+password+"\n"), 0o600); err != nil {
+			fail("%v", err)
+		}
+		authCmd := exec.Command(*mailpit, "--listen", authWeb, "--smtp", authSMTP, "--database", db+"/mailpit-auth.db",
+			"--disable-version-check", "--smtp-disable-rdns", "--smtp-auth-file", db+"/smtp-auth", "--smtp-auth-allow-insecure", "--quiet")
+		authCmd.Stdout, authCmd.Stderr = io.Discard, io.Discard // it logs every refusal the tests provoke
+		launch("mailpit (with a login)", authCmd, "http://"+authWeb+"/livez", 20*time.Second)
+		os.Setenv(testservers.EnvSMTPAuth, authSMTP)
+		os.Setenv(testservers.EnvSMTPAuthUser, user)
+		os.Setenv(testservers.EnvSMTPAuthPassword, password)
+		fmt.Fprintf(os.Stderr, "with-servers: mailpit with a login, smtp %s\n", authSMTP)
 	}
 	if *minio != "" {
 		addr, console := freePort(), freePort()
