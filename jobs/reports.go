@@ -970,4 +970,3 @@ func summary(files []ReportFile, compliance map[string]int64, under float64) []s
 	}
 	return out
 }
-
