@@ -13,7 +13,7 @@ MINIO           := $(TOOLS_BIN)/minio-$(MINIO_VERSION)
 TOXIPROXY_VERSION := v2.12.0
 TOXIPROXY       := $(TOOLS_BIN)/toxiproxy-server-$(TOXIPROXY_VERSION)
 
-.PHONY: all build demo demo-files demo-subscriptions test fmt-check vet unit servers browser fuzz bench bench-chain bench-cdr clean
+.PHONY: all build demo demo-files demo-subscriptions test fmt-check vet unit servers browser spreadsheet fuzz bench bench-chain bench-cdr clean
 
 all: build
 
@@ -72,7 +72,7 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-unit: servers browser
+unit: servers browser spreadsheet
 	$(GO) run ./internal/testservers/with-servers -mailpit $(MAILPIT) -minio $(MINIO) -toxiproxy $(TOXIPROXY) -- $(GO) test -race -count=1 -timeout 20m ./...
 
 servers: $(MAILPIT) $(MINIO) $(TOXIPROXY)
@@ -83,6 +83,12 @@ browser:
 	@command -v $(BROWSER) >/dev/null || { echo "installing $(BROWSER) (the Debian package, once)"; \
 	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq --no-install-recommends $(BROWSER) >/dev/null; }
+
+# The workbook tests open every XLSX with LibreOffice (Debian's libreoffice-calc-nogui).
+spreadsheet:
+	@command -v soffice >/dev/null || { echo "installing libreoffice-calc-nogui (the Debian package, once)"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq --no-install-recommends libreoffice-calc-nogui >/dev/null; }
 
 $(MAILPIT):
 	@echo "building Mailpit $(MAILPIT_VERSION) into $(TOOLS_BIN) (once; reused after)"

@@ -16,7 +16,22 @@ import (
 type Series struct {
 	Name   string
 	Values []*float64
+	// Colour is the series' palette index (nil: its position); series that
+	// share a subject (a region) share a colour and differ by Dashed.
+	Colour *int
+	Dashed bool
 }
+
+// colour is series si's colour.
+func (c *Chart) colour(si int) string {
+	if ci := c.Series[si].Colour; ci != nil {
+		return Palette[*ci%len(Palette)]
+	}
+	return Palette[si%len(Palette)]
+}
+
+// dash is the SVG and PNG dash pattern of a dashed series (points).
+var dash = []float64{6, 4}
 
 // Chart is a titled chart over labelled points (weeks, endpoint types).
 type Chart struct {
@@ -166,7 +181,11 @@ func (c *Chart) SVG() template.HTML {
 	fmt.Fprintf(&b, `<text x="%g" y="%g" font-size="%d" text-anchor="middle" fill="#333">%s</text>`, left+plotW/2, height-26, fontSize, esc(c.XLabel))
 	fmt.Fprintf(&b, `<text transform="translate(16 %g) rotate(-90)" font-size="%d" text-anchor="middle" fill="#333">%s</text>`, top+plotH/2, fontSize, esc(c.YLabel))
 	for si, s := range c.Series {
-		colour := Palette[si%len(Palette)]
+		colour := c.colour(si)
+		dashes := ""
+		if s.Dashed {
+			dashes = fmt.Sprintf(` stroke-dasharray="%g %g"`, dash[0], dash[1])
+		}
 		fmt.Fprintf(&b, `<g class="series" data-series="%s">`, esc(s.Name))
 		if c.Bars {
 			bw := step * 0.6
@@ -193,7 +212,7 @@ func (c *Chart) SVG() template.HTML {
 				pen = true
 			}
 			if path.Len() > 0 {
-				fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="2.5"/>`, strings.TrimSpace(path.String()), colour)
+				fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="2.5"%s/>`, strings.TrimSpace(path.String()), colour, dashes)
 			}
 			for i, v := range s.Values {
 				if v == nil || i >= n {
@@ -209,10 +228,14 @@ func (c *Chart) SVG() template.HTML {
 		lx := left + plotW
 		for si := len(c.Series) - 1; si >= 0; si-- {
 			name := c.Series[si].Name
-			w := float64(len(name))*6.5 + 24
+			w := float64(len(name))*6.5 + 30
 			lx -= w
-			fmt.Fprintf(&b, `<rect x="%.1f" y="12" width="12" height="12" fill="%s"/><text x="%.1f" y="22" font-size="%d" fill="#333">%s</text>`,
-				lx, Palette[si%len(Palette)], lx+16, smallFont, esc(name))
+			dashes := ""
+			if c.Series[si].Dashed {
+				dashes = fmt.Sprintf(` stroke-dasharray="%g %g"`, dash[0]/2, dash[1]/2)
+			}
+			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="18" y2="18" stroke="%s" stroke-width="3"%s/><text x="%.1f" y="22" font-size="%d" fill="#333">%s</text>`,
+				lx, lx+18, c.colour(si), dashes, lx+22, smallFont, esc(name))
 		}
 	}
 	b.WriteString(`</svg>`)

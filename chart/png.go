@@ -7,13 +7,27 @@ import (
 	"strconv"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
-// PNG draws the chart with gonum/plot at 640×300 points, for an email's
-// inline image: the same title, axes, series, gaps and colours as the SVG.
+// Charts in email are set in a sans-serif, as the email's body is
+// (gonum/plot's default is a serif).
+func init() {
+	plot.DefaultFont = font.Font{Typeface: "Liberation", Variant: "Sans"}
+	plotter.DefaultFont = plot.DefaultFont
+}
+
+// EmailWidth and EmailHeight are the size (CSS pixels) an email shows the PNG
+// at: within the 600 px a mail client gives a message.
+const EmailWidth, EmailHeight = 600, 300
+
+// PNG draws the chart with gonum/plot for an email's inline image, at twice
+// EmailWidth×EmailHeight pixels (sharp on high-density screens): the same
+// title, axes, series, gaps, colours and dashes as the SVG.
 func (c *Chart) PNG() ([]byte, error) {
 	p := plot.New()
 	p.Title.Text = c.Title
@@ -28,7 +42,7 @@ func (c *Chart) PNG() ([]byte, error) {
 	p.NominalX(c.Labels...)
 	p.Add(plotter.NewGrid())
 	for si, s := range c.Series {
-		colour, err := hexColour(Palette[si%len(Palette)])
+		colour, err := hexColour(c.colour(si))
 		if err != nil {
 			return nil, err
 		}
@@ -45,6 +59,9 @@ func (c *Chart) PNG() ([]byte, error) {
 				return err
 			}
 			l.Color, l.Width = colour, vg.Points(2)
+			if s.Dashed {
+				l.Dashes = []vg.Length{vg.Points(dash[0]), vg.Points(dash[1])}
+			}
 			p.Add(l)
 			if !legend && s.Name != "" && len(c.Series) > 1 {
 				p.Legend.Add(s.Name, l)
@@ -87,14 +104,16 @@ func (c *Chart) PNG() ([]byte, error) {
 			return nil, err
 		}
 		pts.GlyphStyle = draw.GlyphStyle{Color: colour, Radius: vg.Points(3), Shape: draw.CircleGlyph{}}
+		if s.Dashed {
+			pts.GlyphStyle.Shape = draw.RingGlyph{}
+		}
 		p.Add(pts)
 	}
-	w, err := p.WriterTo(vg.Points(width), vg.Points(height), "png")
-	if err != nil {
-		return nil, fmt.Errorf("chart %s: %w", c.Title, err)
-	}
+	// A point is 1/72 inch: at 144 dpi, EmailWidth points are 2×EmailWidth pixels.
+	cnv := vgimg.NewWith(vgimg.UseWH(vg.Points(EmailWidth), vg.Points(EmailHeight)), vgimg.UseDPI(144))
+	p.Draw(draw.New(cnv))
 	var b bytes.Buffer
-	if _, err := w.WriteTo(&b); err != nil {
+	if _, err := (vgimg.PngCanvas{Canvas: cnv}).WriteTo(&b); err != nil {
 		return nil, fmt.Errorf("chart %s: %w", c.Title, err)
 	}
 	return b.Bytes(), nil

@@ -65,9 +65,15 @@ type ServeConfig struct {
 	// PublicURL is the console as email recipients reach it: unsubscribe links
 	// and headers point there ("": none are sent).
 	PublicURL string `yaml:"public_url"`
-	// UnsubscribeKeyFile holds the HMAC key signing unsubscribe links ("": a
-	// key generated once in the control store).
-	UnsubscribeKeyFile string     `yaml:"unsubscribe_key_file"`
+	// SigningKeyFile holds the HMAC key signing download links, unsubscribe
+	// links and the console's forms ("": a key generated once in the control
+	// store). UnsubscribeKeyFile is its older name.
+	SigningKeyFile     string `yaml:"signing_key_file"`
+	UnsubscribeKeyFile string `yaml:"unsubscribe_key_file"`
+	// CatchUpEmailWithin: a period serve catches up is emailed only if its
+	// scheduled firing came after the deployment's first start and at most
+	// this long ago (otherwise it is published, not emailed).
+	CatchUpEmailWithin Duration   `yaml:"catch_up_email_within"`
 	Auth               AuthConfig `yaml:"auth"`
 }
 
@@ -139,10 +145,13 @@ type SMTPConfig struct {
 
 // ReportsConfig shapes report files and their links.
 type ReportsConfig struct {
-	// BaseURL, if set, makes links <base_url>/<key> (a web server in front of
-	// local storage); otherwise they are file:// links.
-	BaseURL   string          `yaml:"base_url"`
-	Templates []report.Custom `yaml:"templates"`
+	// BaseURL, if set, makes links <base_url>/<key> (a web server the operator
+	// runs in front of the storage); it wins over presigned and signed links.
+	BaseURL string `yaml:"base_url"`
+	// LinkExpiry is how long presigned (S3) and signed (serve's /files/) links
+	// work; storage.s3.link_expiry is its older name. Validate sets it.
+	LinkExpiry Duration        `yaml:"link_expiry"`
+	Templates  []report.Custom `yaml:"templates"`
 	// CSVBOM starts CSV files with a UTF-8 byte-order mark, for Excel on
 	// Windows (off: headers stay exact for pandas and encoding/csv readers).
 	CSVBOM bool `yaml:"csv_bom"`
@@ -515,6 +524,31 @@ func (c *Config) Validate() error {
 		default:
 			bad("%s.type: %q: local or s3", where, sc.Type)
 		}
+	}
+	// reports.link_expiry: set, or the older storage.s3.link_expiry, or 7 days.
+	if c.Reports.LinkExpiry.D() == 0 {
+		c.Reports.LinkExpiry = c.Storage.S3.LinkExpiry
+		if c.Reports.LinkExpiry.D() == 0 {
+			c.Reports.LinkExpiry = Duration(7 * 24 * time.Hour)
+		}
+	}
+	if d := c.Reports.LinkExpiry.D(); d < time.Second {
+		bad("reports.link_expiry: %s: at least 1s", d)
+	}
+	s3Stores := c.Storage.Type == "s3"
+	for _, rc := range c.Storage.Regions {
+		s3Stores = s3Stores || rc.Type == "s3"
+	}
+	if s3Stores && c.Reports.LinkExpiry.D() > 7*24*time.Hour {
+		bad("reports.link_expiry: %s is longer than S3 presigned links allow (7 days)", c.Reports.LinkExpiry.D())
+	}
+	if c.Serve.SigningKeyFile == "" {
+		c.Serve.SigningKeyFile = c.Serve.UnsubscribeKeyFile
+	} else if c.Serve.UnsubscribeKeyFile != "" && c.Serve.UnsubscribeKeyFile != c.Serve.SigningKeyFile {
+		bad("serve.signing_key_file and serve.unsubscribe_key_file (its older name) name different files: keep signing_key_file")
+	}
+	if c.Serve.CatchUpEmailWithin.D() < 0 {
+		bad("serve.catch_up_email_within: %s: 0 or more", c.Serve.CatchUpEmailWithin.D())
 	}
 	checkStore("storage", c.Storage.StoreConfig)
 	if len(c.Storage.Regions) > 0 {

@@ -18,6 +18,7 @@ import (
 
 	"tally/clock"
 	"tally/jobs"
+	"tally/links"
 	"tally/plan"
 	"tally/runner"
 	"tally/storage"
@@ -86,7 +87,6 @@ func (c *Console) Handler(other http.Handler) http.Handler {
 	mux.HandleFunc("GET /runs/{job}/{period}", c.run)
 	mux.HandleFunc("GET /analytics", c.analytics)
 	mux.HandleFunc("GET /reports", c.reports)
-	mux.HandleFunc("GET /files/{region}/{key...}", c.file)
 	mux.HandleFunc("POST /actions/rerun", c.rerun)
 	mux.HandleFunc("POST /actions/backfill", c.backfill)
 	if c.MetricsLogin {
@@ -109,15 +109,19 @@ func (c *Console) public(mux *http.ServeMux, other http.Handler) {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(filesOnly{static})))
 	mux.HandleFunc("GET /unsubscribe", c.unsubscribePage)
 	mux.HandleFunc("POST /unsubscribe", c.unsubscribe)
+	mux.HandleFunc("GET /files/{region}/{key...}", c.file) // signed links only, unless logged in
 	mux.Handle("/healthz", other)
 	if !c.MetricsLogin {
 		mux.Handle("/metrics", other)
 	}
 }
 
-// exempt paths need no login.
-func (c *Console) exempt(path string) bool {
-	return path == "/healthz" || (path == "/metrics" && !c.MetricsLogin) || path == "/unsubscribe" || path == "/login" || strings.HasPrefix(path, "/static/")
+// exempt requests need no login: the public routes, and a download whose
+// link is signed (the handler checks the signature).
+func (c *Console) exempt(r *http.Request) bool {
+	path := r.URL.Path
+	return path == "/healthz" || (path == "/metrics" && !c.MetricsLogin) || path == "/unsubscribe" || path == "/login" || strings.HasPrefix(path, "/static/") ||
+		strings.HasPrefix(path, "/files/") && links.IsSigned(r.URL.Query())
 }
 
 // filesOnly serves the files of an FS, never a listing of its folders.
@@ -144,7 +148,7 @@ func (c *Console) secure(next http.Handler, public bool) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
-		if public || c.exempt(r.URL.Path) {
+		if public || c.exempt(r) {
 			next.ServeHTTP(w, r)
 			return
 		}

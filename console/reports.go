@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"tally/jobs"
+	"tally/links"
 	"tally/model"
 	"tally/periods"
 	"tally/runner"
@@ -118,6 +119,22 @@ func (c *Console) href(ctx context.Context, f jobs.ReportFile) (string, error) {
 // the data directory, or outside it, can be read.
 func (c *Console) file(w http.ResponseWriter, r *http.Request) {
 	region, key := r.PathValue("region"), r.PathValue("key")
+	// A report email's link is signed and works without a login until it
+	// expires; anything else is the console's, for who is logged in.
+	if q := r.URL.Query(); links.IsSigned(q) {
+		expires, err := links.Verify(c.Key, region, key, q, c.Clock.Now())
+		switch {
+		case errors.Is(err, links.ErrExpired):
+			c.fail(w, r, http.StatusGone, fmt.Errorf("this download link expired on %s; ask for the report again (tally resend sends new links)", expires.Format("2006-01-02 15:04 UTC")))
+			return
+		case err != nil:
+			c.fail(w, r, http.StatusForbidden, err)
+			return
+		}
+	} else if identityOf(r) == nil {
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("no such page"))
+		return
+	}
 	if !model.ValidRegion(region) {
 		c.fail(w, r, http.StatusNotFound, fmt.Errorf("no region %q", region))
 		return

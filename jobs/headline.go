@@ -95,8 +95,11 @@ func Headline(ctx context.Context, stores storage.Regional, regions []string, pa
 	c := &chart.Chart{ID: "trend", Title: "License assignment and usage, 8 weeks (" + partner + ")", XLabel: "Week (starting Sunday, UTC)",
 		YLabel: "Licenses (% of total)", Unit: "%", Percent: true, Labels: trends[0].Weeks}
 	h.Trend = []string{"Week"}
-	for _, t := range trends {
-		c.Series = append(c.Series, chart.Series{Name: t.Region + " assigned", Values: t.AssignedPct}, chart.Series{Name: t.Region + " used", Values: t.UsedPct})
+	// A colour per region; assigned solid, used dashed (8 series, 6 colours).
+	for i, t := range trends {
+		colour := i
+		c.Series = append(c.Series, chart.Series{Name: t.Region + " assigned", Values: t.AssignedPct, Colour: &colour},
+			chart.Series{Name: t.Region + " used", Values: t.UsedPct, Colour: &colour, Dashed: true})
 		h.Trend = append(h.Trend, t.Region+" assigned %", t.Region+" used %")
 	}
 	for i, w := range c.Labels {
@@ -110,7 +113,7 @@ func Headline(ctx context.Context, stores storage.Regional, regions []string, pa
 	if err != nil {
 		return nil, nil, err
 	}
-	h.ChartCID, h.ChartAlt = ChartCID, c.Alt()
+	h.ChartCID, h.ChartAlt, h.ChartWidth, h.ChartHeight = ChartCID, c.Alt(), chart.EmailWidth, chart.EmailHeight
 	return h, []mail.Inline{{CID: ChartCID, Name: "trend.png", ContentType: "image/png", Data: png}}, nil
 }
 

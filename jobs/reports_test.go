@@ -548,8 +548,9 @@ func TestARecipientWithANewlineIsRefusedNeverAHeader(t *testing.T) {
 // --format xlsx for every template: each workbook opens, its header is the
 // CSV's, its rows are the CSV's, and ids, MACs and phone numbers are text
 // cells while numbers are numbers.
-func TestXLSXWorksForEveryTemplateWithTheCSVsHeaderRowsAndTypedCells(t *testing.T) {
-	t.Parallel()
+// everyTemplateXLSX writes every built-in template as CSV and XLSX (the demo
+// at 200 customers) and returns the env and the XLSX keys.
+func everyTemplateXLSX(t *testing.T) (*reportsEnv, []string) {
 	demo, _ := demoSource(200)
 	e := newReportsEnv(t, demo, nil)
 	for _, tpl := range report.BuiltIns {
@@ -561,8 +562,14 @@ func TestXLSXWorksForEveryTemplateWithTheCSVsHeaderRowsAndTypedCells(t *testing.
 	}
 	e.run(t, ReportsJob(periods.Daily), testDay, runner.Options{})
 	e.run(t, ReportsJob(periods.Weekly), testWeek, runner.Options{})
+	return e, e.files(t, ".xlsx")
+}
+
+func TestXLSXWorksForEveryTemplateWithTheCSVsHeaderRowsAndTypedCells(t *testing.T) {
+	t.Parallel()
+	e, keys := everyTemplateXLSX(t)
 	seen := map[string]bool{}
-	for _, key := range e.files(t, ".xlsx") {
+	for _, key := range keys {
 		f, err := excelize.OpenFile(filepath.Join(e.dir, key))
 		if err != nil {
 			t.Fatalf("%s does not open: %v", key, err)

@@ -193,6 +193,9 @@ type Headline struct {
 	TopOver   [][]string // customer, subscription, region, overage
 	ChartCID  string     // "": no chart
 	ChartAlt  string
+	// ChartWidth and ChartHeight are the chart's size in the message (CSS
+	// pixels, at most the message's 600).
+	ChartWidth, ChartHeight int
 	Trend     []string   // headers: week, then a series each
 	TrendRows [][]string // a week each, oldest first
 }

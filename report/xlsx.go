@@ -109,7 +109,11 @@ func (x *xlsxWriter) newSheet() error {
 	if err != nil {
 		return err
 	}
-	for i, c := range x.cols {
+	// Widths from the last column to the first: excelize (v2.11) writes
+	// <cols> in the reverse of the order they were set, and Excel "repairs"
+	// a sheet whose <col> elements are not ascending.
+	for i := len(x.cols) - 1; i >= 0; i-- {
+		c := x.cols[i]
 		width := float64(utf8.RuneCountInString(c.Header)) + 2
 		switch c.Kind {
 		case String:

@@ -1,9 +1,13 @@
 package report
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/csv"
 	"fmt"
+	"io"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -217,6 +221,34 @@ func TestReportParquetEncodingsReadBackAsTheSameRowsAndTypes(t *testing.T) {
 	for i, row := range rows {
 		if strings.Join(row, "|") != strings.Join(recs[i+1], "|") {
 			t.Fatalf("row %d: Parquet %v, CSV %v", i, row, recs[i+1])
+		}
+	}
+}
+
+// Excel expects a sheet's <col> elements in ascending order (it "repairs" a
+// file whose <cols> are not); read the sheet XML itself, since LibreOffice
+// and excelize both tolerate the disorder.
+func TestTheSheetXMLListsItsColumnsAscendingAsExcelExpects(t *testing.T) {
+	b := writeXLSX(t, 3)
+	z, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sheet []byte
+	for _, f := range z.File {
+		if f.Name == "xl/worksheets/sheet1.xml" {
+			r, _ := f.Open()
+			sheet, _ = io.ReadAll(r)
+			r.Close()
+		}
+	}
+	mins := regexp.MustCompile(`<col min="(\d+)"`).FindAllSubmatch(sheet, -1)
+	if len(mins) != len(sheetCols) {
+		t.Fatalf("%d <col> elements, want %d:\n%s", len(mins), len(sheetCols), sheet)
+	}
+	for i, m := range mins {
+		if n, _ := strconv.Atoi(string(m[1])); n != i+1 {
+			t.Fatalf("<col> %d has min %d, want %d: the columns are not ascending", i, n, i+1)
 		}
 	}
 }

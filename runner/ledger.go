@@ -57,9 +57,11 @@ type Record struct {
 	Emails  []Email  `json:"emails,omitempty"`
 	// EmailsFailed counts the messages not delivered (their last try failed):
 	// the run is complete, its emails are not; tally resend sends them.
-	EmailsFailed int    `json:"emails_failed,omitempty"`
-	Checksum     string `json:"checksum,omitempty"`
-	DurationMS   int64  `json:"duration_ms,omitempty"`
+	EmailsFailed int `json:"emails_failed,omitempty"`
+	// NotEmailed says why a run that would email did not (a late catch-up).
+	NotEmailed string `json:"not_emailed,omitempty"`
+	Checksum   string `json:"checksum,omitempty"`
+	DurationMS int64  `json:"duration_ms,omitempty"`
 
 	// etag is the version of the entry this process last wrote or read: an
 	// update is a compare-and-swap on it, so a runner that lost its lease can

@@ -116,6 +116,7 @@ type Options struct {
 	Regions []string // limit a forced re-run to these regions' outputs
 	Trigger string   // run, backfill, serve, upstream, test, console
 	Email   bool     // send the job's emails (scheduled runs; re-runs only with --email)
+	NoEmail string   // why a run that would email does not (a late catch-up): recorded as not_emailed
 	By      string   // who asked for the run (a console identity's name; "" from the command line or the schedule)
 }
 
@@ -238,6 +239,10 @@ func (r *Runner) Run(ctx context.Context, name string, p periods.Period, o Optio
 		alog.Info().Int("attempt", attempt).Str("trigger", o.Trigger).Msg("run started")
 
 		rc, err := r.attempt(actx, job, p, regions, o, lease, rec, alog, &res.Upstream)
+		if _, notifies := job.(Notifier); err == nil && !o.Email && o.NoEmail != "" && notifies {
+			rec.NotEmailed = o.NoEmail
+			alog.Info().Msg(o.NoEmail)
+		}
 		if err == nil && o.Email {
 			if claims == nil {
 				claims = r.claimer(lease, name, p.ID(), rec.RunID, o.Force)

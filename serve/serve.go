@@ -5,6 +5,8 @@ package serve
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -27,6 +29,9 @@ type Firing struct {
 	Job    string
 	At     time.Time
 	Period periods.Period
+	// NoEmail, when set, says why this firing's run sends no email (a
+	// catch-up of a period whose own firing was long ago).
+	NoEmail string
 }
 
 // Scheduler runs jobs on their schedules.
@@ -45,6 +50,12 @@ type Scheduler struct {
 	// Done is called after every run (metrics, failure notifications).
 	Done func(job string, res *runner.Result, err error)
 	Log  zerolog.Logger
+	// FirstStart is when this deployment's serve first started (FirstStart).
+	// A period caught up is emailed only if its own firing came after it and
+	// at most CatchUpEmailWithin before the catch-up: a first start never
+	// mails months of reports, a report caught up two days late still goes.
+	FirstStart         time.Time
+	CatchUpEmailWithin time.Duration
 
 	schedules map[string]cron.Schedule
 	mu        sync.Mutex
@@ -110,7 +121,18 @@ func (s *Scheduler) Missed(ctx context.Context, now time.Time) ([]Firing, error)
 				return nil, err
 			}
 			if !done {
-				out = append(out, Firing{Job: j.Name(), At: now, Period: p})
+				f := Firing{Job: j.Name(), At: now, Period: p}
+				// Its own firing: the schedule's first time after the period ended.
+				due := s.schedules[j.Name()].Next(p.End().Add(-time.Second))
+				switch {
+				case due.Before(s.FirstStart):
+					f.NoEmail = fmt.Sprintf("not emailed: catch-up of a period due %s, before this deployment's first serve start (%s)",
+						due.Format(time.RFC3339), s.FirstStart.Format(time.RFC3339))
+				case now.Sub(due) > s.CatchUpEmailWithin:
+					f.NoEmail = fmt.Sprintf("not emailed: catch-up of a period due %s, more than serve.catch_up_email_within (%s) ago",
+						due.Format(time.RFC3339), s.CatchUpEmailWithin)
+				}
+				out = append(out, f)
 			}
 			p = p.Prev()
 		}
@@ -164,7 +186,7 @@ func (s *Scheduler) start(ctx context.Context, f Firing) <-chan struct{} {
 			delete(s.running, key)
 			s.mu.Unlock()
 		}()
-		res, err := s.Runner.Run(ctx, f.Job, f.Period, runner.Options{Trigger: "serve", Email: true})
+		res, err := s.Runner.Run(ctx, f.Job, f.Period, runner.Options{Trigger: "serve", Email: f.NoEmail == "", NoEmail: f.NoEmail})
 		if s.Done != nil {
 			s.Done(f.Job, res, err)
 		}
@@ -185,6 +207,34 @@ func (s *Scheduler) catchUp(stop, runCtx context.Context, missed []Firing) {
 			<-done
 		}
 	}
+}
+
+// firstStartKey records when serve first started in this deployment.
+const firstStartKey = "_serve/first-start.json"
+
+// FirstStart is when serve first started against this control store: read,
+// or recorded now (exclusive create: two processes starting at once agree).
+func FirstStart(ctx context.Context, control storage.Store, now time.Time) (time.Time, error) {
+	var rec struct {
+		At time.Time `json:"at"`
+	}
+	b, _ := json.Marshal(struct {
+		At time.Time `json:"at"`
+	}{now.UTC()})
+	if _, err := control.Create(ctx, firstStartKey, b); err == nil {
+		return now.UTC(), nil
+	} else if !errors.Is(err, storage.ErrExists) {
+		return time.Time{}, fmt.Errorf("serve: record the first start (%s): %w", firstStartKey, err)
+	}
+	rc, _, err := control.Get(ctx, firstStartKey)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("serve: read the first start (%s): %w", firstStartKey, err)
+	}
+	defer rc.Close()
+	if err := json.NewDecoder(rc).Decode(&rec); err != nil || rec.At.IsZero() {
+		return time.Time{}, fmt.Errorf("serve: %s is not a first start record: %v", firstStartKey, err)
+	}
+	return rec.At, nil
 }
 
 // Wait blocks until every started run has finished.

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -27,6 +26,7 @@ import (
 	"tally/clock"
 	"tally/config"
 	"tally/jobs"
+	"tally/links"
 	"tally/mail"
 	"tally/model"
 	"tally/periods"
@@ -199,8 +199,9 @@ func (a *app) build() (*runner.Runner, *jobs.Registry, error) {
 
 // wiring is what build made, for the commands that need more than the runner.
 type wiring struct {
-	links   storeLinks
-	sender  mail.Sender // nil: the outbox
+	links   *links.Maker
+	key     func(ctx context.Context) ([]byte, error) // the signing key (links, unsubscribe, forms)
+	sender  mail.Sender                               // nil: the outbox
 	stores  storage.Regional
 	catalog *subscriptions.Catalog
 	reports map[periods.Cadence]*jobs.Reports
@@ -230,17 +231,15 @@ func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 		sender = smtp
 	}
 	thresholds := analytics.Thresholds{JitterMs: a.cfg.Analytics.PoorJitterMs, LatencyMs: a.cfg.Analytics.PoorLatencyMs, LossPct: a.cfg.Analytics.PoorLossPct}
-	w := &wiring{sender: sender, stores: stores, catalog: catalog, reports: map[periods.Cadence]*jobs.Reports{},
-		links: storeLinks{stores: stores, baseURL: a.cfg.Reports.BaseURL}}
-	// The unsubscribe key is read once, when the first message needs it, not
-	// for every recipient.
+	// The signing key is read once, when the first link or message needs it,
+	// not for every recipient.
 	var keyMu sync.Mutex
 	var key []byte
-	unsubscribeKey := func(ctx context.Context) ([]byte, error) {
+	signingKey := func(ctx context.Context) ([]byte, error) {
 		keyMu.Lock()
 		defer keyMu.Unlock()
 		if key == nil {
-			k, err := subscriptions.SigningKey(ctx, stores.Control, a.cfg.Serve.UnsubscribeKeyFile)
+			k, err := subscriptions.SigningKey(ctx, stores.Control, a.cfg.Serve.SigningKeyFile)
 			if err != nil {
 				return nil, err
 			}
@@ -248,12 +247,15 @@ func (a *app) buildAll() (*runner.Runner, *jobs.Registry, *wiring, error) {
 		}
 		return key, nil
 	}
+	w := &wiring{sender: sender, stores: stores, catalog: catalog, reports: map[periods.Cadence]*jobs.Reports{}, key: signingKey,
+		links: &links.Maker{Stores: stores, BaseURL: a.cfg.Reports.BaseURL, PublicURL: a.cfg.Serve.PublicURL, Key: signingKey,
+			Expiry: a.cfg.Reports.LinkExpiry.D(), Now: a.clock.Now}}
 	for _, c := range []periods.Cadence{periods.Daily, periods.Weekly, periods.Monthly} {
 		w.reports[c] = &jobs.Reports{Every: c, Catalog: catalog, Sender: sender, From: a.cfg.SMTP.From,
 			Links: w.links, UnderThreshold: a.cfg.License.UnderThreshold,
 			Thresholds: thresholds, SendAttempts: a.cfg.SMTP.Attempts, SendBackoff: a.cfg.SMTP.Backoff.D(),
 			Recipients: a.cfg.Reports.Recipients, PublicURL: a.cfg.Serve.PublicURL, CSVBOM: a.cfg.Reports.CSVBOM, TmpDir: a.cfg.Storage.TmpDir,
-			UnsubscribeKey: unsubscribeKey}
+			UnsubscribeKey: signingKey}
 	}
 	ledger := &runner.Ledger{Store: stores.Control}
 	reg := jobs.NewRegistry(a.cfg.Schedules(),
@@ -407,43 +409,6 @@ func openStore(sc config.StoreConfig) (storage.Store, error) {
 			LinkExpiry: sc.S3.LinkExpiry.D(), PartSize: sc.S3.PartSize})
 	}
 	return nil, runner.Usagef("storage type %q: local or s3", sc.Type)
-}
-
-// presigner is a store that signs download links (S3).
-type presigner interface {
-	Link(ctx context.Context, key, name string, expiry time.Duration) (string, error)
-	Expiry() time.Duration
-}
-
-// storeLinks make report links: presigned GETs on S3 (with the file's download
-// name), file:// URLs on local disk, or <base_url>/<key> when a web server serves
-// the storage directory.
-type storeLinks struct {
-	stores  storage.Regional
-	baseURL string
-}
-
-func (l storeLinks) Link(ctx context.Context, region, key, name string) (string, error) {
-	s, err := l.stores.For(region)
-	if err != nil {
-		return "", err
-	}
-	if p, ok := storage.As[presigner](s); ok {
-		return p.Link(ctx, key, name, 0)
-	}
-	if l.baseURL != "" {
-		return strings.TrimSuffix(l.baseURL, "/") + "/" + (&url.URL{Path: key}).EscapedPath(), nil
-	}
-	return s.URL(ctx, key)
-}
-
-func (l storeLinks) Validity() string {
-	for _, s := range l.stores.Regions {
-		if p, ok := storage.As[presigner](s); ok {
-			return fmt.Sprintf("%.0f days", p.Expiry().Hours()/24)
-		}
-	}
-	return "as long as the files are kept"
 }
 
 // startProfiles starts the CPU profile of --cpu-profile.

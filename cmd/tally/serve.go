@@ -17,6 +17,7 @@ import (
 	"tally/alert"
 	"tally/console"
 	"tally/jobs"
+	"tally/links"
 	"tally/mail"
 	"tally/metrics"
 	"tally/periods"
@@ -24,7 +25,6 @@ import (
 	"tally/runner"
 	"tally/serve"
 	"tally/source"
-	"tally/subscriptions"
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -84,8 +84,19 @@ Ingress.`,
 					m.Unconfirmed(scope, claims)
 				}
 			}
+			for region := range w.stores.Regions {
+				if w.links.Kind(region) == links.File {
+					a.log.Warn().Str("region", region).Msg("report emails link their files as file:// URLs, which open only on this machine: " +
+						"set serve.public_url (links to this server's /files/, signed) or reports.base_url")
+					break
+				}
+			}
+			first, err := serve.FirstStart(cmd.Context(), w.stores.Control, a.clock.Now())
+			if err != nil {
+				return err
+			}
 			s := &serve.Scheduler{Runner: r, Registry: reg, Clock: a.clock, CatchUp: a.cfg.Serve.CatchUp, Grace: a.cfg.Serve.Grace.D(), Log: a.log,
-				Poll: a.cfg.Source.Files.Poll.D(), Done: done}
+				Poll: a.cfg.Source.Files.Poll.D(), Done: done, FirstStart: first, CatchUpEmailWithin: a.cfg.Serve.CatchUpEmailWithin.D()}
 			if err := s.Init(); err != nil {
 				return err
 			}
@@ -238,7 +249,7 @@ func (a *app) console(ctx context.Context, r *runner.Runner, reg *jobs.Registry,
 	c.MetricsLogin = a.cfg.Serve.MetricsLogin
 	// The key is loaded (or made) whether or not public_url is set here: links
 	// already sent — by make demo, or before public_url was unset — keep working.
-	if c.Key, err = subscriptions.SigningKey(ctx, w.stores.Control, a.cfg.Serve.UnsubscribeKeyFile); err != nil {
+	if c.Key, err = w.key(ctx); err != nil {
 		return nil, err
 	}
 	return c, c.Init()

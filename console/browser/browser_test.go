@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -74,8 +75,16 @@ func startSite(dir string) (*site, string) {
 	if out, err := exec.Command("go", "build", "-o", s.bin, "tally/cmd/tally").CombinedOutput(); err != nil {
 		return nil, fmt.Sprintf("go build: %v\n%s", err, out)
 	}
+	// The console's address, known before make demo so its emails link there.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err.Error()
+	}
+	listen := l.Addr().String()
+	l.Close()
+	s.url = "http://" + listen
 	// make demo, exactly as a newcomer runs it, into this test's directory.
-	demo := exec.Command("make", "-C", filepath.Join("..", ".."), "demo")
+	demo := exec.Command("make", "-C", filepath.Join("..", ".."), "demo", "DEMO_CONSOLE="+s.url)
 	demo.Env = append(os.Environ(), "TALLY_STORAGE_PATH="+s.data, "TALLY_LOG_FORMAT=json")
 	if out, err := demo.CombinedOutput(); err != nil {
 		return nil, fmt.Sprintf("make demo: %v\n%s", err, out)
@@ -90,14 +99,14 @@ func startSite(dir string) (*site, string) {
 	cfg := fmt.Sprintf(`storage: {type: local, path: %q}
 serve:
   catch_up: 0
-  public_url: "http://127.0.0.1/"
+  public_url: %q
   auth:
     type: token
     tokens:
       - {name: alice, role: operator, token_file: %q}
       - {name: victor, role: viewer, token_file: %q}
 log: {format: json}
-`, s.data, filepath.Join(dir, "alice"), filepath.Join(dir, "victor"))
+`, s.data, s.url, filepath.Join(dir, "alice"), filepath.Join(dir, "victor"))
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		return nil, err.Error()
 	}
@@ -109,23 +118,24 @@ log: {format: json}
 		return nil, fmt.Sprintf("the sync of an undelivered day succeeded:\n%s", out)
 	}
 
-	cmd := exec.Command(s.bin, "--config", s.config, "serve", "--listen", "127.0.0.1:0", "--log-level", "info")
+	cmd := exec.Command(s.bin, "--config", s.config, "serve", "--listen", listen, "--log-level", "info")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		return nil, err.Error()
 	}
 	cleanup = append([]func(){func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }}, cleanup...)
 	lines := bufio.NewScanner(stderr)
+	started := false
 	for lines.Scan() {
 		var l struct {
 			Console string `json:"console"`
 		}
 		if json.Unmarshal(lines.Bytes(), &l) == nil && l.Console != "" {
-			s.url = strings.TrimSuffix(l.Console, "/")
+			started = true
 			break
 		}
 	}
-	if s.url == "" {
+	if !started {
 		return nil, "tally serve never logged its console URL"
 	}
 	go io.Copy(io.Discard, stderr)
