@@ -186,18 +186,18 @@ type ReportEmail struct {
 // counts, the top over-entitled customers and the 8-week trend chart (an
 // inline PNG, its numbers also as a table and in the text part).
 type Headline struct {
-	Week      string
-	KPIs      []string   // column headers
-	KPIRows   [][]string // region, then a value per KPI
-	Counts    []KV       // per-table counts
-	TopOver   [][]string // customer, subscription, region, overage
-	ChartCID  string     // "": no chart
-	ChartAlt  string
+	Week     string
+	KPIs     []string   // column headers
+	KPIRows  [][]string // region, then a value per KPI
+	Counts   []KV       // per-table counts
+	TopOver  [][]string // customer, subscription, region, overage
+	ChartCID string     // "": no chart
+	ChartAlt string
 	// ChartWidth and ChartHeight are the chart's size in the message (CSS
 	// pixels, at most the message's 600).
 	ChartWidth, ChartHeight int
-	Trend     []string   // headers: week, then a series each
-	TrendRows [][]string // a week each, oldest first
+	Trend                   []string   // headers: week, then a series each
+	TrendRows               [][]string // a week each, oldest first
 }
 
 // KV is a labelled value.
