@@ -140,7 +140,7 @@ bench: build
 	bin/bench -rows 5000000,20000000 -xlsx 1000000 -console 50 -out bench-results.json
 	bin/bench -cdr 50000,5000000 -runs 1 -cdr-dir $(CDR_DAYS) -out bench-results.json
 	cd bench/duckdb && CGO_ENABLED=1 $(GO) build -o ../../bin/bench-duckdb .
-	bin/bench-duckdb -rows 2000000 -usage 10000 -cdr $(CDR_DAYS)/5000000 -tally $(BIN) -out bench-results.json
+	bin/bench-duckdb -rows 2000000 -usage 10000 -cdr $(CDR_DAYS)/5000000 -templates 1000000 -tally $(BIN) -out bench-results.json
 	rm -rf $(CDR_DAYS)
 
 ## bench-chain: the daily chain (sync → license-usage → reports) at 1K, 10K and

@@ -48,7 +48,9 @@ func col(h string) Column { return Column{Header: h, Kind: String} }
 
 // dcol is a text column of few distinct values: dictionary-encoded in Parquet.
 func dcol(h string) Column { return Column{Header: h, Kind: String, Dict: true} }
-func icol(h string) Column { return Column{Header: h, Kind: Int} }
+// icol is a count (licenses, days, calls): few distinct values in a row
+// group of a report sorted by customer, so dictionary-encoded too.
+func icol(h string) Column { return Column{Header: h, Kind: Int, Dict: true} }
 func fcol(h string) Column { return Column{Header: h, Kind: Float} }
 func bcol(h string) Column { return Column{Header: h, Kind: Bool} }
 func pcol(h string) Column { return Column{Header: h, Kind: Percent} }
@@ -57,38 +59,38 @@ func lcol(h string) Column { return Column{Header: h, Kind: PercentList} }
 // Built-in templates (SPEC §8): exactly these CSV headers.
 var (
 	FlexLicenseUsage = &Template{Name: "Flex License Usage", Slug: "flex-license-usage", Range: PeriodRange, Parts: []Part{{Table: "flex", Columns: []Column{
-		dcol("Partner Name"), col("Customer Name"), col("Subscription ID"), col("Subscriber ID"), dcol("License Type"),
+		dcol("Partner Name"), dcol("Customer Name"), col("Subscription ID"), col("Subscriber ID"), dcol("License Type"),
 		icol("Entitled"), icol("Consumed"), dcol("Compliance")}}}}
 
 	DedicatedInstance = &Template{Name: "Dedicated Instance Usage by Cluster", Slug: "dedicated-instance-usage-by-cluster", Range: PeriodRange, Parts: []Part{{Table: "clusters", Columns: []Column{
 		dcol("Region"), col("Cluster"), col("Server"), icol("Professional"), icol("Common Area"), icol("TelePresence")}}}}
 
 	CustomerSubscriptions = &Template{Name: "Customer Subscriptions", Slug: "customer-subscriptions", Range: WeekRange, Parts: []Part{
-		{Table: "recently_added", Suffix: " - Recently Added", Columns: []Column{col("Customer Name"), col("Subscription ID"), icol("Days Since Added"),
+		{Table: "recently_added", Suffix: " - Recently Added", Columns: []Column{dcol("Customer Name"), col("Subscription ID"), icol("Days Since Added"),
 			icol("Total Licenses"), icol("Used"), icol("Assigned"), icol("Available"), icol("Weekly Assignment Change"), icol("Weekly Usage Change")}},
-		{Table: "expiring", Suffix: " - Expiring", Columns: []Column{col("Customer Name"), col("Subscription ID"), icol("Days to Expiry"),
+		{Table: "expiring", Suffix: " - Expiring", Columns: []Column{dcol("Customer Name"), col("Subscription ID"), icol("Days to Expiry"),
 			icol("Total Licenses"), icol("Used"), icol("Assigned"), icol("Available"), lcol("Usage Over the Last 3 Months (%)")}},
-		{Table: "renewing", Suffix: " - Renewing", Columns: []Column{col("Customer Name"), col("Subscription ID"), icol("Days to Renewal"),
+		{Table: "renewing", Suffix: " - Renewing", Columns: []Column{dcol("Customer Name"), col("Subscription ID"), icol("Days to Renewal"),
 			icol("Total Licenses"), icol("Used"), icol("Assigned"), icol("Available"), lcol("Usage Over the Last 3 Months (%)")}},
-		{Table: "low_assignment", Suffix: " - Low Assignment", Columns: []Column{col("Customer Name"), col("Subscription ID"), icol("Months Since Added"),
+		{Table: "low_assignment", Suffix: " - Low Assignment", Columns: []Column{dcol("Customer Name"), col("Subscription ID"), icol("Months Since Added"),
 			icol("Assigned"), pcol("Assigned Percent"), icol("Total Licenses"), icol("Used"), icol("Available"), icol("Weekly Assignment Change")}},
-		{Table: "overage", Suffix: " - Overage", Columns: []Column{col("Customer Name"), col("Subscription ID"), icol("Months Remaining"),
+		{Table: "overage", Suffix: " - Overage", Columns: []Column{dcol("Customer Name"), col("Subscription ID"), icol("Months Remaining"),
 			bcol("Auto-Renew"), icol("Total Licenses"), icol("Assigned"), pcol("Assigned Percent"), icol("Used"), pcol("Used Percent"), icol("Overage")}},
 	}}
 
 	CallingUsageDetail = &Template{Name: "Calling Usage Detail", Slug: "calling-usage-detail", Range: PeriodRange, Parts: []Part{{Table: "calling", Columns: []Column{
-		col("Customer Name"), col("Org ID"), dcol("Location"), icol("Total Calls"), icol("Total Call Events"), icol("Total Poor Quality Calls"),
+		dcol("Customer Name"), col("Org ID"), dcol("Location"), icol("Total Calls"), icol("Total Call Events"), icol("Total Poor Quality Calls"),
 		icol("Call Minutes"), icol("Call Minutes - Video"), icol("Call Legs - Audio"), icol("Call Legs - Video"), icol("Call Legs - Desk Phone"),
 		icol("Call Legs - Room Device"), icol("Call Legs - Other Devices"), icol("Calls - Hunt Group"), icol("Calls - Auto Attendant"),
 		icol("Call Queue - Total Calls"), icol("Call Queue - Timed Out"), icol("Call Queue - Overflowed"), icol("Call Queue - Forwarded"),
 		icol("Call Queue - Abandoned")}}}}
 
 	Devices = &Template{Name: "Devices", Slug: "devices", Range: PointInTime, Parts: []Part{{Table: "devices", Columns: []Column{
-		col("External ID"), col("Customer"), col("Customer Org ID"), col("Location ID"), dcol("Location Name"), dcol("Product"),
+		col("External ID"), dcol("Customer"), col("Customer Org ID"), col("Location ID"), dcol("Location Name"), dcol("Product"),
 		col("MAC Address"), dcol("Firmware"), col("Phone Number"), col("Extension"), col("User ID"), col("User UUID")}}}}
 
 	PhoneNumbers = &Template{Name: "Phone Numbers", Slug: "phone-numbers", Range: PointInTime, Parts: []Part{{Table: "numbers", Columns: []Column{
-		col("External ID"), col("Customer"), col("Customer Org ID"), col("Location ID"), dcol("Location Name"), dcol("Country"),
+		col("External ID"), dcol("Customer"), col("Customer Org ID"), col("Location ID"), dcol("Location Name"), dcol("Country"),
 		col("Phone Number"), col("Extension"), dcol("PSTN Connection"), bcol("Active"), dcol("User Type"), dcol("Number Type"),
 		col("User ID"), col("User UUID")}}}}
 )

@@ -20,7 +20,7 @@ type zstdCodec struct {
 func newZstdCodec() (*zstdCodec, error) {
 	// The options of parquet-go's codec, so the bytes written are the same.
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
+		zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false), zstd.WithAllLitEntropyCompression(true))
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,24 @@ func main() {
 	data := flag.String("data", "", "internal: the storage a duckdb-usage child reads")
 	fixtures := flag.String("fixtures", "", "instead: write the files source's DuckDB fixtures into this directory (its make.sql)")
 	cdr := flag.String("cdr", "", "also: turn bench -cdr's day in this directory into legs with DuckDB and print the ratio to tally's figure")
+	templates := flag.Int64("templates", 0, "also: every template's Parquet of this many rows against DuckDB's zstd rewrite of it (0: skip)")
 	flag.Parse()
+	if *templates > 0 && *rows == 0 {
+		work, err := os.MkdirTemp("", "tally-bench-templates-")
+		if err != nil {
+			fail(err)
+		}
+		defer os.RemoveAll(work)
+		sizes, err := benchTemplates(*templates, work)
+		if err != nil {
+			fail(err)
+		}
+		printTemplates(sizes)
+		if err := benchfig.Merge(*out, map[string]any{"template_parquet": sizes}); err != nil {
+			fail(err)
+		}
+		return
+	}
 	if *child == "duckdb-cdr" {
 		if err := runCDRDuckDB(*dir); err != nil {
 			fail(err)
@@ -172,6 +189,14 @@ func main() {
 			fail(err)
 		}
 		set["duckdb_cdr"] = fig
+	}
+	if *templates > 0 {
+		sizes, err := benchTemplates(*templates, work)
+		if err != nil {
+			fail(err)
+		}
+		printTemplates(sizes)
+		set["template_parquet"] = sizes
 	}
 	if err := benchfig.Merge(*out, set); err != nil {
 		fail(err)

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -312,6 +313,10 @@ func TestGCListsThenAbortsAnOrphanedUploadAndRemovesAnAbandonedTempFile(t *testi
 	out, err := tally(cfg, "gc", "--older-than", "1ms").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "orphan.parquet") || !strings.Contains(string(out), "would remove") {
 		t.Fatalf("gc (dry run): %v\n%s", err, out)
+	}
+	// The size is what aborting frees: the one 1 KiB part uploaded.
+	if !regexp.MustCompile(`orphan\.parquet\s+\S+\s+1024\s`).Match(out) {
+		t.Errorf("gc shows no size for the upload (its part is 1024 bytes):\n%s", out)
 	}
 	if n, _ := s.PendingUploads(context.Background()); n == 0 {
 		t.Fatal("the dry run aborted the upload")

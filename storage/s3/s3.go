@@ -371,12 +371,38 @@ func (s *Store) Leftovers(ctx context.Context) ([]storage.Leftover, error) {
 			if u.Initiated != nil {
 				l.Since = u.Initiated.UTC()
 			}
+			if l.Size, err = s.uploadedBytes(ctx, u.Key, u.UploadId); err != nil {
+				return nil, err
+			}
 			out = append(out, l)
 		}
 		if !aws.ToBool(page.IsTruncated) {
 			return out, nil
 		}
 		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
+	}
+}
+
+// uploadedBytes adds up the parts an incomplete upload holds (what aborting
+// it frees).
+func (s *Store) uploadedBytes(ctx context.Context, key, id *string) (int64, error) {
+	var n int64
+	in := &s3.ListPartsInput{Bucket: &s.bucket, Key: key, UploadId: id}
+	for {
+		page, err := s.client.ListParts(ctx, in)
+		if err != nil {
+			if err = s.translate("list parts", aws.ToString(key), err); errors.Is(err, storage.ErrNotFound) {
+				return n, nil // completed or aborted meanwhile
+			}
+			return 0, err
+		}
+		for _, p := range page.Parts {
+			n += aws.ToInt64(p.Size)
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return n, nil
+		}
+		in.PartNumberMarker = page.NextPartNumberMarker
 	}
 }
 
