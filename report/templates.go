@@ -48,6 +48,7 @@ func col(h string) Column { return Column{Header: h, Kind: String} }
 
 // dcol is a text column of few distinct values: dictionary-encoded in Parquet.
 func dcol(h string) Column { return Column{Header: h, Kind: String, Dict: true} }
+
 // icol is a count (licenses, days, calls): few distinct values in a row
 // group of a report sorted by customer, so dictionary-encoded too.
 func icol(h string) Column { return Column{Header: h, Kind: Int, Dict: true} }
