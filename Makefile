@@ -23,7 +23,8 @@ build:
 ## demo: sync the demo estate, compute license usage and 8 weeks of analytics
 ## (so the console's trend charts have points), then produce every report
 ## template (emails land in the outbox, with unsubscribe links to the local console).
-DEMO_CONSOLE := http://localhost:8080
+# The console its emails link to: TALLY_SERVE_PUBLIC_URL when set, else bin/tally serve's default.
+DEMO_CONSOLE := $(or $(TALLY_SERVE_PUBLIC_URL),http://localhost:8080)
 demo: export TALLY_SERVE_PUBLIC_URL = $(DEMO_CONSOLE)
 demo: build demo-subscriptions
 	@$(BIN) run sync-clusters --log-level warn

@@ -84,8 +84,8 @@ func startSite(dir string) (*site, string) {
 	l.Close()
 	s.url = "http://" + listen
 	// make demo, exactly as a newcomer runs it, into this test's directory.
-	demo := exec.Command("make", "-C", filepath.Join("..", ".."), "demo", "DEMO_CONSOLE="+s.url)
-	demo.Env = append(os.Environ(), "TALLY_STORAGE_PATH="+s.data, "TALLY_LOG_FORMAT=json")
+	demo := exec.Command("make", "-C", filepath.Join("..", ".."), "demo")
+	demo.Env = append(os.Environ(), "TALLY_STORAGE_PATH="+s.data, "TALLY_LOG_FORMAT=json", "TALLY_SERVE_PUBLIC_URL="+s.url)
 	if out, err := demo.CombinedOutput(); err != nil {
 		return nil, fmt.Sprintf("make demo: %v\n%s", err, out)
 	}
