@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"tally/internal/tmpfile"
 )
 
 // Sorter sorts records of T (as JSON encodes them: exported fields; gob would
@@ -104,12 +105,8 @@ func (s *Sorter[T]) compact() error {
 
 // tempFile is a temporary file removed as soon as it is created.
 func tempFile() (*os.File, error) {
-	f, err := os.CreateTemp("", "tally-sort-*")
+	f, err := tmpfile.Create("", "tally-sort-*")
 	if err != nil {
-		return nil, fmt.Errorf("sort spill: %w", err)
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
 		return nil, fmt.Errorf("sort spill: %w", err)
 	}
 	return f, nil

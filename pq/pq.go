@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"tally/internal/tmpfile"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
@@ -115,12 +116,8 @@ func (b *spillBuffer) Write(p []byte) (int, error) {
 
 func (b *spillBuffer) flush() error {
 	if b.f == nil {
-		f, err := os.CreateTemp("", "tally-pages-*")
+		f, err := tmpfile.Create("", "tally-pages-*")
 		if err != nil {
-			return fmt.Errorf("parquet page buffer: %w", err)
-		}
-		if err := os.Remove(f.Name()); err != nil {
-			f.Close()
 			return fmt.Errorf("parquet page buffer: %w", err)
 		}
 		b.f = f

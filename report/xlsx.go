@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"tally/internal/tmpfile"
 	"unicode/utf8"
 
 	"github.com/xuri/excelize/v2"
@@ -235,7 +236,7 @@ func (z *spoolZip) Create(name string) (io.Writer, error) {
 	if err := z.finish(); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(z.dir, "tally-xlsx-")
+	f, err := tmpfile.Create(z.dir, "tally-xlsx-*")
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +253,6 @@ func (z *spoolZip) Close() error { return z.finish() }
 func (z *spoolZip) discard() {
 	for _, e := range z.entries {
 		e.file.Close()
-		os.Remove(e.file.Name())
 	}
 }
 

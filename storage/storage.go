@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
+	"tally/internal/tmpfile"
 	"time"
 )
 
@@ -142,11 +142,10 @@ func OpenFile(ctx context.Context, s Store, key string) (File, error) {
 		return &file{ReaderAt: ra, Closer: rc, size: obj.Size, etag: obj.ETag}, nil
 	}
 	defer rc.Close()
-	tmp, err := os.CreateTemp("", "tally-spool-*")
+	tmp, err := tmpfile.Create("", "tally-spool-*")
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", key, err)
 	}
-	os.Remove(tmp.Name()) // the open descriptor keeps it alive until Close
 	n, err := io.Copy(tmp, rc)
 	if err != nil {
 		tmp.Close()

@@ -24,6 +24,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"tally/internal/tmpfile"
 
 	"github.com/klauspost/compress/s2"
 )
@@ -58,12 +59,8 @@ type tmpSpace struct {
 
 // create is a new run file, already unlinked: it lives while it is open.
 func (t *tmpSpace) create() (*os.File, error) {
-	f, err := os.CreateTemp(t.dir, "tally-spill-*")
+	f, err := tmpfile.Create(t.dir, "tally-spill-*")
 	if err != nil {
-		return nil, fmt.Errorf("spill (storage.tmp_dir): %w", err)
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
 		return nil, fmt.Errorf("spill (storage.tmp_dir): %w", err)
 	}
 	return f, nil
