@@ -32,6 +32,7 @@ var defaultsYAML []byte
 // TALLY_ + the key path in upper case with "." and "-" as "_"
 // (source.bad_row_rate → TALLY_SOURCE_BAD_ROW_RATE).
 type Config struct {
+	readOnly bool // LoadReadOnly: source secrets may be missing
 	Storage   StorageConfig   `yaml:"storage"`
 	Source    SourceConfig    `yaml:"source"`
 	Runner    RunnerConfig    `yaml:"runner"`
@@ -320,7 +321,14 @@ var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type
 
 // Load reads the embedded defaults, then the file (if any), then TALLY_*
 // environment variables. Unknown keys anywhere are errors.
-func Load(path string, env []string) (*Config, error) {
+func Load(path string, env []string) (*Config, error) { return load(path, env, false) }
+
+// LoadReadOnly is Load for a command that only reads tally's own records
+// (runs, plan, jobs, subscriptions list): the source's secrets (the Webex
+// client secret) need not be set.
+func LoadReadOnly(path string, env []string) (*Config, error) { return load(path, env, true) }
+
+func load(path string, env []string, readOnly bool) (*Config, error) {
 	var cfg Config
 	if err := decodeStrict(defaultsYAML, &cfg, "embedded defaults"); err != nil {
 		return nil, err
@@ -337,6 +345,7 @@ func Load(path string, env []string) (*Config, error) {
 	if err := applyEnv(&cfg, env); err != nil {
 		return nil, err
 	}
+	cfg.readOnly = readOnly
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -760,10 +769,12 @@ func (c *Config) validateWebex(bad func(string, ...any)) {
 	}
 	read("client_id_file", w.ClientIDFile, &w.ClientID)
 	read("client_secret_file", w.ClientSecretFile, &w.ClientSecret)
-	if w.ClientID == "" {
+	// A read-only command reads tally's records only: no Webex request, so
+	// no client credentials needed.
+	if w.ClientID == "" && !c.readOnly {
 		bad("source.webex.client_id: not set (set source.webex.client_id, source.webex.client_id_file or TALLY_SOURCE_WEBEX_CLIENT_ID to your integration's client id)")
 	}
-	if w.ClientSecret == "" {
+	if w.ClientSecret == "" && !c.readOnly {
 		bad("source.webex.client_secret: not set (set source.webex.client_secret_file or TALLY_SOURCE_WEBEX_CLIENT_SECRET; never in the config file)")
 	}
 	if len(w.Partners) == 0 {

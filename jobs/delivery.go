@@ -48,7 +48,7 @@ func (j *Reports) Notify(ctx context.Context, rc *runner.RunContext, n runner.No
 			errs = append(errs, err)
 			continue
 		}
-		pl.Partial = rc.Gaps()
+		pl.Partial = runner.GapsFor(rc.Gaps(), sub.PartnerID)
 		e := &mail.ReportEmail{Subscription: id, PartnerID: sub.PartnerID, Cadence: string(sub.Cadence), LinkValidity: j.Links.Validity(),
 			Periods: []mail.PeriodLinks{pl}}
 		e.Title = fmt.Sprintf("%s — %s report for %s", sr.Template, sub.Cadence, rc.Period.ID())
@@ -278,7 +278,7 @@ func (j *Reports) Digest(ctx context.Context, rc *runner.RunContext, n runner.No
 				errs = append(errs, err)
 				continue
 			}
-			pl.Partial = en.partial
+			pl.Partial = runner.GapsFor(en.partial, sub.PartnerID)
 			e.Periods = append(e.Periods, pl)
 		}
 		e.Title = fmt.Sprintf("%s — backfill of %d %s periods, %s to %s", entries[0].sr.Template, len(entries), sub.Cadence, entries[0].p.ID(), entries[len(entries)-1].p.ID())

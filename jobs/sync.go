@@ -201,7 +201,7 @@ func (s *Sync) Run(ctx context.Context, rc *runner.RunContext) error {
 		if skipped := ps.Skipped(day); len(skipped) > 0 {
 			rc.Note("skipped_customers", skipped)
 			for _, sk := range skipped {
-				rc.Partial(fmt.Sprintf("%s: customer %s (%s) skipped: %s", rc.Period.ID(), sk.Customer, sk.Name, sk.Reason))
+				rc.Partial(runner.PartnerGap(sk.Partner, fmt.Sprintf("%s: customer %s (%s) skipped: %s", rc.Period.ID(), sk.Customer, sk.Name, sk.Reason)))
 			}
 			rc.Log.Warn().Int("customers", len(skipped)).Msg("the day is partial: some customers were skipped (tally runs shows which)")
 		}
@@ -592,7 +592,7 @@ func (s *Sync) backfillCalls(ctx context.Context, rc *runner.RunContext, cb sour
 	}
 	if ps, ok := s.Source.(source.Partial); ok {
 		for _, sk := range ps.Skipped(day) {
-			rc.Partial(fmt.Sprintf("%s: customer %s (%s) calls not backfilled: %s", day.ID(), sk.Customer, sk.Name, sk.Reason))
+			rc.Partial(runner.PartnerGap(sk.Partner, fmt.Sprintf("%s: customer %s (%s) calls not backfilled: %s", day.ID(), sk.Customer, sk.Name, sk.Reason)))
 		}
 	}
 	if n, ok := s.Source.(source.Noter); ok {

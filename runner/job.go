@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -230,6 +231,31 @@ func (rc *RunContext) Partial(what string) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.partial = append(rc.partial, what)
+}
+
+// PartnerGap is a Partial line about one partner's data (a customer of its
+// skipped, say): GapsFor shows it to that partner only.
+func PartnerGap(partner, what string) string {
+	if partner == "" {
+		return what
+	}
+	return "[partner " + partner + "] " + what
+}
+
+// GapsFor are the gaps a partner's email may name: every gap of no partner,
+// and the partner's own (PartnerGap), without their marker.
+func GapsFor(gaps []string, partner string) []string {
+	var out []string
+	own := "[partner " + partner + "] "
+	for _, g := range gaps {
+		switch {
+		case strings.HasPrefix(g, own):
+			out = append(out, strings.TrimPrefix(g, own))
+		case !strings.HasPrefix(g, "[partner "):
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // Gaps are the run's Partial lines so far (a report email names them).

@@ -327,8 +327,10 @@ func (r *Runner) attempt(ctx context.Context, job Job, p periods.Period, regions
 		rec.Rows[TableOf(out.Key)] += out.Rows
 	}
 	rec.Checksum = outputsChecksum(rec.Outputs)
-	if err != nil && errors.Is(err, context.DeadlineExceeded) {
-		return rc, fmt.Errorf("%w", context.Cause(ctx))
+	// The run's own deadline names itself; a deadline inside the job (one
+	// request's, say) keeps its error: the run's context has no cause then.
+	if cause := context.Cause(ctx); err != nil && errors.Is(err, context.DeadlineExceeded) && cause != nil {
+		return rc, cause
 	}
 	return rc, err
 }

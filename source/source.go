@@ -53,6 +53,9 @@ type ChangeDetector interface {
 
 // Skipped is a customer a day was synced without, and why.
 type Skipped struct {
+	// Partner is whose customer it is: only that partner's emails and views
+	// name it.
+	Partner  string `json:"partner_id,omitempty"`
 	Customer string `json:"customer_id"`
 	Name     string `json:"customer_name,omitempty"`
 	Reason   string `json:"reason"`

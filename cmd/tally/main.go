@@ -122,7 +122,7 @@ Exit codes: 0 done (or already complete), 1 failed, 2 usage or config error,
 			if err := a.startProfiles(); err != nil {
 				return err
 			}
-			return a.setup()
+			return a.setup(cmd)
 		},
 		PersistentPostRunE: func(cmd *cobra.Command, args []string) error { return a.stopProfiles() },
 	}
@@ -141,8 +141,16 @@ Exit codes: 0 done (or already complete), 1 failed, 2 usage or config error,
 	return root
 }
 
-func (a *app) setup() error {
-	cfg, err := config.Load(a.configPath, os.Environ())
+// readOnlyCommands only read tally's own records: they run without the
+// source's secrets.
+var readOnlyCommands = map[string]bool{"tally runs": true, "tally plan": true, "tally jobs": true, "tally subscriptions list": true}
+
+func (a *app) setup(cmd *cobra.Command) error {
+	load := config.Load
+	if readOnlyCommands[cmd.CommandPath()] {
+		load = config.LoadReadOnly
+	}
+	cfg, err := load(a.configPath, os.Environ())
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -122,10 +123,19 @@ command line or the YAML, and never printed or logged.`,
 			if err != nil {
 				return err
 			}
-			if err := webex.ImportRefreshToken(cmd.Context(), stores.Control, webex.TokenKey(partner), string(b)); err != nil {
+			w := a.cfg.Source.Webex
+			oauth := &webex.OAuth{Key: webex.TokenKey(partner), TokenURL: w.TokenURL, ClientID: w.ClientID, ClientSecret: w.ClientSecret,
+				Store: stores.Control, Now: a.clock.Now}
+			// Refreshed once, at once: a used or revoked token is refused
+			// now, with the endpoint's own words, not at the first run.
+			if err := oauth.Login(cmd.Context(), string(b)); err != nil {
+				var refused *webex.TokenError
+				if errors.As(err, &refused) {
+					return runner.Usagef("source webex login: partner %s: the refresh token in %s was refused: %v", partner, file, err)
+				}
 				return err
 			}
-			fmt.Fprintf(a.stdout, "stored partner %s's Webex refresh token in the control store (%s)\n", partner, webex.TokenKey(partner))
+			fmt.Fprintf(a.stdout, "partner %s's Webex refresh token works; the rotated one is stored in the control store (%s)\n", partner, webex.TokenKey(partner))
 			return nil
 		},
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,10 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"tally/jobs"
 	"tally/model"
 	"tally/pq"
+	"tally/runner"
 	"tally/source/webex"
 	"tally/source/webex/webextest"
+	"tally/storage/local"
 )
 
 // webexSetup is a fake Webex API with two partners' customers in all four
@@ -76,6 +80,11 @@ func TestTheWebexSourceRunsTheDailyChainEndToEndForTwoPartnersInAllFourRegions(t
 	if code != 0 {
 		t.Fatalf("the daily chain on the webex source: exit %d\n%s%s", code, stdout, stderr)
 	}
+	// Each partner's token lists its own org too: a partner, not a customer,
+	// so the day is complete, not partial.
+	if _, plan, _ := run(t, "--config", cfg, "plan", "--from", "2026-11-21", "--to", "2026-11-21"); strings.Contains(plan, "partial") {
+		t.Errorf("the partners' own organisations made the day partial:\n%s", plan)
+	}
 	for _, tok := range []string{"tok-", webextest.ClientSecret} {
 		if strings.Contains(stdout+stderr, tok) {
 			t.Fatalf("a token or secret (%s…) is in the output:\n%s%s", tok, stdout, stderr)
@@ -136,7 +145,13 @@ func TestTheWebexSourceRunsTheDailyChainEndToEndForTwoPartnersInAllFourRegions(t
 func TestAWebexCustomerThatKeepsFailingFailsTheDayOrWithSkipFailedCustomersTheDayIsPartial(t *testing.T) {
 	cfg, data, f := webexSetup(t, "    skip_failed_customers: true\n")
 	f.FailCalls = f.Orgs[3].ID // a P2 customer
+	// Each partner's token also sees both partners' own orgs: partners, not
+	// customers, so they never make the day partial.
+	f.CrossPartnerOrgs = true
 	if code, _, stderr := run(t, "--config", cfg, "subscriptions", "add", "--id", "flex", "--partner", "P2", "--template", "flex-license-usage", "--cadence", "daily", "--to", "ops@example.com"); code != 0 {
+		t.Fatal(stderr)
+	}
+	if code, _, stderr := run(t, "--config", cfg, "subscriptions", "add", "--id", "flex-p1", "--partner", "P1", "--template", "flex-license-usage", "--cadence", "daily", "--to", "p1-ops@example.com"); code != 0 {
 		t.Fatal(stderr)
 	}
 	code, stdout, stderr := run(t, "--config", cfg, "run", "reports-daily", "--period", "2026-11-21")
@@ -159,6 +174,21 @@ func TestAWebexCustomerThatKeepsFailingFailsTheDayOrWithSkipFailedCustomersTheDa
 	for part, body := range map[string]string{"text": e.text, "html": e.html} {
 		if !strings.Contains(body, "Partial") && !strings.Contains(body, "PARTIAL") || !strings.Contains(body, webextest.OrgUUID(f.Orgs[3])) {
 			t.Errorf("the report email's %s part does not say partial naming the skipped customer:\n%s", part, body)
+		}
+	}
+
+	// Partner P1's email names nothing of P2's: no skipped customer, no partner
+	// org, no "(partial)" (none of P1's customers was skipped).
+	p1 := readEML(t, filepath.Join(data, "outbox", "reports-daily", "2026-11-21", "flex-p1", jobs.RecipientGroup(runner.DefaultGroup, "p1-ops@example.com")+"-g1.eml"))
+	for _, leak := range []string{webextest.OrgUUID(f.Orgs[3]), f.Orgs[3].DisplayName, "Partner Two", f.PartnerOrgUUID("P2"), "(partial)"} {
+		if strings.Contains(p1.subject+p1.text+p1.html, leak) {
+			t.Errorf("partner P1's report email contains %q, of partner P2's day:\n%s\n%s", leak, p1.subject, p1.text)
+		}
+	}
+	code, stdout, _ = run(t, "--config", cfg, "runs", "sync-clusters")
+	for _, partner := range []string{"P1", "P2"} {
+		if strings.Contains(stdout, f.PartnerOrgUUID(partner)) {
+			t.Errorf("partner %s's own organisation is listed as a skipped customer:\n%s", partner, stdout)
 		}
 	}
 
@@ -243,22 +273,117 @@ func TestAWebexDayPastTheGraceWindowCanHaveItsCallsBackfilledInsideTheRetention(
 	}
 }
 
-func TestWebexLoginStoresTheRefreshTokenInTheControlStoreAndNeverPrintsIt(t *testing.T) {
-	cfg, data, _ := webexSetup(t, "")
+func TestWebexLoginRefreshesOnceAtOnceStoresTheRotatedTokenPrivatelyAndNeverPrintsIt(t *testing.T) {
+	cfg, data, f := webexSetup(t, "")
 	tokenFile := filepath.Join(t.TempDir(), "refresh")
-	os.WriteFile(tokenFile, []byte("rt-very-secret-123\n"), 0o600)
+	first := f.RefreshToken("P2")
+	os.WriteFile(tokenFile, []byte(first+"\n"), 0o600)
+	grants := f.Grants.Load()
 	code, stdout, stderr := run(t, "--config", cfg, "source", "webex", "login", "--partner", "P2", "--refresh-token-file", tokenFile)
-	if code != 0 || strings.Contains(stdout+stderr, "rt-very-secret-123") {
+	if code != 0 || strings.Contains(stdout+stderr, first) {
 		t.Fatalf("login: exit %d (the token must never be printed)\n%s%s", code, stdout, stderr)
 	}
-	if b := must(os.ReadFile(filepath.Join(data, "_secrets", "webex-oauth", "P2.json"))); !strings.Contains(string(b), `"refresh_token":"rt-very-secret-123"`) {
-		t.Fatalf("stored: %s", b)
+	if n := f.Grants.Load() - grants; n != 1 {
+		t.Errorf("login made %d refresh-token grants, want exactly one", n)
+	}
+	path := filepath.Join(data, "_secrets", "webex-oauth", "P2.json")
+	b := must(os.ReadFile(path))
+	if strings.Contains(string(b), first) || !strings.Contains(string(b), `"refresh_token":"tok-`) {
+		t.Fatalf("stored %s: want the rotated refresh token, not the used one", b)
+	}
+	// Token files hold the access token: private (0600, in a 0700 folder).
+	for p, want := range map[string]os.FileMode{path: 0o600, filepath.Dir(path): 0o700} {
+		if fi := must2(os.Stat(p)); fi.Mode().Perm() != want {
+			t.Errorf("%s is mode %v, want %v", p, fi.Mode().Perm(), want)
+		}
+	}
+	// The same (now used) refresh token again: refused at once with the
+	// endpoint's own message, exit 2, nothing stored over the working one.
+	grants = f.Grants.Load()
+	code, stdout, stderr = run(t, "--config", cfg, "source", "webex", "login", "--partner", "P2", "--refresh-token-file", tokenFile)
+	if code != exitUsage || !strings.Contains(stderr, "invalid_grant") || !strings.Contains(stderr, "expired, revoked, malformed, or invalid") || strings.Contains(stdout+stderr, first) {
+		t.Fatalf("login with a used refresh token: exit %d, want 2 with the endpoint's message\n%s%s", code, stdout, stderr)
+	}
+	if n := f.Grants.Load() - grants; n != 1 {
+		t.Errorf("a refused login made %d grants, want one (no retries)", n)
+	}
+	if now := must(os.ReadFile(path)); !bytes.Equal(now, b) {
+		t.Errorf("a refused login replaced the stored token")
 	}
 	if code, _, stderr := run(t, "--config", cfg, "source", "webex", "login", "--refresh-token-file", tokenFile); code != exitUsage || !strings.Contains(stderr, "--partner") {
 		t.Fatalf("login with two partners and no --partner: exit %d, want 2 naming the flag\n%s", code, stderr)
 	}
 	if code, _, stderr := run(t, "--config", cfg, "source", "webex", "login", "--partner", "P2"); code != exitUsage || !strings.Contains(stderr, "--refresh-token-file") {
 		t.Fatalf("login without a file: exit %d, want 2 naming the flag\n%s", code, stderr)
+	}
+}
+
+func TestWebexConfigCheckBeforeLoginOrWithARefusedTokenFailsFastNamingTheLoginCommand(t *testing.T) {
+	cfg, data, f := webexSetup(t, "")
+	os.Remove(filepath.Join(data, "_secrets", "webex-oauth", "P2.json")) // P2 never logged in
+	start := time.Now()
+	code, stdout, stderr := run(t, "--config", cfg, "config", "check")
+	if code != exitUsage || !strings.Contains(stdout+stderr, "tally source webex login") {
+		t.Fatalf("config check before login: exit %d, want 2 naming the login command\n%s%s", code, stdout, stderr)
+	}
+	// A refresh token used elsewhere (invalid_grant, 400): no retries either.
+	webexSetupToken(t, cfg, data, "P2", "tok-used-elsewhere")
+	grants := f.Grants.Load()
+	code, stdout, stderr = run(t, "--config", cfg, "config", "check")
+	if code != exitUsage || !strings.Contains(stdout+stderr, "tally source webex login") || !strings.Contains(stdout+stderr, "invalid_grant") {
+		t.Fatalf("config check with a refused token: exit %d, want 2\n%s%s", code, stdout, stderr)
+	}
+	if n := f.Grants.Load() - grants; n > 1 {
+		t.Errorf("config check tried the refused refresh token %d times", n)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the two checks took %s: a refusal is not retried", took)
+	}
+}
+
+// webexSetupToken stores a refresh token as it is, as an earlier login did.
+func webexSetupToken(t *testing.T, cfg, data, partner, token string) {
+	t.Helper()
+	store := must2(local.New(data))
+	if err := webex.ImportRefreshToken(context.Background(), store, webex.TokenKey(partner), token); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReadOnlyCommandsRunWithoutTheWebexClientSecret(t *testing.T) {
+	cfg, _, _ := webexSetup(t, "")
+	if code, stdout, stderr := run(t, "--config", cfg, "run", "sync-clusters", "--period", "2026-11-21"); code != 0 {
+		t.Fatalf("sync: exit %d\n%s%s", code, stdout, stderr)
+	}
+	b := must(os.ReadFile(cfg))
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), "client_secret_file:", "client_secret_file_was:", 1)), 0o644)
+	cut := strings.Replace(string(b), "    client_secret_file: ", "    # no client secret: ", 1)
+	os.WriteFile(cfg, []byte(cut), 0o644)
+	for _, args := range [][]string{{"runs", "sync-clusters"}, {"plan", "--from", "2026-11-21", "--to", "2026-11-21"}, {"jobs"}, {"subscriptions", "list"}} {
+		if code, stdout, stderr := run(t, append([]string{"--config", cfg}, args...)...); code != 0 {
+			t.Errorf("tally %s without the client secret: exit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
+		}
+	}
+	if code, _, stderr := run(t, "--config", cfg, "run", "sync-clusters", "--period", "2026-11-21", "--force"); code != exitUsage || !strings.Contains(stderr, "source.webex.client_secret") {
+		t.Errorf("a sync without the client secret: exit %d, want 2 naming it\n%s", code, stderr)
+	}
+}
+
+func TestASilentWebexAPIFailsTheDayNamingTheEndpointNeverAFormattingVerb(t *testing.T) {
+	cfg, _, f := webexSetup(t, "    request_timeout: 100ms\n")
+	f.Silent.Store(1 << 20) // every request goes unanswered
+	code, stdout, stderr := run(t, "--config", cfg, "run", "sync-clusters", "--period", "2026-11-21")
+	if code != exitFailed {
+		t.Fatalf("exit %d, want 1\n%s%s", code, stdout, stderr)
+	}
+	_, runs, _ := run(t, "--config", cfg, "runs", "sync-clusters")
+	for where, out := range map[string]string{"the run's output": stdout + stderr, "tally runs": runs} {
+		if strings.Contains(out, "%!") {
+			t.Errorf("%s holds a formatting verb:\n%s", where, out)
+		}
+		if !strings.Contains(out, "/organizations") && !strings.Contains(out, "/people/me") {
+			t.Errorf("%s does not name the endpoint that went silent:\n%s", where, out)
+		}
 	}
 }
 

@@ -50,9 +50,62 @@ var _ Tokens = (*OAuth)(nil)
 // ErrNoToken means no refresh token was stored yet: run the documented first step.
 var ErrNoToken = errors.New("no Webex refresh token stored: import one with tally source webex login --partner ID --refresh-token-file FILE")
 
-// ImportRefreshToken stores a first refresh token (the login step).
+// TokenError is a refresh the token endpoint refused (4xx): no retry can fix
+// it, a new refresh token (tally source webex login) can.
+type TokenError struct {
+	URL, Status, Code, Message, TrackingID string
+	invalidGrant                           bool
+}
+
+// Unwrap is errInvalidGrant for an invalid_grant: the refresh token was used
+// (by another process, when it rotated it) or revoked.
+func (e *TokenError) Unwrap() error {
+	if e.invalidGrant {
+		return errInvalidGrant
+	}
+	return nil
+}
+
+func (e *TokenError) Error() string {
+	msg := fmt.Sprintf("webex: refresh the access token at %s: %s", e.URL, e.Status)
+	if e.Code != "" {
+		msg += " " + e.Code
+	}
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	if e.TrackingID != "" {
+		msg += " (trackingid " + e.TrackingID + ")"
+	}
+	return msg + "; store a new refresh token with tally source webex login"
+}
+
+// Login checks a first refresh token by refreshing with it at once, then
+// stores the rotated refresh token and the access token (the login step). A
+// token the endpoint refuses (already used, revoked) is a *TokenError and
+// nothing is stored.
+func (o *OAuth) Login(ctx context.Context, refresh string) error {
+	fresh, err := o.refresh(ctx, strings.TrimSpace(refresh))
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(fresh)
+	if err := putToken(ctx, o.Store, o.Key, b); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	o.current = fresh
+	o.mu.Unlock()
+	return nil
+}
+
+// ImportRefreshToken stores a first refresh token as it is, unchecked.
 func ImportRefreshToken(ctx context.Context, s storage.Store, key, refresh string) error {
 	b, _ := json.Marshal(stored{RefreshToken: strings.TrimSpace(refresh)})
+	return putToken(ctx, s, key, b)
+}
+
+func putToken(ctx context.Context, s storage.Store, key string, b []byte) error {
 	_, err := s.Create(ctx, key, b)
 	if errors.Is(err, storage.ErrExists) {
 		_, obj, rerr := storage.ReadAll(ctx, s, key)
@@ -83,6 +136,8 @@ func (o *OAuth) Token(ctx context.Context) (string, error) {
 	if o.valid(o.current) {
 		return o.current.AccessToken, nil
 	}
+	var refused string // the stored refresh token the endpoint refused
+	var refusal error
 	for try := 0; try < refreshTries; try++ {
 		if try > 0 {
 			// Another process rotated the refresh token: give it the moment
@@ -108,8 +163,20 @@ func (o *OAuth) Token(ctx context.Context) (string, error) {
 			o.current = st // another process refreshed
 			return st.AccessToken, nil
 		}
+		if st.RefreshToken == refused {
+			if try >= 3 {
+				// Still the refused token ~175 ms later: no other process
+				// is rotating it; it was used elsewhere or revoked.
+				return "", refusal
+			}
+			continue
+		}
 		fresh, err := o.refresh(ctx, st.RefreshToken)
 		if errors.Is(err, errInvalidGrant) {
+			refused, refusal = st.RefreshToken, err
+			if try == refreshTries-1 || ctx.Err() != nil {
+				return "", err
+			}
 			continue // rotated by another process meanwhile: read it again
 		}
 		if err != nil {
@@ -161,17 +228,26 @@ func (o *OAuth) refresh(ctx context.Context, refresh string) (stored, error) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var tok struct {
-		AccessToken  string `json:"access_token"`
-		ExpiresIn    int64  `json:"expires_in"`
-		RefreshToken string `json:"refresh_token"`
-		Error        string `json:"error"`
+		AccessToken      string `json:"access_token"`
+		ExpiresIn        int64  `json:"expires_in"`
+		RefreshToken     string `json:"refresh_token"`
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+		Message          string `json:"message"`
 	}
 	json.Unmarshal(body, &tok)
 	if resp.StatusCode >= 300 || tok.AccessToken == "" {
-		if tok.Error == "invalid_grant" {
-			return stored{}, errInvalidGrant
+		// The error code and the endpoint's message, never the rest of the
+		// body (it may echo the form's secrets).
+		msg := tok.ErrorDescription
+		if msg == "" {
+			msg = tok.Message
 		}
-		// The body may echo secrets: only the status and the error code.
+		te := &TokenError{URL: o.TokenURL, Status: resp.Status, Code: tok.Error, Message: msg, TrackingID: resp.Header.Get("Trackingid")}
+		if tok.Error == "invalid_grant" || resp.StatusCode >= 400 && resp.StatusCode < 500 {
+			te.invalidGrant = tok.Error == "invalid_grant"
+			return stored{}, te
+		}
 		return stored{}, fmt.Errorf("webex: refresh the access token at %s: %s (%s, trackingid %s)", o.TokenURL, resp.Status, tok.Error, resp.Header.Get("Trackingid"))
 	}
 	st := stored{AccessToken: tok.AccessToken, ExpiresAt: o.Now().Add(time.Duration(tok.ExpiresIn) * time.Second), RefreshToken: tok.RefreshToken}

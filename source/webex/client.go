@@ -103,11 +103,11 @@ func (c *Client) ListAt(ctx context.Context, base, path string, query url.Values
 		var page map[string]json.RawMessage
 		var items []json.RawMessage
 		if err := json.Unmarshal(body, &page); err != nil {
-			return fmt.Errorf("webex: GET %s: not a page of %s: %w", pathOf(next), key, err)
+			return fmt.Errorf("webex: GET %s%s: not a page of %s (trackingid %s): %w", pathOf(next), orgOf(next), key, header.Get("Trackingid"), err)
 		}
 		if raw, ok := page[key]; ok {
 			if err := json.Unmarshal(raw, &items); err != nil {
-				return fmt.Errorf("webex: GET %s: %q is not a list: %w", pathOf(next), key, err)
+				return fmt.Errorf("webex: GET %s%s: %q is not a list (trackingid %s): %w", pathOf(next), orgOf(next), key, header.Get("Trackingid"), err)
 			}
 		}
 		for _, it := range items {
@@ -120,6 +120,22 @@ func (c *Client) ListAt(ctx context.Context, base, path string, query url.Values
 	return nil
 }
 
+// OwnOrg is the UUID of the organisation the token's user belongs to (GET
+// /v1/people/me, developer.webex.com/docs/api/v1/people/get-my-own-details:
+// orgId): for a partner administrator, the partner's own organisation.
+func (c *Client) OwnOrg(ctx context.Context) (string, error) {
+	url := strings.TrimSuffix(c.BaseURL, "/") + "/people/me"
+	body, header, err := c.Get(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	var me Person
+	if err := json.Unmarshal(body, &me); err != nil || me.OrgID == "" {
+		return "", fmt.Errorf("webex: GET /people/me: no orgId in %.200q (trackingid %s)", body, header.Get("Trackingid"))
+	}
+	return OrgUUID(me.OrgID)
+}
+
 var linkNext = regexp.MustCompile(`<([^>]+)>\s*;\s*rel="?next"?`)
 
 // nextLink reads the rel="next" URL of a Link header ("" when none).
@@ -130,6 +146,15 @@ func nextLink(h string) string {
 		}
 	}
 	return ""
+}
+
+// orgOf is " (org <orgId>)" for a request about one organisation.
+func orgOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Query().Get("orgId") == "" {
+		return ""
+	}
+	return " (org " + u.Query().Get("orgId") + ")"
 }
 
 func pathOf(raw string) string {
@@ -154,7 +179,10 @@ func (c *Client) Get(ctx context.Context, rawURL string) ([]byte, http.Header, e
 		}
 		last = err
 		var api *APIError
+		var refused *TokenError
 		switch {
+		case errors.As(err, &refused) || errors.Is(err, ErrNoToken):
+			return nil, nil, err // only a new refresh token helps: no retry
 		case errors.As(err, &api) && api.Status == http.StatusUnauthorized && !refreshed:
 			refreshed = true // the token expired or was revoked: refresh once and retry
 			c.Log.Warn().Str("trackingid", api.TrackingID).Str("path", api.Path).Msg("webex: 401, refreshing the access token")
@@ -227,12 +255,17 @@ func (c *Client) once(ctx context.Context, rawURL string) ([]byte, http.Header, 
 	return body, resp.Header, nil
 }
 
-// wait blocks for a 429's pause and the rate limit.
+// wait blocks for a 429's pause and the rate limit. A request already
+// waiting when another 429 extends the pause waits on to the latest deadline.
 func (c *Client) wait(ctx context.Context) error {
-	c.mu.Lock()
-	until := c.pausedUntil
-	c.mu.Unlock()
-	if d := until.Sub(c.Clock.Now()); d > 0 {
+	for {
+		c.mu.Lock()
+		until := c.pausedUntil
+		c.mu.Unlock()
+		d := until.Sub(c.Clock.Now())
+		if d <= 0 {
+			break
+		}
 		if err := c.Clock.Sleep(ctx, d); err != nil {
 			return err
 		}

@@ -101,6 +101,11 @@ func Map(e Estate) *source.CustomerDay {
 			continue
 		}
 		products[p] = true
+		if l.SubscriptionID == "" {
+			// A license outside any subscription (free Messaging, say) is a
+			// product the customer has, never a subscription of its own.
+			continue
+		}
 		s := subs[l.SubscriptionID]
 		if s == nil {
 			s = &sub{products: map[string]bool{}, seats: map[string]int64{}}
@@ -124,7 +129,7 @@ func Map(e Estate) *source.CustomerDay {
 		row := model.Subscription{SubscriptionID: id, SubscriberID: id, CustomerID: cid, Status: "active", CreatedAt: e.Customer.CreatedAt,
 			StartDate: start, EndDate: NoEndDate, OrderID: id, LicensesTotal: s.total, LicensesAssigned: s.assigned,
 			LicensesUsed7d: s.assigned, ProvisioningStatuses: []string{"Provisioned"}}
-		if id == "" || strings.Contains(strings.ToLower(id), "trial") {
+		if strings.Contains(strings.ToLower(id), "trial") {
 			row.SubscriptionID, row.SubscriberID, row.OrderID = "Enterprise Trial", "trial-"+cid, "trial-"+cid
 			row.IsTrial, row.Status = true, "trial"
 		}
@@ -151,15 +156,18 @@ func Map(e Estate) *source.CustomerDay {
 	for _, w := range e.Workspaces {
 		workspaces[w.ID] = w
 	}
-	owned := map[string]Number{} // owner id → its primary number
+	// Numbers name their owner by an id of another kind than the owner's own
+	// list does (…/PLACE/<uuid> for a workspace listed as …/PLACES/<uuid>):
+	// owners are matched by the UUID inside.
+	owned := map[string]Number{} // owner UUID → its primary number
 	for _, n := range e.Numbers {
-		if n.Owner != nil && (n.PhoneNumberType == "PRIMARY" || owned[n.Owner.ID].PhoneNumber == "") {
-			owned[n.Owner.ID] = n
+		if n.Owner != nil && (n.PhoneNumberType == "PRIMARY" || owned[idUUID(n.Owner.ID)].PhoneNumber == "") {
+			owned[idUUID(n.Owner.ID)] = n
 		}
 	}
 
 	people := map[string]Person{}
-	emails := map[string]string{} // person id → email
+	emails := map[string]string{} // person UUID → email
 	for _, p := range e.People {
 		if p.Type != "" && p.Type != "person" {
 			continue // bots and app users hold no calling seat
@@ -170,7 +178,7 @@ func Map(e Estate) *source.CustomerDay {
 			continue
 		}
 		people[p.ID] = p
-		emails[p.ID] = u.Email
+		emails[idUUID(p.ID)] = u.Email
 		cd.Users = append(cd.Users, u)
 	}
 
@@ -183,7 +191,7 @@ func Map(e Estate) *source.CustomerDay {
 		loc := d.LocationID
 		var number Number
 		if p, ok := people[d.PersonID]; ok {
-			number = owned[p.ID]
+			number = owned[idUUID(p.ID)]
 			if loc == "" {
 				loc = p.LocationID
 			}
@@ -191,7 +199,7 @@ func Map(e Estate) *source.CustomerDay {
 				number = Number{Extension: p.Extension, PhoneNumber: workNumber(p)}
 			}
 		} else if w, ok := workspaces[d.WorkspaceID]; ok {
-			number = owned[w.ID]
+			number = owned[idUUID(w.ID)]
 			if loc == "" {
 				loc = w.LocationID
 			}
@@ -210,8 +218,8 @@ func Map(e Estate) *source.CustomerDay {
 			reject("numbers", n, err)
 			continue
 		}
-		if n.Owner != nil && emails[n.Owner.ID] != "" {
-			row.UserID = model.Str(emails[n.Owner.ID])
+		if n.Owner != nil && emails[idUUID(n.Owner.ID)] != "" {
+			row.UserID = model.Str(emails[idUUID(n.Owner.ID)])
 		}
 		cd.Numbers = append(cd.Numbers, row)
 	}

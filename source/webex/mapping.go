@@ -50,12 +50,45 @@ func decodeID(id, kind string) (string, error) {
 		}
 	}
 	s := string(raw)
-	marker := "/" + kind + "/"
-	i := strings.LastIndex(s, marker)
-	if !strings.HasPrefix(s, "ciscospark://") || i < 0 || i+len(marker) == len(s) {
-		return "", fmt.Errorf("%s id %q decodes to %q, not ciscospark://…/%s/<id>", strings.ToLower(kind), id, s, kind)
+	if strings.HasPrefix(s, "ciscospark://") {
+		// The reference spells some kinds both ways: /workspaces ids decode to
+		// …/PLACES/<uuid>, telephony owner ids to …/PLACE/<uuid>; both are the
+		// same workspace.
+		for _, k := range kindSpellings(kind) {
+			marker := "/" + k + "/"
+			if i := strings.LastIndex(s, marker); i >= 0 && i+len(marker) < len(s) {
+				return s[i+len(marker):], nil
+			}
+		}
 	}
-	return s[i+len(marker):], nil
+	return "", fmt.Errorf("%s id %q decodes to %q, not ciscospark://…/%s/<id>", strings.ToLower(kind), id, s, kind)
+}
+
+// kindSpellings are kind as given, then its plural or singular.
+func kindSpellings(kind string) []string {
+	if strings.HasSuffix(kind, "S") {
+		return []string{kind, strings.TrimSuffix(kind, "S")}
+	}
+	return []string{kind, kind + "S"}
+}
+
+// idUUID is the UUID an id names whatever its kind (the id itself when it is
+// neither a UUID nor a ciscospark:// id): owners are matched across kinds.
+func idUUID(id string) string {
+	if looksLikeUUID(id) {
+		return strings.ToLower(id)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(id, "="))
+	if err != nil {
+		if raw, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(id, "=")); err != nil {
+			return id
+		}
+	}
+	s := string(raw)
+	if i := strings.LastIndex(s, "/"); strings.HasPrefix(s, "ciscospark://") && looksLikeUUID(s[i+1:]) {
+		return strings.ToLower(s[i+1:])
+	}
+	return id
 }
 
 func looksLikeUUID(s string) bool {

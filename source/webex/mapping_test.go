@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"tally/model"
 	"testing"
+	"time"
 )
 
 func TestAnOrganizationIdDecodesToTheUUIDInsideItsCiscosparkURI(t *testing.T) {
@@ -112,4 +114,60 @@ func FuzzEndpointJSONMapsToRowsOrRejectionsNeverAPanic(f *testing.F) {
 			}
 		}
 	})
+}
+
+func sparkID(kind, uuid string) string {
+	return base64.RawStdEncoding.EncodeToString([]byte("ciscospark://us/" + kind + "/" + uuid))
+}
+
+// The reference spells a workspace's id …/PLACES/<uuid> in /workspaces and its
+// number's owner …/PLACE/<uuid> in /telephony/config/numbers.
+func TestSingularAndPluralIdKindsDecodeToTheSameUUID(t *testing.T) {
+	uuid := "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+	for _, kind := range []string{"PLACE", "PLACES"} {
+		for _, want := range []string{"PLACE", "PLACES"} {
+			if got, err := UUIDOf(sparkID(kind, uuid), want); err != nil || got != uuid {
+				t.Errorf("UUIDOf(…/%s/…, %s) = %q, %v", kind, want, got, err)
+			}
+		}
+	}
+	ws := Workspace{ID: sparkID("PLACES", uuid), DisplayName: "Lobby", LocationID: sparkID("LOCATION", "11111111-2222-4333-8444-555555555555")}
+	loc := Location{ID: ws.LocationID, Name: "HQ"}
+	loc.Address.Country = "US"
+	n := Number{PhoneNumber: "+15551230000", State: "ACTIVE", PhoneNumberType: "PRIMARY"}
+	n.Location.ID, n.Location.Name = loc.ID, loc.Name
+	n.Owner = &struct {
+		ID        string `json:"id"`
+		Type      string `json:"type"`
+		FirstName string `json:"firstName,omitempty"`
+		LastName  string `json:"lastName,omitempty"`
+	}{ID: sparkID("PLACE", uuid), Type: "PLACE"}
+	dev := Device{ID: sparkID("DEVICE", "99999999-8888-4777-8666-555555555555"), WorkspaceID: ws.ID, Product: "Cisco 8865", Type: "phone"}
+	cd := Map(Estate{Customer: testCustomer(), Workspaces: []Workspace{ws}, Locations: []Location{loc}, Numbers: []Number{n}, Devices: []Device{dev}})
+	if len(cd.Numbers) != 1 || cd.Numbers[0].UserUUID == nil || *cd.Numbers[0].UserUUID != uuid || cd.Numbers[0].UserType != "Workspace" {
+		t.Fatalf("the workspace's number: %+v", cd.Numbers)
+	}
+	if len(cd.Devices) != 1 || cd.Devices[0].PhoneNumber == nil || *cd.Devices[0].PhoneNumber != n.PhoneNumber {
+		t.Fatalf("the workspace's phone has no number: %+v", cd.Devices)
+	}
+}
+
+// A license with no subscriptionId (free Messaging) is a product the customer
+// has, never a subscription ("Enterprise Trial" or any other).
+func TestLicensesWithoutASubscriptionIdMakeNoSubscription(t *testing.T) {
+	cd := Map(Estate{Customer: testCustomer(), Licenses: []License{
+		{ID: "l1", Name: "Messaging", TotalUnits: 100, ConsumedUnits: 3},
+		{ID: "l2", Name: "Webex Calling - Professional", TotalUnits: 10, ConsumedUnits: 4, SubscriptionID: "Sub-1"},
+	}})
+	if len(cd.Subscriptions) != 1 || cd.Subscriptions[0].SubscriptionID != "Sub-1" || cd.Subscriptions[0].IsTrial {
+		t.Fatalf("subscriptions: %+v", cd.Subscriptions)
+	}
+	if strings.Join(cd.Customer.Products, ",") != "calling,messaging" {
+		t.Fatalf("products %v: the free license still counts toward the customer's products", cd.Customer.Products)
+	}
+}
+
+func testCustomer() model.Customer {
+	return model.Customer{CustomerID: "efc3a1a1-5fcc-45bd-b650-4bf98d0ae26a", CustomerName: "Acme", PartnerID: "P1", ManagedBy: "partner",
+		CreatedAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
 }

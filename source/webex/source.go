@@ -135,19 +135,34 @@ func (s *Source) Roster(ctx context.Context, day periods.Period) (*Roster, error
 		return r, nil
 	}
 	r = &Roster{}
+	// /organizations lists a partner's own organisation beside its customers
+	// (and another partner's, when one administers it): those are partners,
+	// never customers, and never make a day partial.
+	partnerOrgs := map[string]string{} // org UUID → partner
+	for i := range s.Accounts {
+		a := &s.Accounts[i]
+		org, err := a.Client.OwnOrg(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("partner %s: its own organisation (GET /people/me): %w", a.Partner.PartnerID, err)
+		}
+		partnerOrgs[org] = a.Partner.PartnerID
+	}
 	for i := range s.Accounts {
 		a := &s.Accounts[i]
 		err := a.Client.List(ctx, "/organizations", nil, func(raw json.RawMessage) error {
 			var o Organization
 			json.Unmarshal(raw, &o)
+			if id, err := OrgUUID(o.ID); err == nil && partnerOrgs[id] != "" {
+				return nil
+			}
 			c, err := CustomerOf(raw, a.Partner.PartnerID)
 			if err != nil {
-				r.skip(source.Skipped{Customer: o.ID, Name: o.DisplayName, Reason: err.Error()})
+				r.skip(source.Skipped{Partner: a.Partner.PartnerID, Customer: o.ID, Name: o.DisplayName, Reason: err.Error()})
 				return nil
 			}
 			region, ok := s.Regions[c.CustomerID]
 			if !ok || !model.ValidRegion(region) {
-				r.skip(source.Skipped{Customer: c.CustomerID, Name: c.CustomerName,
+				r.skip(source.Skipped{Partner: a.Partner.PartnerID, Customer: c.CustomerID, Name: c.CustomerName,
 					Reason: fmt.Sprintf("no region for organisation %s: add it to source.webex.regions (the API gives no data location; never a default region)", c.CustomerID)})
 				return nil
 			}
@@ -272,7 +287,7 @@ func (s *Source) Calls(ctx context.Context, day periods.Period, customers []sour
 			if !s.SkipFailedCustomers {
 				return err
 			}
-			r.skip(source.Skipped{Customer: c.Customer.CustomerID, Name: c.Customer.CustomerName, Reason: err.Error()})
+			r.skip(source.Skipped{Partner: c.Customer.PartnerID, Customer: c.Customer.CustomerID, Name: c.Customer.CustomerName, Reason: err.Error()})
 			continue
 		}
 		m.region, m.cust = c.Region, c.Customer // the rows stay where the day put them
@@ -418,7 +433,7 @@ func (s *Source) fetchOne(ctx context.Context, day periods.Period, m *member, r 
 		err = fmt.Errorf("customer %s (%s) of partner %s: %s: %w", m.cust.CustomerID, m.cust.CustomerName, m.account.Partner.PartnerID, what, err)
 		if s.SkipFailedCustomers && ctx.Err() == nil {
 			s.Log.Warn().Err(err).Str("customer_id", m.cust.CustomerID).Msg("webex: skipping a customer that kept failing (source.webex.skip_failed_customers)")
-			r.skip(source.Skipped{Customer: m.cust.CustomerID, Name: m.cust.CustomerName, Reason: err.Error()})
+			r.skip(source.Skipped{Partner: m.account.Partner.PartnerID, Customer: m.cust.CustomerID, Name: m.cust.CustomerName, Reason: err.Error()})
 			return result{id: m.cust.CustomerID}
 		}
 		return result{err: err}

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,6 +73,18 @@ type Fake struct {
 	// region's org answers 451, as the real feed does.
 	CallsRegion map[string]string
 
+	// PartnerOrgs are the partners' own organisations, one per partner a
+	// refresh token was minted for. GET /v1/organizations lists them to every
+	// partner's token beside its customers — the partner's own org is in its
+	// list (organizations/list-organizations lists the organizations the token
+	// can see, its own included), and a partner administering another
+	// partner's org sees that one too — and GET /v1/people/me answers the
+	// token's own (people/get-my-own-details: orgId).
+	// The token New mints is of no partner: it sees no partner org. With
+	// CrossPartnerOrgs, every partner's token sees every partner's org.
+	PartnerOrgs      map[string]Org
+	CrossPartnerOrgs bool
+
 	Requests  atomic.Int64 // API requests (not token grants)
 	Grants    atomic.Int64 // refresh-token grants
 	CallsSoon atomic.Int64 // call-history requests of one org less than a minute apart (Now)
@@ -93,12 +106,19 @@ const (
 
 // New starts a fake with one valid refresh token, returned.
 func New(t testing.TB) (*Fake, string) {
-	f := &Fake{Data: map[string]*Data{}, access: map[string]string{}, refresh: map[string]string{}, lastCalls: map[string]time.Time{}, silentCh: make(chan struct{})}
+	f := &Fake{Data: map[string]*Data{}, PartnerOrgs: map[string]Org{}, access: map[string]string{}, refresh: map[string]string{}, lastCalls: map[string]time.Time{}, silentCh: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/access_token", f.token)
 	mux.HandleFunc("GET /v1/organizations", func(w http.ResponseWriter, r *http.Request) {
 		partner := f.partnerOf(r)
 		var visible []any
+		f.mu.Lock()
+		for _, p := range sortedKeys(f.PartnerOrgs) {
+			if p != "" && (p == partner || f.CrossPartnerOrgs) {
+				visible = append(visible, f.PartnerOrgs[p])
+			}
+		}
+		f.mu.Unlock()
 		for _, o := range f.Orgs {
 			if o.Partner == "" || o.Partner == partner {
 				if o.Raw != nil {
@@ -122,6 +142,15 @@ func New(t testing.TB) (*Fake, string) {
 			f.list(w, r, key, out)
 		}
 	}
+	mux.HandleFunc("GET /v1/people/me", func(w http.ResponseWriter, r *http.Request) {
+		partner := f.partnerOf(r)
+		f.mu.Lock()
+		org := f.PartnerOrgs[partner]
+		f.mu.Unlock()
+		me := webex.Person{ID: ID("PEOPLE", uuidFor("admin", partner)), Emails: []string{"admin@partner.example.com"},
+			DisplayName: "Partner administrator", OrgID: org.ID, Type: "person"}
+		f.one(w, r, me)
+	})
 	mux.HandleFunc("GET /v1/licenses", org("items", func(d *Data) []any { return anyOf(d.Licenses) }))
 	mux.HandleFunc("GET /v1/people", org("items", func(d *Data) []any { return anyOf(d.People) }))
 	mux.HandleFunc("GET /v1/devices", org("items", func(d *Data) []any { return anyOf(d.Devices) }))
@@ -140,7 +169,27 @@ func New(t testing.TB) (*Fake, string) {
 func (f *Fake) CallsHost(region string) string { return f.srv.URL + "/" + region + "/v1" }
 
 // RefreshToken mints a refresh token of partner's administrator.
-func (f *Fake) RefreshToken(partner string) string { return f.newToken(f.refresh, partner) }
+func (f *Fake) RefreshToken(partner string) string {
+	f.mu.Lock()
+	if _, ok := f.PartnerOrgs[partner]; !ok {
+		name := "Partner " + partner + " (partner org)"
+		f.PartnerOrgs[partner] = Org{ID: ID("ORGANIZATION", uuidFor("partner-org", partner)), DisplayName: name, Created: "2024-01-02T03:04:05.000Z"}
+	}
+	f.mu.Unlock()
+	return f.newToken(f.refresh, partner)
+}
+
+// PartnerOrgUUID is the UUID of partner's own organisation.
+func (f *Fake) PartnerOrgUUID(partner string) string { return uuidFor("partner-org", partner) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
 
 func (f *Fake) partnerOf(r *http.Request) string {
 	f.mu.Lock()
@@ -285,8 +334,12 @@ func (f *Fake) token(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Unlock()
 	if !ok {
+		// An error response of the token endpoint (RFC 6749 §5.2: error,
+		// error_description), with the trackingid every Webex answer has.
+		w.Header().Set("Trackingid", fmt.Sprintf("ROUTER_FAKE_GRANT_%d", f.Grants.Load()))
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant"})
+		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant",
+			"error_description": "The refresh token provided is expired, revoked, malformed, or invalid."})
 		return
 	}
 	json.NewEncoder(w).Encode(map[string]any{"access_token": f.newToken(f.access, partner), "expires_in": 1209600,
@@ -298,6 +351,20 @@ func (f *Fake) fail(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Trackingid", fmt.Sprintf("ROUTER_FAKE_%d", n))
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]any{"message": msg, "trackingId": fmt.Sprintf("ROUTER_FAKE_%d", n)})
+}
+
+// one serves a single object (GET /v1/people/me) under the same checks as list.
+func (f *Fake) one(w http.ResponseWriter, r *http.Request, v any) {
+	f.Requests.Add(1)
+	f.mu.Lock()
+	_, authorized := f.access[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+	f.mu.Unlock()
+	if !authorized {
+		f.fail(w, http.StatusUnauthorized, "The request requires a valid access token set in the Authorization request header.")
+		return
+	}
+	w.Header().Set("Trackingid", fmt.Sprintf("ROUTER_FAKE_%d", f.Requests.Load()))
+	json.NewEncoder(w).Encode(v)
 }
 
 // list serves items a page at a time, with a Link: <…>; rel="next" header.
