@@ -32,7 +32,7 @@ var defaultsYAML []byte
 // TALLY_ + the key path in upper case with "." and "-" as "_"
 // (source.bad_row_rate → TALLY_SOURCE_BAD_ROW_RATE).
 type Config struct {
-	readOnly bool // LoadReadOnly: source secrets may be missing
+	readOnly  bool            // LoadReadOnly: source secrets may be missing
 	Storage   StorageConfig   `yaml:"storage"`
 	Source    SourceConfig    `yaml:"source"`
 	Runner    RunnerConfig    `yaml:"runner"`
