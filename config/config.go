@@ -222,6 +222,9 @@ type WebexConfig struct {
 	Parallel            int               `yaml:"parallel"`
 	CallsParallel       int               `yaml:"calls_parallel"`
 	CallsInterval       Duration          `yaml:"calls_interval"`
+	CallsLateness       Duration          `yaml:"calls_lateness"`
+	PayloadRetention    Duration          `yaml:"payload_retention"`
+	WebhookMaxBytes     int64             `yaml:"webhook_max_bytes"`
 	RequestsPerSecond   float64           `yaml:"requests_per_second"`
 	RequestTimeout      Duration          `yaml:"request_timeout"`
 	SkipFailedCustomers bool              `yaml:"skip_failed_customers"`
@@ -231,7 +234,23 @@ type WebexConfig struct {
 type WebexPartner struct {
 	ID   string `yaml:"id"`
 	Name string `yaml:"name"`
+	// Calls is how the partner's call records come: poll (the call-history
+	// API, paced per token) or webhook (the Partner Hub Detailed Call Records
+	// webhook, received by tally serve).
+	Calls string `yaml:"calls"`
+	// Feed is the webhook's feed chosen in Partner Hub: analytics (every
+	// customer with a Calling relationship) or billing (calls of users with
+	// a Calling license the partner sold).
+	Feed string `yaml:"feed"`
+	// WebhookSecretFile holds the webhook's secret token (required for
+	// calls: webhook; never in the config file).
+	WebhookSecretFile string `yaml:"webhook_secret_file"`
+	// WebhookSecret is read from WebhookSecretFile.
+	WebhookSecret string `yaml:"-"`
 }
+
+// Webhook reports whether the partner's call records come by the webhook.
+func (p WebexPartner) Webhook() bool { return p.Calls == "webhook" }
 
 // HasFiles reports whether source.files names a landing zone.
 func (f FilesConfig) HasFiles() bool { return f.Path != "" || f.S3.Bucket != "" }
@@ -789,6 +808,33 @@ func (c *Config) validateWebex(bad func(string, ...any)) {
 			bad("source.webex.partners: %s is listed twice", p.ID)
 		}
 		seen[p.ID] = true
+		switch p.Calls {
+		case "":
+			w.Partners[i].Calls = "poll"
+		case "poll", "webhook":
+		default:
+			bad("source.webex.partners[%d].calls: %q is neither poll nor webhook", i, p.Calls)
+		}
+		switch p.Feed {
+		case "":
+			w.Partners[i].Feed = "analytics"
+		case "analytics", "billing":
+		default:
+			bad("source.webex.partners[%d].feed: %q is neither analytics nor billing (the webhook's feed in Partner Hub)", i, p.Feed)
+		}
+		if p.WebhookSecretFile != "" {
+			if b, err := os.ReadFile(p.WebhookSecretFile); err != nil {
+				bad("source.webex.partners[%d].webhook_secret_file: %v", i, err)
+			} else {
+				w.Partners[i].WebhookSecret = strings.TrimSpace(string(b))
+			}
+		}
+	}
+	if w.CallsLateness <= 0 || w.CallsLateness >= c.Source.Grace {
+		bad("source.webex.calls_lateness (%s): must be positive and shorter than source.grace (%s): a day syncs within the grace window once its late calls are in", w.CallsLateness.D(), c.Source.Grace.D())
+	}
+	if w.PayloadRetention < Duration(24*time.Hour) {
+		bad("source.webex.payload_retention (%s): at least 24h (stored webhook deliveries are kept this long once their days are complete)", w.PayloadRetention.D())
 	}
 	for _, u := range []struct{ key, v string }{{"base_url", w.BaseURL}, {"token_url", w.TokenURL}} {
 		if !strings.HasPrefix(u.v, "http://") && !strings.HasPrefix(u.v, "https://") {

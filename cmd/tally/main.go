@@ -321,13 +321,14 @@ func (a *app) openWebex() (*webex.Source, error) {
 	limit := rate.NewLimiter(rate.Limit(w.RequestsPerSecond), max(1, int(w.RequestsPerSecond)))
 	hc := &http.Client{Transport: http.DefaultTransport}
 	src := &webex.Source{Regions: w.Regions, CallsHosts: w.CallsHosts, Parallel: w.Parallel, CallsParallel: w.CallsParallel,
-		CallsInterval: w.CallsInterval.D(), SkipFailedCustomers: w.SkipFailedCustomers, Clock: a.clock, Log: a.log}
+		CallsInterval: w.CallsInterval.D(), CallsLateness: w.CallsLateness.D(), SkipFailedCustomers: w.SkipFailedCustomers,
+		Payloads: stores, Clock: a.clock, Log: a.log}
 	for _, p := range w.Partners {
 		oauth := &webex.OAuth{Key: webex.TokenKey(p.ID), TokenURL: w.TokenURL, ClientID: w.ClientID, ClientSecret: w.ClientSecret,
 			Store: stores.Control, HTTP: hc, Now: a.clock.Now}
 		client := &webex.Client{BaseURL: w.BaseURL, HTTP: hc, Tokens: oauth, Limit: limit, RequestTimeout: w.RequestTimeout.D(),
 			Clock: a.clock, Log: a.log.With().Str("partner_id", p.ID).Logger()}
-		src.Accounts = append(src.Accounts, webex.Account{Partner: model.Partner{PartnerID: p.ID, PartnerName: p.Name}, Client: client})
+		src.Accounts = append(src.Accounts, webex.Account{Partner: model.Partner{PartnerID: p.ID, PartnerName: p.Name}, Client: client, Webhook: p.Webhook()})
 	}
 	if a.cfg.Source.Files.HasFiles() {
 		if src.Files, err = a.openFiles(); err != nil {

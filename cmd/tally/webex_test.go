@@ -44,7 +44,7 @@ func webexSetup(t *testing.T, extra string) (cfg, data string, f *webextest.Fake
 	cfg = filepath.Join(dir, "tally.yaml")
 	os.WriteFile(cfg, []byte("storage:\n  type: local\n  path: "+data+"\nrunner:\n  lease_ttl: 10m\n  lease_renew: 1m\n  backoff: 10ms\n  backoff_max: 50ms\nlog:\n  format: json\n"+
 		"source:\n  type: webex\n  webex:\n    base_url: "+f.URL+"\n    token_url: "+f.URL+"/access_token\n"+
-		"    client_id: "+webextest.ClientID+"\n    client_secret_file: "+secret+"\n    calls_interval: 0s\n"+
+		"    client_id: "+webextest.ClientID+"\n    client_secret_file: "+secret+"\n    calls_interval: 0s\n    calls_lateness: 10m\n"+
 		"    partners:\n      - {id: P1, name: Partner One}\n      - {id: P2, name: Partner Two}\n    regions:\n"+regions.String()+"    calls_hosts:\n"+hosts.String()+extra), 0o644)
 	for _, partner := range []string{"P1", "P2"} {
 		file := filepath.Join(dir, "refresh-"+partner)
@@ -118,8 +118,8 @@ func TestTheWebexSourceRunsTheDailyChainEndToEndForTwoPartnersInAllFourRegions(t
 			}
 		}
 		legs := must2(pqRead[model.CallLeg](filepath.Join(data, "calls", "region="+region, "day=2026-11-21", "part-0.parquet")))
-		if len(legs) != (2*3+1)+(2*4+1) {
-			t.Errorf("region %s: %d call legs, want %d (two per licensed person and one queue call, per customer)", region, len(legs), 2*3+1+2*4+1)
+		if want := webextest.DayLegs(0) + webextest.DayLegs(1); len(legs) != want {
+			t.Errorf("region %s: %d call legs, want %d (two per licensed person, a queue call and the call crossing midnight, per customer; legs by Start time)", region, len(legs), want)
 		}
 	}
 	var reports []string

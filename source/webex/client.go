@@ -91,11 +91,23 @@ func (c *Client) List(ctx context.Context, path string, query url.Values, each f
 // ListAt is List on another host (the call-history feed's regional host) and
 // with another key for the page's array (telephony numbers are "phoneNumbers").
 func (c *Client) ListAt(ctx context.Context, base, path string, query url.Values, key string, each func(json.RawMessage) error) error {
+	return c.ListPaced(ctx, base, path, query, key, nil, each)
+}
+
+// ListPaced is ListAt calling pace before each page (first tells the first
+// page from the following ones): an endpoint limited per token beyond the
+// client's own rate (the call history).
+func (c *Client) ListPaced(ctx context.Context, base, path string, query url.Values, key string, pace func(ctx context.Context, first bool) error, each func(json.RawMessage) error) error {
 	next := strings.TrimSuffix(base, "/") + path
 	if len(query) > 0 {
 		next += "?" + query.Encode()
 	}
-	for next != "" {
+	for first := true; next != ""; first = false {
+		if pace != nil {
+			if err := pace(ctx, first); err != nil {
+				return err
+			}
+		}
 		body, header, err := c.Get(ctx, next)
 		if err != nil {
 			return err

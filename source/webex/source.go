@@ -18,12 +18,17 @@ import (
 	"tally/periods"
 	"tally/source"
 	"tally/source/files"
+	"tally/storage"
 )
 
 // Account is one partner and the client its administrator's token reads with.
 type Account struct {
 	Partner model.Partner
 	Client  *Client
+	// Webhook: the partner's call records come by push (the Partner Hub
+	// Detailed Call Records webhook, stored by package cdrhook in Payloads),
+	// not from polling the call history.
+	Webhook bool
 }
 
 // Source reads the partners' managed customer organisations from the Webex
@@ -41,13 +46,21 @@ type Source struct {
 	// Parallel customers' inventory are fetched at once; CallsParallel
 	// customers' call histories.
 	Parallel, CallsParallel int
-	// CallsInterval is the wait between two call-history requests of one
-	// organisation (the feed allows one a minute); CallsLag how long after a
-	// day ends its last records are in (5 minutes).
-	CallsInterval, CallsLag time.Duration
+	// CallsInterval is the wait between two initial call-history requests of
+	// one partner's token (the feed allows one a minute per user token;
+	// pagination requests are paced at 10 a minute beside them).
+	CallsInterval time.Duration
+	// CallsLateness is how long after a day ends its last calls are in: the
+	// call history is asked through day end + CallsLateness (a call that
+	// started on the day and ended after midnight is reported then), and the
+	// day waits until that window is readable (default 2 h).
+	CallsLateness time.Duration
 	// SkipFailedCustomers lets a day succeed, partial, without the customers
 	// that kept failing; otherwise one failing customer fails the day.
 	SkipFailedCustomers bool
+	// Payloads are the stores the webhook receiver keeps call records in
+	// (each region's; the control store for unmapped counts).
+	Payloads storage.Regional
 	// Files, when set, supplements the API with the landing zone (Dedicated
 	// Instance clusters, servers and their users and devices, CDRs, commerce).
 	Files *files.Source
@@ -56,6 +69,7 @@ type Source struct {
 
 	mu      sync.Mutex
 	rosters map[string]*Roster // day → its roster, until Notes
+	pacers  map[string]*callPacer
 }
 
 // CallsWindow is the longest window one call-history request may cover.
@@ -70,6 +84,7 @@ var (
 	_ source.Partial         = (*Source)(nil)
 	_ source.PresentOnly     = (*Source)(nil)
 	_ source.CallsBackfiller = (*Source)(nil)
+	_ source.ChangeDetector  = (*Source)(nil)
 )
 
 // PresentOnly: the inventory endpoints give today's state only.
@@ -93,6 +108,11 @@ type Roster struct {
 	members []member // by region (model.Regions order), then customer_id
 	skipped []source.Skipped
 	mu      sync.Mutex
+	// pushed are the webhook partners' stored records of the day, a cursor
+	// per partner and region (partner + "/" + region), opened as needed.
+	pushed map[string]*payloadCursor
+	// pushNotes are what the day read of them, for the ledger.
+	pushNotes map[string]any
 }
 
 // Member is a roster entry as tally config check shows it.
@@ -197,8 +217,8 @@ func (s *Source) Roster(ctx context.Context, day periods.Period) (*Roster, error
 // a time and its calls CallsParallel at a time, yielded in roster order. With
 // Files, the landing zone's rows of each customer are added to the API's.
 func (s *Source) Customers(ctx context.Context, day periods.Period, fn func(*source.CustomerDay) error) error {
-	if lag := s.callsLag(); s.Clock.Now().Before(day.End().Add(lag)) {
-		return fmt.Errorf("%w: the call history of %s is complete %s after the day ends (%s)", source.ErrWaiting, day.ID(), lag, day.End().Add(lag).Format(time.RFC3339))
+	if ready := s.callsReady(day); s.Clock.Now().Before(ready) {
+		return fmt.Errorf("%w: the call records of %s are complete %s after the day ends (source.webex.calls_lateness), at %s", source.ErrWaiting, day.ID(), ready.Sub(day.End()), ready.Format(time.RFC3339))
 	}
 	// Each attempt lists the organisations afresh: a retry never reuses an
 	// earlier attempt's roster or its skipped customers.
@@ -214,6 +234,7 @@ func (s *Source) Customers(ctx context.Context, day periods.Period, fn func(*sou
 	results, wait := s.fetchAll(ctx, day, r, false)
 	// Customers returns only when none of its fetches is still running.
 	defer func() { cancel(); wait() }()
+	defer s.closePushed(ctx, day, r)
 	// next is the following customer's answer (nil when it was skipped).
 	next := func() (result, bool, error) {
 		res, ok := <-results
@@ -234,6 +255,9 @@ func (s *Source) Customers(ctx context.Context, day periods.Period, fn func(*sou
 			if res.cd == nil {
 				continue
 			}
+			if err := s.attachPushed(ctx, day, r, res.cd); err != nil {
+				return err
+			}
 			if err := fn(res.cd); err != nil {
 				return err
 			}
@@ -251,6 +275,9 @@ func (s *Source) Customers(ctx context.Context, day periods.Period, fn func(*sou
 			return fmt.Errorf("webex: the landing zone yielded customer %s out of the roster's order", fcd.Customer.CustomerID)
 		case res.cd == nil:
 			return nil // skipped: none of its rows are written
+		}
+		if err := s.attachPushed(ctx, day, r, res.cd); err != nil {
+			return err
 		}
 		return fn(merge(res.cd, fcd))
 	})
@@ -300,12 +327,16 @@ func (s *Source) Calls(ctx context.Context, day periods.Period, customers []sour
 	defer cancel()
 	results, wait := s.fetchAll(ctx, day, r, true)
 	defer func() { cancel(); wait() }()
+	defer s.closePushed(ctx, day, r)
 	for res := range results {
 		if res.err != nil {
 			return res.err
 		}
 		if res.cd == nil {
 			continue
+		}
+		if err := s.attachPushed(ctx, day, r, res.cd); err != nil {
+			return err
 		}
 		if err := fn(res.cd); err != nil {
 			return err
@@ -453,6 +484,9 @@ func (s *Source) fetchOne(ctx context.Context, day periods.Period, m *member, r 
 		cd = Map(e)
 	}
 	cd.Region = m.region
+	if m.account.Webhook {
+		return result{id: m.cust.CustomerID, cd: cd} // its calls come from the stored deliveries, in roster order
+	}
 	select {
 	case calls <- struct{}{}:
 	case <-ctx.Done():
@@ -513,8 +547,36 @@ func appendJSON[T any](raw json.RawMessage, into *[]T) error {
 // DefaultCallsHost is the call-history feed's public host.
 const DefaultCallsHost = "https://analytics-calling.webexapis.com/v1"
 
-// calls reads the day's call history in CallsWindow windows from the
-// organisation's regional host, one request per CallsInterval per organisation.
+// feedLag is how long after a call ends the feed has its record
+// (reports-detailed-call-history: "available 5 minutes after a call has ended").
+const feedLag = 5 * time.Minute
+
+func (s *Source) lateness() time.Duration {
+	if s.CallsLateness > 0 {
+		return s.CallsLateness
+	}
+	return 2 * time.Hour
+}
+
+// callsReady is when the day's call records are all in: CallsLateness after
+// it ends for pushed records; for polled ones, when the last window (through
+// day end + CallsLateness) can be read, the feed's 5 minutes later.
+func (s *Source) callsReady(day periods.Period) time.Time {
+	for _, a := range s.Accounts {
+		if !a.Webhook {
+			return day.End().Add(s.lateness() + feedLag)
+		}
+	}
+	return day.End().Add(s.lateness())
+}
+
+// calls reads the day's call history from the organisation's regional host.
+// The feed selects records by report time (when the call finished), so the
+// windows run from the day's start through its end + CallsLateness, at most
+// CallsWindow each, and a leg is the day's when its Start time is in the day:
+// one that started the evening before is the day before's, one that crossed
+// midnight is this day's. Requests are paced per partner token, as the
+// reference limits them.
 func (s *Source) calls(ctx context.Context, day periods.Period, m *member) ([]model.CallLeg, []source.Rejected, error) {
 	if s.Clock.Now().Sub(day.Start) > CallsRetention {
 		return nil, nil, fmt.Errorf("the call history keeps %s: %s is older", CallsRetention, day.ID())
@@ -523,18 +585,18 @@ func (s *Source) calls(ctx context.Context, day periods.Period, m *member) ([]mo
 	if host == "" {
 		host = DefaultCallsHost
 	}
+	pace := s.pacer(m.account)
 	var legs []model.CallLeg
 	var rejected []source.Rejected
 	seen := map[string]bool{}
-	for from := day.Start; from.Before(day.End()); from = from.Add(CallsWindow) {
-		if from.After(day.Start) && s.CallsInterval > 0 {
-			if err := s.Clock.Sleep(ctx, s.CallsInterval); err != nil {
-				return nil, nil, err
-			}
-		}
+	last := day.End().Add(s.lateness())
+	for from := day.Start; from.Before(last); from = from.Add(CallsWindow) {
 		to := from.Add(CallsWindow)
+		if to.After(last) {
+			to = last
+		}
 		q := url.Values{"orgId": {m.orgID}, "startTime": {from.Format("2006-01-02T15:04:05.000Z")}, "endTime": {to.Format("2006-01-02T15:04:05.000Z")}, "max": {"500"}}
-		err := m.account.Client.ListAt(ctx, host, "/cdr_feed", q, "items", func(raw json.RawMessage) error {
+		err := m.account.Client.ListPaced(ctx, host, "/cdr_feed", q, "items", pace.wait, func(raw json.RawMessage) error {
 			var rec CDR
 			if err := json.Unmarshal(raw, &rec); err != nil {
 				return fmt.Errorf("call record %.200s: %w", raw, err)
@@ -544,10 +606,11 @@ func (s *Source) calls(ctx context.Context, day periods.Period, m *member) ([]mo
 				rejected = append(rejected, source.Rejected{Entity: "calls", File: "webex cdr_feed", Reason: err.Error(), Row: rec})
 				return nil
 			}
-			if !seen[leg.LegID] { // a record is reported once; windows never overlap, but be sure
-				seen[leg.LegID] = true
-				legs = append(legs, leg)
+			if leg.StartTime.Before(day.Start) || !leg.StartTime.Before(day.End()) || seen[leg.LegID] {
+				return nil // another day's leg, or one a window repeated
 			}
+			seen[leg.LegID] = true
+			legs = append(legs, leg)
 			return nil
 		})
 		var api *APIError
@@ -562,11 +625,210 @@ func (s *Source) calls(ctx context.Context, day periods.Period, m *member) ([]mo
 	return legs, rejected, nil
 }
 
-func (s *Source) callsLag() time.Duration {
-	if s.CallsLag > 0 {
-		return s.CallsLag
+// callPacer spaces one partner token's call-history requests as the reference
+// limits them: one initial request per CallsInterval (a minute), pagination
+// requests 10 a minute. Every organisation of the partner shares it.
+type callPacer struct {
+	clock             clock.Clock
+	first, page       time.Duration
+	mu                sync.Mutex
+	nextFirst, nextPg time.Time
+}
+
+func (s *Source) pacer(a *Account) *callPacer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pacers == nil {
+		s.pacers = map[string]*callPacer{}
 	}
-	return 5 * time.Minute
+	p := s.pacers[a.Partner.PartnerID]
+	if p == nil {
+		p = &callPacer{clock: s.Clock, first: s.CallsInterval, page: s.CallsInterval / 10}
+		s.pacers[a.Partner.PartnerID] = p
+	}
+	return p
+}
+
+// wait takes the next slot of its kind and sleeps until it.
+func (p *callPacer) wait(ctx context.Context, first bool) error {
+	if p.first <= 0 {
+		return nil
+	}
+	p.mu.Lock()
+	now := p.clock.Now()
+	next, every := &p.nextPg, p.page
+	if first {
+		next, every = &p.nextFirst, p.first
+	}
+	at := now
+	if next.After(at) {
+		at = *next
+	}
+	*next = at.Add(every)
+	p.mu.Unlock()
+	if d := at.Sub(now); d > 0 {
+		return p.clock.Sleep(ctx, d)
+	}
+	return nil
+}
+
+// attachPushed gives a webhook partner's customer its legs of the day from
+// the stored deliveries: de-duplicated by Report ID, latest Report time kept,
+// by Start time. Customers come in roster order, so each partner and region's
+// records are read once, a customer at a time.
+func (s *Source) attachPushed(ctx context.Context, day periods.Period, r *Roster, cd *source.CustomerDay) error {
+	if !s.webhook(cd.Customer.PartnerID) {
+		return nil
+	}
+	partner := cd.Customer.PartnerID
+	key := partner + "/" + cd.Region
+	r.mu.Lock()
+	c := r.pushed[key]
+	r.mu.Unlock()
+	if c == nil {
+		st, err := s.Payloads.For(cd.Region)
+		if err != nil {
+			return err
+		}
+		pd, err := readPayloads(ctx, st, partner, day)
+		if err != nil {
+			return err
+		}
+		c = newCursor(pd)
+		r.mu.Lock()
+		if r.pushed == nil {
+			r.pushed = map[string]*payloadCursor{}
+		}
+		r.pushed[key] = c
+		r.mu.Unlock()
+	}
+	recs, err := c.take(cd.Customer.CustomerID)
+	if err != nil {
+		return fmt.Errorf("partner %s, region %s: %w", partner, cd.Region, err)
+	}
+	legs, rejected := legsOf(recs, cd.Customer.CustomerID, day, PayloadPrefix(partner, day))
+	cd.Calls = legs
+	for _, rj := range rejected {
+		cd.Rejected = append(cd.Rejected, source.Rejected{Entity: "calls", File: rj.file, Reason: rj.err.Error(), Row: rj.rec})
+	}
+	return nil
+}
+
+func (s *Source) webhook(partner string) bool {
+	for _, a := range s.Accounts {
+		if a.Partner.PartnerID == partner {
+			return a.Webhook
+		}
+	}
+	return false
+}
+
+// closePushed releases the day's cursors and notes what the stored deliveries
+// held: per webhook partner and region, the objects read (ChangedPayloads
+// compares them later), the records, the records of organisations that are
+// no customer of the partner's, and the records of unmapped organisations
+// the receiver counted and did not store.
+func (s *Source) closePushed(ctx context.Context, day periods.Period, r *Roster) {
+	notes := map[string]any{}
+	for _, a := range s.Accounts {
+		if !a.Webhook {
+			continue
+		}
+		p := a.Partner.PartnerID
+		regions := map[string]any{}
+		for _, region := range model.Regions {
+			st, err := s.Payloads.For(region)
+			if err != nil {
+				continue
+			}
+			r.mu.Lock()
+			c := r.pushed[p+"/"+region]
+			r.mu.Unlock()
+			entry := map[string]any{}
+			if c != nil {
+				c.close()
+				entry["objects"], entry["digest"], entry["records"] = c.pd.listing.Objects, c.pd.listing.Digest, c.pd.records
+				if len(c.passed) > 0 {
+					entry["not_customers"] = c.passed
+				}
+			} else if objs, err := st.List(ctx, PayloadPrefix(p, day)); err == nil {
+				l := listingOf(objs)
+				entry["objects"], entry["digest"] = l.Objects, l.Digest
+			}
+			regions[region] = entry
+		}
+		partner := map[string]any{"regions": regions}
+		if unmapped := unmappedCounts(ctx, s.Payloads.Control, p, day); len(unmapped) > 0 {
+			partner["unmapped_orgs"] = unmapped
+		}
+		notes[p] = partner
+	}
+	r.mu.Lock()
+	r.pushed, r.pushNotes = nil, notes
+	r.mu.Unlock()
+}
+
+// unmappedCounts sums the receiver's counts of partner's day's records of
+// organisations with no region (not stored), per organisation.
+func unmappedCounts(ctx context.Context, control storage.Store, partner string, day periods.Period) map[string]int64 {
+	if control == nil {
+		return nil
+	}
+	objs, err := control.List(ctx, UnmappedPrefix(partner, day))
+	if err != nil {
+		return nil
+	}
+	out := map[string]int64{}
+	for _, o := range objs {
+		b, _, err := storage.ReadAll(ctx, control, o.Key)
+		if err != nil {
+			continue
+		}
+		var counts map[string]int64
+		if json.Unmarshal(b, &counts) == nil {
+			for org, n := range counts {
+				out[org] += n
+			}
+		}
+	}
+	return out
+}
+
+// Changed tells a day synced from stored deliveries that more arrived since
+// (late records): the day is stale, and backfill --stale re-runs it.
+func (s *Source) Changed(ctx context.Context, day periods.Period, notes map[string]any) (string, error) {
+	pushed, _ := notes["call_payloads"].(map[string]any)
+	for _, a := range s.Accounts {
+		if !a.Webhook {
+			continue
+		}
+		p := a.Partner.PartnerID
+		partner, _ := pushed[p].(map[string]any)
+		regions, _ := partner["regions"].(map[string]any)
+		for _, region := range model.Regions {
+			st, err := s.Payloads.For(region)
+			if err != nil {
+				continue
+			}
+			objs, err := st.List(ctx, PayloadPrefix(p, day))
+			if err != nil {
+				return "", err
+			}
+			now := listingOf(objs)
+			had, _ := regions[region].(map[string]any)
+			digest, _ := had["digest"].(string)
+			n, _ := had["objects"].(float64)
+			if now.Objects != int(n) || (now.Objects > 0 && now.Digest != digest) {
+				return fmt.Sprintf("partner %s's call records of %s in region %s: %d deliveries stored now, %d when the day was synced (late records)", p, day.ID(), region, now.Objects, int(n)), nil
+			}
+		}
+	}
+	if s.Files != nil {
+		if fn, ok := notes["files"].(map[string]any); ok {
+			return s.Files.Changed(ctx, day, fn)
+		}
+	}
+	return "", nil
 }
 
 // Skipped are the customers a day was synced without (sync marks it partial).
@@ -602,6 +864,11 @@ func (s *Source) Notes(day periods.Period) map[string]any {
 			count[p][m.region]++
 		}
 		notes["organisations"] = count
+		r.mu.Lock()
+		if r.pushNotes != nil {
+			notes["call_payloads"] = r.pushNotes
+		}
+		r.mu.Unlock()
 	}
 	if s.Files != nil {
 		if fn := s.Files.Notes(day); fn != nil {

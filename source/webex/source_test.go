@@ -27,7 +27,7 @@ var day = periods.Containing(periods.Daily, time.Date(2026, 11, 21, 0, 0, 0, 0, 
 func newSource(t *testing.T, n int) (*webex.Source, *webextest.Fake, *clock.Fake, *bytes.Buffer) {
 	t.Helper()
 	f, _ := webextest.New(t)
-	clk := clock.NewFake(day.End().Add(20 * time.Minute))
+	clk := clock.NewFake(day.End().Add(150 * time.Minute))
 	f.Now = clk.Now
 	store, err := local.New(t.TempDir())
 	if err != nil {
@@ -131,7 +131,7 @@ func TestLicenseNamesMapToTheirSection6Types(t *testing.T) {
 	}
 }
 
-func TestCallHistoryIsReadInTwelveHourWindowsWithNoOrganisationAskedTwiceAMinute(t *testing.T) {
+func TestCallHistoryIsReadInTwelveHourWindowsOverlappingTheDaysEdgesKeepingLegsByStartTimeWithNoTokenAskedTwiceAMinute(t *testing.T) {
 	s, f, _, _ := newSource(t, 3)
 	cds, err := collect(t, s)
 	if err != nil {
@@ -141,8 +141,20 @@ func TestCallHistoryIsReadInTwelveHourWindowsWithNoOrganisationAskedTwiceAMinute
 		t.Fatalf("%d customers", len(cds))
 	}
 	for k, cd := range cds {
-		if want := 2*(3+k) + 1; len(cd.Calls) != want {
+		if want := webextest.DayLegs(k); len(cd.Calls) != want {
 			t.Errorf("customer %d: %d calls, want %d", k, len(cd.Calls), want)
+		}
+		crossing := 0
+		for _, l := range cd.Calls {
+			if l.StartTime.Before(day.Start) || !l.StartTime.Before(day.End()) {
+				t.Errorf("customer %d: leg %s started %s, outside the day: legs belong to the day of their Start time", k, l.LegID, l.StartTime)
+			}
+			if l.StartTime.Add(time.Duration(l.DurationSeconds) * time.Second).After(day.End()) {
+				crossing++
+			}
+		}
+		if crossing != 1 {
+			t.Errorf("customer %d: %d legs crossing midnight into the next day, want the one that started on the day", k, crossing)
 		}
 		queued := 0
 		for _, l := range cd.Calls {
@@ -159,11 +171,15 @@ func TestCallHistoryIsReadInTwelveHourWindowsWithNoOrganisationAskedTwiceAMinute
 	}
 }
 
-func TestTheCallHistoryOfADayIsWaitedForUntilFiveMinutesAfterItEnds(t *testing.T) {
+func TestTheCallHistoryOfADayIsWaitedForUntilTheCallsLatenessAndTheFeedsFiveMinutesAfterItEnds(t *testing.T) {
 	s, _, clk, _ := newSource(t, 1)
-	clk.Set(day.End().Add(2 * time.Minute))
-	if _, err := collect(t, s); !errors.Is(err, source.ErrWaiting) {
-		t.Fatalf("at 00:02 the day's calls are not all in yet: %v, want waiting", err)
+	clk.Set(day.End().Add(2*time.Hour + 4*time.Minute))
+	if _, err := collect(t, s); !errors.Is(err, source.ErrWaiting) || !strings.Contains(err.Error(), "calls_lateness") {
+		t.Fatalf("at 02:04 the day's last window (to 02:00) is not readable yet: %v, want waiting naming calls_lateness", err)
+	}
+	clk.Set(day.End().Add(2*time.Hour + 5*time.Minute))
+	if _, err := collect(t, s); err != nil {
+		t.Fatalf("at 02:05: %v", err)
 	}
 }
 

@@ -28,7 +28,8 @@ var countries = map[string]string{"US": "US", "CA": "CA", "EU": "DE", "UAE": "AE
 // desk phone and a number; a person with no license and a bot; a workspace
 // with a Room Kit, an ATA and a TelePresence device; licenses of subscription
 // Sub-<partner>-<region>-<k> (Professional 10+k, Workspaces 2, Meetings 5);
-// and two calls per licensed person on day plus one call-queue call. By §6 it
+// and two calls per licensed person on day plus one call-queue call, and calls
+// at the day's edges (DayLegs counts the day's). By §6 it
 // consumes 3+k Knowledge Worker, 2 Common Area and 1 TelePresence licenses.
 func Customer(partner, region string, k int, day time.Time) (Org, *Data) {
 	orgUUID := uuidFor("org", partner, region, k)
@@ -85,8 +86,33 @@ func Customer(partner, region string, k int, day time.Time) (Org, *Data) {
 	d.CDRs = append(d.CDRs, webex.CDR{"Report ID": uuidFor("queue", orgUUID), "Correlation ID": uuidFor("queuecall", orgUUID), "Start time": day.Add(15 * time.Hour).Format("2006-01-02T15:04:05.000Z"),
 		"Duration": float64(240), "Direction": "TERMINATING", "User type": "CallCenterStandard", "Client type": "", "Redirect reason": "CallQueue", "Queue Type": "Call Queue",
 		"Answered": "true", "Ring duration": float64(25), "Site UUID": uuidFor("loc", orgUUID), "Org UUID": orgUUID})
+	// Calls at the day's edges: the feed selects records by report time (the
+	// time the call finished: reports-detailed-call-history/get-detailed-call-history,
+	// startTime "Report time is the time the call finished"), a day's legs are
+	// those that started in it. One started the evening before and ended
+	// after midnight (not the day's), one crosses into the next day (the
+	// day's), one starts exactly at the next midnight (not the day's).
+	first := d.People[0]
+	firstUUID, _ := webex.UUIDOf(first.ID, "PEOPLE")
+	for i, edge := range []struct {
+		start time.Time
+		secs  int
+	}{{day.Add(-time.Minute), 180}, {day.Add(24*time.Hour - 2*time.Minute), 300}, {day.Add(24 * time.Hour), 60}} {
+		d.CDRs = append(d.CDRs, webex.CDR{"Report ID": uuidFor("edge", orgUUID, i), "Correlation ID": uuidFor("edgecall", orgUUID, i),
+			"Start time": edge.start.Format("2006-01-02T15:04:05.000Z"), "Duration": float64(edge.secs), "Direction": "ORIGINATING",
+			"User UUID": firstUUID, "User type": "User", "Client type": "WXC_DEVICE", "Model": "Cisco 8845", "Site UUID": uuidFor("loc", orgUUID),
+			"Location": loc.Name, "Answered": "true", "Call type": "SIP_NATIONAL", "Org UUID": orgUUID})
+	}
+	for _, rec := range d.CDRs {
+		start, _ := time.Parse(time.RFC3339Nano, rec["Start time"].(string))
+		rec["Report time"] = start.Add(time.Duration(rec["Duration"].(float64)) * time.Second).Format("2006-01-02T15:04:05.000Z")
+	}
 	return org, d
 }
+
+// DayLegs is how many of Customer k's legs started on its day: two per
+// licensed person, the queue call and the call crossing into the next day.
+func DayLegs(k int) int { return 2*(3+k) + 1 + 1 }
 
 // Add puts a customer in the fake.
 func (f *Fake) Add(org Org, d *Data) {

@@ -85,14 +85,16 @@ type Fake struct {
 	PartnerOrgs      map[string]Org
 	CrossPartnerOrgs bool
 
-	Requests  atomic.Int64 // API requests (not token grants)
-	Grants    atomic.Int64 // refresh-token grants
-	CallsSoon atomic.Int64 // call-history requests of one org less than a minute apart (Now)
+	Requests   atomic.Int64 // API requests (not token grants)
+	Grants     atomic.Int64 // refresh-token grants
+	CallsSoon  atomic.Int64 // call-history requests over the per-token limit (Now)
+	CallsFirst atomic.Int64 // initial call-history requests (Now)
 
 	mu        sync.Mutex
-	access    map[string]string // valid access token → its partner
-	refresh   map[string]string // valid refresh token (rotated on use) → its partner
-	lastCalls map[string]time.Time
+	access    map[string]string      // valid access token → its partner
+	refresh   map[string]string      // valid refresh token (rotated on use) → its partner
+	lastCalls map[string]time.Time   // partner (token) → its last initial call-history request
+	pages     map[string][]time.Time // partner (token) → its pagination requests of the last minute
 	n         int
 	srv       *httptest.Server
 	silentCh  chan struct{}
@@ -106,7 +108,7 @@ const (
 
 // New starts a fake with one valid refresh token, returned.
 func New(t testing.TB) (*Fake, string) {
-	f := &Fake{Data: map[string]*Data{}, PartnerOrgs: map[string]Org{}, access: map[string]string{}, refresh: map[string]string{}, lastCalls: map[string]time.Time{}, silentCh: make(chan struct{})}
+	f := &Fake{Data: map[string]*Data{}, PartnerOrgs: map[string]Org{}, access: map[string]string{}, refresh: map[string]string{}, lastCalls: map[string]time.Time{}, pages: map[string][]time.Time{}, silentCh: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/access_token", f.token)
 	mux.HandleFunc("GET /v1/organizations", func(w http.ResponseWriter, r *http.Request) {
@@ -197,9 +199,11 @@ func (f *Fake) partnerOf(r *http.Request) string {
 	return f.access[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
 }
 
-// cdrFeed serves an org's records whose call ended in [startTime, endTime),
-// refusing windows over 12 hours, and counting an org's requests less than a
-// minute apart (the feed allows one a minute; pages of one request are free).
+// cdrFeed serves an org's records whose call ended in [startTime, endTime)
+// (the window selects by report time, "the time the call finished":
+// reports-detailed-call-history/get-detailed-call-history, startTime),
+// refusing windows over 12 hours ("Only 12 hours of records can be retrieved
+// per request"), and counting requests over the per-token limit.
 func (f *Fake) cdrFeed(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	org := q.Get("orgId")
@@ -210,12 +214,38 @@ func (f *Fake) cdrFeed(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, http.StatusBadRequest, "startTime and endTime must be timestamps at most 12 hours apart")
 		return
 	}
-	if q.Get("start") == "" && f.Now != nil { // a first page: the per-org rate limit
-		f.mu.Lock()
-		if last, ok := f.lastCalls[org]; ok && f.Now().Sub(last) < time.Minute {
-			f.CallsSoon.Add(1)
+	if f.Now != nil {
+		// The reference limits the call history per user token, not per
+		// organisation: one initial request a minute, with up to 10 more
+		// pagination requests (developer.webex.com/docs/api/v1/reports-detailed-call-history
+		// and …/reports-live-stream-detailed-call-history, "rate-limited to 1
+		// initial request per minute per user token"). A request over either
+		// is counted, not refused, so a test can say how many there were.
+		token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		partner := f.partnerOf(r)
+		if partner == "" {
+			partner = token
 		}
-		f.lastCalls[org] = f.Now()
+		now := f.Now()
+		f.mu.Lock()
+		if q.Get("start") == "" {
+			if last, ok := f.lastCalls[partner]; ok && now.Sub(last) < time.Minute {
+				f.CallsSoon.Add(1)
+			}
+			f.lastCalls[partner] = now
+		} else {
+			recent := f.pages[partner][:0]
+			for _, t := range f.pages[partner] {
+				if now.Sub(t) < time.Minute {
+					recent = append(recent, t)
+				}
+			}
+			if len(recent) >= 10 {
+				f.CallsSoon.Add(1)
+			}
+			f.pages[partner] = append(recent, now)
+		}
+		f.CallsFirst.Add(b2i(q.Get("start") == ""))
 		f.mu.Unlock()
 	}
 	if want := f.CallsRegion[org]; want != "" && want != r.PathValue("region") {
@@ -296,6 +326,13 @@ func FromFixtures(dir string) (Org, *Data, error) {
 		}
 	}
 	return org, d, nil
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func anyOf[T any](xs []T) []any {
