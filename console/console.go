@@ -52,6 +52,10 @@ type Console struct {
 	// unsubscribe route refuses every link).
 	Key []byte
 	Log zerolog.Logger
+	// Webhooks receives pushed deliveries (POST /webhooks/…, the Webex CDR
+	// webhook): a route outside the login that authenticates itself (each
+	// delivery is signed). Nil: none mounted.
+	Webhooks http.Handler
 
 	tmpl     *template.Template
 	ledger   *runner.Ledger // the runner's, read through a cache of decoded entries
@@ -111,6 +115,9 @@ func (c *Console) public(mux *http.ServeMux, other http.Handler) {
 	mux.HandleFunc("POST /unsubscribe", c.unsubscribe)
 	mux.HandleFunc("GET /files/{region}/{key...}", c.file) // signed links only, unless logged in
 	mux.Handle("/healthz", other)
+	if c.Webhooks != nil {
+		mux.Handle("POST /webhooks/", c.Webhooks)
+	}
 	if !c.MetricsLogin {
 		mux.Handle("/metrics", other)
 	}
@@ -121,7 +128,8 @@ func (c *Console) public(mux *http.ServeMux, other http.Handler) {
 func (c *Console) exempt(r *http.Request) bool {
 	path := r.URL.Path
 	return path == "/healthz" || (path == "/metrics" && !c.MetricsLogin) || path == "/unsubscribe" || path == "/login" || strings.HasPrefix(path, "/static/") ||
-		strings.HasPrefix(path, "/files/") && links.IsSigned(r.URL.Query())
+		strings.HasPrefix(path, "/files/") && links.IsSigned(r.URL.Query()) ||
+		strings.HasPrefix(path, "/webhooks/") && c.Webhooks != nil
 }
 
 // filesOnly serves the files of an FS, never a listing of its folders.

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"slices"
+
 	"tally/internal/tmpfile"
 )
 

@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"tally/internal/tmpfile"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+
+	"tally/internal/tmpfile"
 )
 
 // RowGroupRows bounds a row group. A writer's current row group waits in

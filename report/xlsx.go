@@ -12,10 +12,11 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"tally/internal/tmpfile"
 	"unicode/utf8"
 
 	"github.com/xuri/excelize/v2"
+
+	"tally/internal/tmpfile"
 )
 
 // XLSXMaxRows is how many rows an Excel sheet holds (the header included);

@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"tally/internal/tmpfile"
 	"time"
+
+	"tally/internal/tmpfile"
 )
 
 // Errors every backend translates its own into.

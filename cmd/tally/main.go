@@ -147,7 +147,8 @@ var readOnlyCommands = map[string]bool{"tally runs": true, "tally plan": true, "
 
 func (a *app) setup(cmd *cobra.Command) error {
 	load := config.Load
-	if readOnlyCommands[cmd.CommandPath()] {
+	receiver, _ := cmd.Flags().GetBool("receive-only") // the receiver calls no Webex API
+	if readOnlyCommands[cmd.CommandPath()] || receiver {
 		load = config.LoadReadOnly
 	}
 	cfg, err := load(a.configPath, os.Environ())

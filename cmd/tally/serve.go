@@ -29,6 +29,7 @@ import (
 
 func (a *app) serveCmd() *cobra.Command {
 	var listen string
+	var receiveOnly bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run every job on its schedule (UTC), with catch-up, /healthz and /metrics",
@@ -44,11 +45,25 @@ The web console listens on serve.listen (default 127.0.0.1:8080, this machine
 only). Beyond loopback it needs a login (serve.auth: named tokens or a header
 from a login proxy, roles viewer and operator) or it exits 2, unless
 serve.auth.allow_anonymous. serve.public_listen serves only the routes outside
-the login (/healthz, /metrics, /unsubscribe) for probes, Prometheus and a public
-Ingress.`,
-		Example: "  tally serve\n  tally serve --listen 127.0.0.1:9090",
+the login (/healthz, /metrics, /unsubscribe, signed downloads, and
+/webhooks/webex/cdr/<partner> for partners whose calls come by webhook) for
+probes, Prometheus and a public Ingress.
+
+--receive-only serves the webhook receivers and /healthz only, with no
+schedules, on --listen (default serve.public_listen, else serve.listen): the
+receiver Deployment beside CronJobs (deploy/kubernetes/webhook-receiver.yaml).`,
+		Example: "  tally serve\n  tally serve --listen 127.0.0.1:9090\n  tally serve --receive-only --listen :8081",
 		Args:    usageArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if receiveOnly {
+				if listen == "" {
+					listen = a.cfg.Serve.PublicListen
+				}
+				if listen == "" {
+					listen = a.cfg.Serve.Listen
+				}
+				return a.receiveOnly(cmd.Context(), listen)
+			}
 			r, reg, w, err := a.buildAll()
 			if err != nil {
 				return err
@@ -109,6 +124,11 @@ Ingress.`,
 				return err
 			}
 			con.Act, con.Done = s.Act, done // operators' re-runs and backfills run here, like firings
+			if rv, err := a.webhookReceiver(w.stores, m.Registry); err != nil {
+				return err
+			} else if rv != nil {
+				con.Webhooks = rv.Handler()
+			}
 			other := s.Handler(w.stores.Control, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 			srv := &http.Server{Handler: con.Handler(other), ReadHeaderTimeout: 10 * time.Second}
 			go srv.Serve(ln)
@@ -137,6 +157,7 @@ Ingress.`,
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "address for the console, /healthz and /metrics (default serve.listen)")
+	cmd.Flags().BoolVar(&receiveOnly, "receive-only", false, "serve only the webhook receivers and /healthz, no schedules")
 	cmd.AddCommand(a.sessionsCmd())
 	return cmd
 }

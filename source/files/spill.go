@@ -24,9 +24,10 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"tally/internal/tmpfile"
 
 	"github.com/klauspost/compress/s2"
+
+	"tally/internal/tmpfile"
 )
 
 const (

@@ -455,3 +455,38 @@ func (f *Fake) list(w http.ResponseWriter, r *http.Request, key string, items []
 	}
 	json.NewEncoder(w).Encode(map[string]any{key: items[start:end]})
 }
+
+// Deliveries are partner's customers' call records as the Partner Hub
+// Detailed Call Records webhook would deliver them between from and to
+// (help.webex.com/article/n5zr85e): every 5 minutes a payload with the records
+// of calls that ended 10 to 5 minutes before, in the format of the Detailed
+// Call Records APIs (an "items" list of records with the report's column
+// names). A payload with no records is not sent.
+func (f *Fake) Deliveries(partner string, from, to time.Time) [][]byte {
+	buckets := map[time.Time][]webex.CDR{}
+	for _, o := range f.Orgs {
+		if o.Partner != partner || f.Data[o.ID] == nil {
+			continue
+		}
+		for _, rec := range f.Data[o.ID].CDRs {
+			start, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(rec["Start time"]))
+			dur, _ := strconv.Atoi(fmt.Sprint(rec["Duration"]))
+			end := start.Add(time.Duration(dur) * time.Second)
+			at := end.Truncate(5 * time.Minute).Add(10 * time.Minute) // ended in [t, t+5m): the t+10m payload
+			if !at.Before(from) && at.Before(to) {
+				buckets[at] = append(buckets[at], rec)
+			}
+		}
+	}
+	var times []time.Time
+	for t := range buckets {
+		times = append(times, t)
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	out := make([][]byte, 0, len(times))
+	for _, t := range times {
+		b, _ := json.Marshal(map[string]any{"items": buckets[t]})
+		out = append(out, b)
+	}
+	return out
+}
