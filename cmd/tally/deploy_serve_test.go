@@ -17,6 +17,7 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -30,6 +31,7 @@ type built struct {
 	services    []corev1.Service
 	configMaps  []corev1.ConfigMap
 	secrets     []corev1.Secret
+	ingresses   []networkingv1.Ingress
 	kinds       []string
 }
 
@@ -62,6 +64,8 @@ func kustomizeBuild(t *testing.T, dir string) built {
 			b.secrets = append(b.secrets, strictAs[corev1.Secret](t, doc, where))
 		case "ServiceAccount":
 			strictAs[corev1.ServiceAccount](t, doc, where)
+		case "Ingress":
+			b.ingresses = append(b.ingresses, strictAs[networkingv1.Ingress](t, doc, where))
 		case "CronJob":
 		default:
 			t.Fatalf("%s: unexpected kind", where)
@@ -299,5 +303,124 @@ func TestTheShippedServeManifestsStartWithTheConsoleBehindItsLoginAndProbesAndSc
 	cookie, _, _ = strings.Cut(cookie, ";")
 	if code, body := get(at(consolePort, "/runs"), cookie); code != http.StatusOK || !strings.Contains(body, "operator") {
 		t.Errorf("/runs logged in: %d (want 200 naming the operator)", code)
+	}
+}
+
+// The receiver Deployment, added to the CronJobs' kustomization as its
+// comment says, starts with the shipped config plus a webhook partner: its
+// probes answer on the port they name, and a delivery signed with the
+// Secret's token, sent where the Ingress and Service route it, is stored.
+func TestTheShippedWebhookReceiverStartsAndStoresASignedDeliveryRoutedByItsIngressAndService(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("../../deploy/kubernetes")); err != nil {
+		t.Fatal(err)
+	}
+	k := must(os.ReadFile(filepath.Join(dir, "kustomization.yaml")))
+	k = []byte(strings.Replace(string(k), "  - cronjobs.yaml\n", "  - cronjobs.yaml\n  - webhook-receiver.yaml\n", 1))
+	os.WriteFile(filepath.Join(dir, "kustomization.yaml"), k, 0o644)
+	b := kustomizeBuild(t, dir)
+	var d *appsv1.Deployment
+	for i := range b.deployments {
+		if b.deployments[i].Name == "tally-webhook-receiver" {
+			d = &b.deployments[i]
+		}
+	}
+	if d == nil || len(b.ingresses) != 1 {
+		t.Fatalf("build: %v, want the receiver's Deployment and Ingress", b.kinds)
+	}
+	pod := d.Spec.Template.Spec
+	c := checkPod(t, d.Name, pod)
+	var svc corev1.Service
+	for _, s := range b.services {
+		if s.Name == "tally-webhook-receiver" {
+			svc = s
+		}
+	}
+	ing := b.ingresses[0].Spec.Rules[0].HTTP.Paths[0]
+	if ing.Backend.Service.Name != svc.Name || !strings.HasPrefix("/webhooks/webex/cdr/P1", ing.Path) {
+		t.Fatalf("the Ingress routes %s to %s, not the receiver's route to its Service", ing.Path, ing.Backend.Service.Name)
+	}
+	containerPorts := map[string]int32{}
+	for _, p := range c.Ports {
+		containerPorts[p.Name] = p.ContainerPort
+	}
+	if sp := svc.Spec.Ports[0]; containerPorts[sp.TargetPort.StrVal] == 0 || sp.Name != ing.Backend.Service.Port.Name {
+		t.Fatalf("the Service's port %s targets %s, which the container does not name", sp.Name, sp.TargetPort.StrVal)
+	}
+
+	root := t.TempDir()
+	mounted := func(p string) string { return filepath.Join(root, filepath.FromSlash(p)) }
+	secrets := map[string]corev1.Secret{}
+	for _, s := range b.secrets {
+		secrets[s.Name] = s
+	}
+	for _, m := range c.VolumeMounts {
+		for _, v := range pod.Volumes {
+			if v.Name == m.Name && v.Secret != nil {
+				os.MkdirAll(mounted(m.MountPath), 0o700)
+				for k, val := range secrets[v.Secret.SecretName].StringData {
+					os.WriteFile(filepath.Join(mounted(m.MountPath), k), []byte(val), 0o400)
+				}
+			}
+		}
+	}
+	secret := strings.TrimSpace(string(must(os.ReadFile(mounted("/etc/tally-webhook/P1")))))
+	var cfg map[string]any
+	for _, cm := range b.configMaps {
+		yaml.Unmarshal([]byte(cm.Data["tally.yaml"]), &cfg)
+	}
+	org := "4b1c6a52-8f0e-4d7a-9a35-61f0c2d8e901"
+	data := filepath.Join(root, "data")
+	cfg["storage"] = map[string]any{"type": "local", "path": data}
+	cfg["source"] = map[string]any{"type": "webex", "webex": map[string]any{"regions": map[string]string{org: "EU"},
+		"partners": []map[string]string{{"id": "P1", "name": "Partner One", "calls": "webhook", "webhook_secret_file": mounted("/etc/tally-webhook/P1")}}}}
+	out, _ := yaml.Marshal(cfg)
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil {
+			continue
+		}
+		if e.Name == "TALLY_CONFIG" {
+			os.MkdirAll(filepath.Dir(mounted(e.Value)), 0o700)
+			os.WriteFile(mounted(e.Value), out, 0o600)
+			e.Value = mounted(e.Value)
+		}
+		env = append(env, e.Name+"="+e.Value)
+	}
+	port := freePort(t)
+	args := append([]string{}, c.Args...)
+	for i, a := range args {
+		if a == fmt.Sprintf(":%d", containerPorts["public"]) {
+			args[i] = fmt.Sprintf("127.0.0.1:%d", port)
+		}
+	}
+	cmd := exec.Command(tallyBin, args...)
+	cmd.Env = env
+	var logs lockedBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
+		if containerPorts[p.HTTPGet.Port.StrVal] != containerPorts["public"] {
+			t.Fatalf("a probe on port %s, not the receiver's", p.HTTPGet.Port.String())
+		}
+		waitFor(t, "the receiver's "+p.HTTPGet.Path, 20*time.Second, func() bool {
+			resp, err := http.Get(base + p.HTTPGet.Path)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		})
+	}
+	body := []byte(`{"items":[{"Report ID":"r1","Org UUID":"` + org + `","Start time":"2026-11-21T10:00:00.000Z","Duration":60,"Report time":"2026-11-21T10:01:00.000Z"}]}`)
+	if code := post(strings.TrimPrefix(base, "http://"), "P1", body, []byte(secret)); code != 200 {
+		t.Fatalf("a delivery signed with the Secret's token: %d\n%s", code, logs.String())
+	}
+	if stored, _ := filepath.Glob(filepath.Join(data, "raw", "webex-cdr", "partner=P1", "day=2026-11-21", "*.jsonl")); len(stored) != 1 {
+		t.Fatalf("stored %v, want the delivery in the EU store's day folder", stored)
 	}
 }
