@@ -129,7 +129,10 @@ fuzz:
 ## RSS beside the §10 targets), the XLSX writer at 1M rows, the console's
 ## runs page over 6 jobs × 90 periods (target < 100 ms), and the files source's
 ## call-record reader on a day of 50K and 5M CUCM CDRs with their CMRs (the
-## full CDR/CMR field lists; target 250K records per CPU-second, flat memory);
+## full CDR/CMR field lists; target 250K records per CPU-second, flat memory),
+## a day of Webex CDR webhook deliveries for 100 and 1,000 organisations posted
+## to tally serve --receive-only and synced (payloads per second; sync peak RSS
+## ≤ 256 MiB and within 15% from 100 to 1,000);
 ## figures in bench-results.json. The DuckDB comparison is its own Go module
 ## (bench/duckdb, cgo): tally itself stays pure Go and make test needs no cgo.
 ## It writes the same 2M report rows through both, computes license-usage of a
@@ -140,6 +143,7 @@ bench: build
 	$(GO) build -o bin/bench ./internal/bench
 	bin/bench -rows 5000000,20000000 -xlsx 1000000 -console 50 -out bench-results.json
 	bin/bench -cdr 50000,5000000 -runs 1 -cdr-dir $(CDR_DAYS) -out bench-results.json
+	bin/bench -webhook 100,1000 -tally $(BIN) -out bench-results.json
 	cd bench/duckdb && CGO_ENABLED=1 $(GO) build -o ../../bin/bench-duckdb .
 	bin/bench-duckdb -rows 2000000 -usage 10000 -cdr $(CDR_DAYS)/5000000 -templates 1000000 -tally $(BIN) -out bench-results.json
 	rm -rf $(CDR_DAYS)

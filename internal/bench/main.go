@@ -64,6 +64,7 @@ func main() {
 	consoleReqs := flag.Int("console", 0, "also: time this many GET /runs of the console over 6 jobs × 90 periods")
 	chain := flag.String("chain", "", "instead: the daily chain at these many customers (e.g. 1000,10000,100000), with the tally binary -tally")
 	tallyBin := flag.String("tally", "bin/tally", "the tally binary -chain runs")
+	webhook := flag.String("webhook", "", "instead: a day of Webex CDR webhook deliveries for these many organisations (e.g. 100,1000), received by tally serve --receive-only and synced, with the tally binary -tally")
 	reshape := flag.String("reshape", "", "instead: IN,OUT,DAY: write landing zone IN's day into OUT with every file's rows shuffled and split in -parts files")
 	parts := flag.Int("parts", 4, "files per entity and region -reshape writes")
 	flag.Parse()
@@ -72,6 +73,29 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
+		return
+	}
+	if *webhook != "" {
+		var scales []int
+		for _, s := range strings.Split(*webhook, ",") {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bad -webhook %q\n", s)
+				os.Exit(2)
+			}
+			scales = append(scales, n)
+		}
+		bin, _ := filepath.Abs(*tallyBin)
+		res, err := benchWebhook(bin, scales)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		if err := benchfig.Merge(*out, map[string]any{"webhook": res}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("figures merged into %s\n", *out)
 		return
 	}
 	if *chain != "" {

@@ -79,9 +79,9 @@ var canonicalColumn = func() map[string]string {
 	return m
 }()
 
-func fold(k string) string {
-	return strings.ToLower(strings.NewReplacer(" ", "", "_", "", "-", "").Replace(k))
-}
+var unspaced = strings.NewReplacer(" ", "", "_", "", "-", "")
+
+func fold(k string) string { return strings.ToLower(unspaced.Replace(k)) }
 
 // Canonical is rec with every key the source reads spelled as the report's
 // column (reportId → "Report ID"); other keys are kept as they are.
@@ -160,7 +160,7 @@ type payloadDay struct {
 }
 
 // sortRun bounds the records a payload sort holds in memory (~1 KiB each).
-const sortRun = 32 << 10
+const sortRun = 1 << 10
 
 func readPayloads(ctx context.Context, st storage.Store, partner string, day periods.Period) (*payloadDay, error) {
 	objs, err := st.List(ctx, PayloadPrefix(partner, day))

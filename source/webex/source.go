@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,7 +112,9 @@ type Roster struct {
 	// pushed are the webhook partners' stored records of the day, a cursor
 	// per partner and region (partner + "/" + region), opened as needed.
 	pushed map[string]*payloadCursor
-	// pushNotes are what the day read of them, for the ledger.
+	// pushDone are the cursors finished, what each read; pushNotes all of
+	// it, for the ledger.
+	pushDone  map[string]map[string]any
 	pushNotes map[string]any
 }
 
@@ -649,12 +652,14 @@ func (s *Source) pacer(a *Account) *callPacer {
 	return p
 }
 
-// wait takes the next slot of its kind and sleeps until it.
+// wait takes the next slot of its kind and sleeps until it. Waiters queue:
+// each sleeps in turn, so slots are taken in order.
 func (p *callPacer) wait(ctx context.Context, first bool) error {
 	if p.first <= 0 {
 		return nil
 	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	now := p.clock.Now()
 	next, every := &p.nextPg, p.page
 	if first {
@@ -665,7 +670,6 @@ func (p *callPacer) wait(ctx context.Context, first bool) error {
 		at = *next
 	}
 	*next = at.Add(every)
-	p.mu.Unlock()
 	if d := at.Sub(now); d > 0 {
 		return p.clock.Sleep(ctx, d)
 	}
@@ -686,6 +690,15 @@ func (s *Source) attachPushed(ctx context.Context, day periods.Period, r *Roster
 	c := r.pushed[key]
 	r.mu.Unlock()
 	if c == nil {
+		// The roster is in region order: a region begun means the ones
+		// before are done; their records and run files are let go now.
+		r.mu.Lock()
+		for k, open := range r.pushed {
+			if !strings.HasSuffix(k, "/"+cd.Region) {
+				r.finish(k, open)
+			}
+		}
+		r.mu.Unlock()
 		st, err := s.Payloads.For(cd.Region)
 		if err != nil {
 			return err
@@ -742,16 +755,17 @@ func (s *Source) closePushed(ctx context.Context, day periods.Period, r *Roster)
 				continue
 			}
 			r.mu.Lock()
-			c := r.pushed[p+"/"+region]
+			if c := r.pushed[p+"/"+region]; c != nil {
+				r.finish(p+"/"+region, c)
+			}
+			entry, read := r.pushDone[p+"/"+region]
 			r.mu.Unlock()
-			entry := map[string]any{}
-			if c != nil {
-				c.close()
-				entry["objects"], entry["digest"], entry["records"] = c.pd.listing.Objects, c.pd.listing.Digest, c.pd.records
-				if len(c.passed) > 0 {
-					entry["not_customers"] = c.passed
-				}
-			} else if objs, err := st.List(ctx, PayloadPrefix(p, day)); err == nil {
+			if read {
+				regions[region] = entry
+				continue
+			}
+			entry = map[string]any{}
+			if objs, err := st.List(ctx, PayloadPrefix(p, day)); err == nil {
 				l := listingOf(objs)
 				entry["objects"], entry["digest"] = l.Objects, l.Digest
 			}
@@ -764,8 +778,22 @@ func (s *Source) closePushed(ctx context.Context, day periods.Period, r *Roster)
 		notes[p] = partner
 	}
 	r.mu.Lock()
-	r.pushed, r.pushNotes = nil, notes
+	r.pushed, r.pushDone, r.pushNotes = nil, nil, notes
 	r.mu.Unlock()
+}
+
+// finish closes a cursor and keeps what it read for the notes (r.mu held).
+func (r *Roster) finish(key string, c *payloadCursor) {
+	c.close()
+	entry := map[string]any{"objects": c.pd.listing.Objects, "digest": c.pd.listing.Digest, "records": c.pd.records}
+	if len(c.passed) > 0 {
+		entry["not_customers"] = c.passed
+	}
+	if r.pushDone == nil {
+		r.pushDone = map[string]map[string]any{}
+	}
+	r.pushDone[key] = entry
+	delete(r.pushed, key)
 }
 
 // unmappedCounts sums the receiver's counts of partner's day's records of

@@ -32,6 +32,12 @@ var countries = map[string]string{"US": "US", "CA": "CA", "EU": "DE", "UAE": "AE
 // at the day's edges (DayLegs counts the day's). By §6 it
 // consumes 3+k Knowledge Worker, 2 Common Area and 1 TelePresence licenses.
 func Customer(partner, region string, k int, day time.Time) (Org, *Data) {
+	return Sized(partner, region, k, 3+k, day)
+}
+
+// Sized is Customer k with people licensed people instead of 3+k (a
+// benchmark's estate of many like-sized organisations).
+func Sized(partner, region string, k, people int, day time.Time) (Org, *Data) {
 	orgUUID := uuidFor("org", partner, region, k)
 	org := Org{ID: ID("ORGANIZATION", orgUUID), DisplayName: fmt.Sprintf("%s %s Customer %d", partner, region, k),
 		Created: "2025-03-04T05:06:07.000Z", Partner: partner}
@@ -41,7 +47,7 @@ func Customer(partner, region string, k int, day time.Time) (Org, *Data) {
 	loc.Address.City = "Capital"
 	d.Locations = []webex.Location{loc}
 	sub := fmt.Sprintf("Sub-%s-%s-%d", partner, region, k)
-	pro := webex.License{ID: ID("LICENSE", uuidFor("pro", orgUUID)), Name: "Webex Calling - Professional", TotalUnits: int64(10 + k), ConsumedUnits: int64(3 + k), ConsumedByUsers: int64(3 + k), SubscriptionID: sub}
+	pro := webex.License{ID: ID("LICENSE", uuidFor("pro", orgUUID)), Name: "Webex Calling - Professional", TotalUnits: int64(7 + people), ConsumedUnits: int64(people), ConsumedByUsers: int64(people), SubscriptionID: sub}
 	ws := webex.License{ID: ID("LICENSE", uuidFor("ws", orgUUID)), Name: "Webex Calling - Workspaces", TotalUnits: 2, ConsumedUnits: 1, ConsumedByWorkspaces: 1, SubscriptionID: sub}
 	mtg := webex.License{ID: ID("LICENSE", uuidFor("mtg", orgUUID)), Name: "Webex Meetings - Enterprise", TotalUnits: 5, ConsumedUnits: 2, SubscriptionID: sub, SiteURL: "acme.webex.com", SiteType: "Control Hub managed site"}
 	d.Licenses = []webex.License{pro, ws, mtg}
@@ -50,7 +56,7 @@ func Customer(partner, region string, k int, day time.Time) (Org, *Data) {
 		fmt.Fprint(h, orgUUID, i)
 		return fmt.Sprintf("+1%010d", h.Sum64()%1e10)
 	}
-	for i := 0; i < 3+k; i++ {
+	for i := 0; i < people; i++ {
 		pid := uuidFor("person", orgUUID, i)
 		p := webex.Person{ID: ID("PEOPLE", pid), Emails: []string{fmt.Sprintf("user%d@c%d-%s.example.com", i, k, region)},
 			PhoneNumbers: []webex.PhoneNumber{{Type: "work", Value: number(i), Primary: true}}, Extension: fmt.Sprintf("%d", 1000+i),

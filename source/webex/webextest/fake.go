@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"tally/source/webex"
@@ -106,8 +105,12 @@ const (
 	ClientSecret = "s3cret-client-secret"
 )
 
+// Cleaner is what New needs of a test (testing.TB has it): a place to stop
+// the fake when the test ends.
+type Cleaner interface{ Cleanup(func()) }
+
 // New starts a fake with one valid refresh token, returned.
-func New(t testing.TB) (*Fake, string) {
+func New(t Cleaner) (*Fake, string) {
 	f := &Fake{Data: map[string]*Data{}, PartnerOrgs: map[string]Org{}, access: map[string]string{}, refresh: map[string]string{}, lastCalls: map[string]time.Time{}, pages: map[string][]time.Time{}, silentCh: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/access_token", f.token)
