@@ -712,6 +712,21 @@ func (a *app) checkWebex(ctx context.Context, ws *webex.Source) error {
 	for _, acc := range ws.Accounts {
 		fmt.Fprintf(a.stdout, "# source.webex: partner %s (%s): credentials ok\n", acc.Partner.PartnerID, acc.Partner.PartnerName)
 	}
+	if _, err := a.webhookReceiver(ws.Payloads, nil); err != nil {
+		return err
+	}
+	for _, p := range a.cfg.Source.Webex.Partners {
+		if !p.Webhook() {
+			fmt.Fprintf(a.stdout, "# source.webex: partner %s: calls by polling the call history (1 initial request a minute per token)\n", p.ID)
+			continue
+		}
+		base := a.cfg.Serve.PublicURL
+		if base == "" {
+			base = "https://<serve.public_url>"
+		}
+		fmt.Fprintf(a.stdout, "# source.webex: partner %s: calls by webhook (%s feed): set %s/webhooks/webex/cdr/%s and its secret token in Partner Hub (Organization Settings > Call Detail Records)\n",
+			p.ID, p.Feed, strings.TrimSuffix(base, "/"), p.ID)
+	}
 	for _, m := range r.Members() {
 		fmt.Fprintf(a.stdout, "#   %s  %-3s  %s  %s\n", m.Partner, m.Region, m.Customer.CustomerID, m.Customer.CustomerName)
 	}

@@ -128,6 +128,7 @@ receiver Deployment beside CronJobs (deploy/kubernetes/webhook-receiver.yaml).`,
 				return err
 			} else if rv != nil {
 				con.Webhooks = rv.Handler()
+				a.announce(rv)
 			}
 			other := s.Handler(w.stores.Control, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 			srv := &http.Server{Handler: con.Handler(other), ReadHeaderTimeout: 10 * time.Second}
@@ -144,7 +145,7 @@ receiver Deployment beside CronJobs (deploy/kubernetes/webhook-receiver.yaml).`,
 				pub := &http.Server{Handler: con.PublicHandler(other), ReadHeaderTimeout: 10 * time.Second}
 				go pub.Serve(pln)
 				servers = append(servers, pub)
-				a.log.Info().Str("public_listen", pln.Addr().String()).Msg("serving the routes outside the console's login (/healthz, /metrics, /unsubscribe)")
+				a.log.Info().Str("public_listen", pln.Addr().String()).Msg("serving the routes outside the console's login (/healthz, /metrics, /unsubscribe, signed downloads, webhooks)")
 			}
 			err = s.Run(cmd.Context())
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)

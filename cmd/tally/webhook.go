@@ -42,10 +42,14 @@ func (a *app) webhookReceiver(stores storage.Regional, reg *prometheus.Registry)
 	if reg != nil {
 		reg.MustRegister(rv.Deliveries)
 	}
+	return rv, nil
+}
+
+// announce logs each partner's receiver route, to set in Partner Hub.
+func (a *app) announce(rv *cdrhook.Receiver) {
 	for id := range rv.Partners {
 		a.log.Info().Str("partner_id", id).Str("route", "/webhooks/webex/cdr/"+id).Msg("receiving the partner's Webex call records (set this URL in Partner Hub: Organization Settings > Call Detail Records)")
 	}
-	return rv, nil
 }
 
 // receiveOnly serves the webhook receivers and /healthz only, with no
@@ -63,6 +67,7 @@ func (a *app) receiveOnly(ctx context.Context, listen string) error {
 	if rv == nil {
 		return runner.Usagef("serve --receive-only: no partner in source.webex.partners has calls: webhook, so there is nothing to receive")
 	}
+	a.announce(rv)
 	mux := http.NewServeMux()
 	mux.Handle(cdrhook.Route, rv.Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
