@@ -243,3 +243,42 @@ func TestAReceiverKilledWithSIGKILLDuringAStreamOfDeliveriesLosesNoLegAndCountsE
 	}
 	t.Logf("%d deliveries (each twice), %d SIGKILLs", len(deliveries), kills)
 }
+
+func TestServeReceivesTheWebhookOnItsPublicListenerOutsideTheConsolesLogin(t *testing.T) {
+	cfg, data, f := webhookSetup(t)
+	console, public := freeAddr(t), freeAddr(t)
+	token := filepath.Join(t.TempDir(), "console-token")
+	os.WriteFile(token, []byte("a-console-token-nobody-sends-here"), 0o600)
+	b := must(os.ReadFile(cfg))
+	b = append(b, []byte("serve:\n  listen: "+console+"\n  public_listen: "+public+"\n  catch_up: 0\n  auth:\n    type: token\n    token_file: "+token+"\n")...)
+	os.WriteFile(cfg, b, 0o644)
+	cmd := tally(cfg, "serve")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + public + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve's public /healthz does not answer (%v):\n%s", err, logs.String())
+		}
+	}
+	body := f.Deliveries("P1", webhookDay, webhookDay.Add(24*time.Hour))[0]
+	if code := post(public, "P1", body, webhookSecret); code != 200 {
+		t.Fatalf("a signed delivery on the public listener: %d\n%s", code, logs.String())
+	}
+	if code := post(public, "P1", body, []byte("wrong")); code != http.StatusUnauthorized {
+		t.Fatalf("a delivery signed with another secret: %d, want 401", code)
+	}
+	if stored, _ := filepath.Glob(filepath.Join(data, "raw", "webex-cdr", "partner=P1", "day=*", "*.jsonl")); len(stored) == 0 {
+		t.Fatalf("nothing stored from the delivery")
+	}
+}
