@@ -140,11 +140,21 @@ func TestAWebhookPartnersDayIsSyncedFromTheStoredDeliveriesAndALateRecordMakesIt
 	if code := post(addr, "P1", lateBody, webhookSecret); code != 200 {
 		t.Fatalf("the late delivery: %d", code)
 	}
-	if _, stdout, _ := run(t, "--config", cfg, "plan", "--from", "2026-11-21", "--to", "2026-11-21"); !staleRow.MatchString(stdout) || !strings.Contains(stdout, "late records") {
+	// Days later, past the grace window: the inventory is no longer today's,
+	// so the re-run goes through the calls backfill, inventory carried over.
+	later := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	if _, stdout, _ := runAt(t, later, "--config", cfg, "plan", "--from", "2026-11-21", "--to", "2026-11-21"); !staleRow.MatchString(stdout) || !strings.Contains(stdout, "late records") {
 		t.Fatalf("after a late record the day is stale:\n%s", stdout)
 	}
-	if code, stdout, stderr := run(t, "--config", cfg, "backfill", "sync-clusters", "--from", "2026-11-21", "--to", "2026-11-21", "--stale"); code != 0 {
+	inventory := must(os.ReadFile(filepath.Join(data, "inventory", "users", "region=EU", "day=2026-11-21", "part-0.parquet")))
+	if code, stdout, stderr := runAt(t, later, "--config", cfg, "backfill", "sync-clusters", "--from", "2026-11-21", "--to", "2026-11-21", "--stale"); code != 0 {
 		t.Fatalf("backfill --stale: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if now := must(os.ReadFile(filepath.Join(data, "inventory", "users", "region=EU", "day=2026-11-21", "part-0.parquet"))); !bytes.Equal(now, inventory) {
+		t.Errorf("the calls backfill changed the day's inventory")
+	}
+	if _, stdout, _ := runAt(t, later, "--config", cfg, "plan", "--from", "2026-11-21", "--to", "2026-11-21"); regexp.MustCompile(`sync-clusters.*\n\s+2026-11-21\s+stale`).MatchString(stdout) {
+		t.Errorf("after backfill --stale, sync-clusters is still stale:\n%s", stdout)
 	}
 	total := 0
 	for _, region := range model.Regions {
