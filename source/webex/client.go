@@ -246,7 +246,7 @@ func (c *Client) once(ctx context.Context, rawURL string) ([]byte, http.Header, 
 	resp, err := hc.Do(req)
 	if err != nil {
 		// A transport error names the URL, never the token (it is in a header).
-		return nil, nil, fmt.Errorf("webex: GET %s: %w", pathOf(rawURL), err)
+		return nil, nil, fmt.Errorf("webex: GET %s%s: %w", pathOf(rawURL), orgOf(rawURL), err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -261,7 +261,7 @@ func (c *Client) once(ctx context.Context, rawURL string) ([]byte, http.Header, 
 			Message string `json:"message"`
 		}
 		json.Unmarshal(body, &msg)
-		return nil, resp.Header, &APIError{Method: http.MethodGet, Path: pathOf(rawURL), Status: resp.StatusCode,
+		return nil, resp.Header, &APIError{Method: http.MethodGet, Path: pathOf(rawURL) + orgOf(rawURL), Status: resp.StatusCode,
 			TrackingID: resp.Header.Get("Trackingid"), Message: msg.Message}
 	}
 	return body, resp.Header, nil
