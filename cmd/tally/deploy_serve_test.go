@@ -203,14 +203,7 @@ func TestTheShippedServeManifestsStartWithTheConsoleBehindItsLoginAndProbesAndSc
 		t.Fatalf("the serve pod without its login: %v, want exit 2 naming serve.auth:\n%s", err, out)
 	}
 
-	cmd := exec.Command(tallyBin, c.Args...)
-	cmd.Env = env
-	var logs lockedBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	logs := startPod(t, c.Args, env)
 	at := func(port int32, path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", local[port], path) }
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 5 * time.Second}
 	get := func(u string, cookie string) (int, string) {
@@ -394,14 +387,7 @@ func TestTheShippedWebhookReceiverStartsAndStoresASignedDeliveryRoutedByItsIngre
 			args[i] = fmt.Sprintf("127.0.0.1:%d", port)
 		}
 	}
-	cmd := exec.Command(tallyBin, args...)
-	cmd.Env = env
-	var logs lockedBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	logs := startPod(t, args, env)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
 		if containerPorts[p.HTTPGet.Port.StrVal] != containerPorts["public"] {
@@ -423,4 +409,19 @@ func TestTheShippedWebhookReceiverStartsAndStoresASignedDeliveryRoutedByItsIngre
 	if stored, _ := filepath.Glob(filepath.Join(data, "raw", "webex-cdr", "partner=P1", "day=2026-11-21", "*.jsonl")); len(stored) != 1 {
 		t.Fatalf("stored %v, want the delivery in the EU store's day folder", stored)
 	}
+}
+
+// startPod starts tally as a container would, with args and env only; it is
+// interrupted when the test ends. Its output is returned.
+func startPod(t *testing.T, args, env []string) *lockedBuffer {
+	t.Helper()
+	cmd := exec.Command(tallyBin, args...)
+	cmd.Env = env
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	return logs
 }
