@@ -777,6 +777,9 @@ func (s *Source) closePushed(ctx context.Context, day periods.Period, r *Roster)
 		}
 		notes[p] = partner
 	}
+	if len(notes) == 0 {
+		notes = nil // no partner's calls come by webhook
+	}
 	r.mu.Lock()
 	r.pushed, r.pushDone, r.pushNotes = nil, nil, notes
 	r.mu.Unlock()
