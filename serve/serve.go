@@ -326,6 +326,16 @@ func (s *Scheduler) Handler(control storage.Store, metrics http.Handler) http.Ha
 			http.Error(w, fmt.Sprintf("scheduler loop silent for %ds", age), http.StatusServiceUnavailable)
 			return
 		}
+		StorageHealth(control).ServeHTTP(w, r)
+	})
+	mux.Handle("/metrics", metrics)
+	return mux
+}
+
+// StorageHealth answers /healthz by listing the control store's leases
+// within 5 s: ok, or 503 naming the storage error.
+func StorageHealth(control storage.Store) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		if _, err := control.List(ctx, "_leases/"); err != nil {
@@ -333,7 +343,5 @@ func (s *Scheduler) Handler(control storage.Store, metrics http.Handler) http.Ha
 			return
 		}
 		fmt.Fprintln(w, "ok")
-	})
-	mux.Handle("/metrics", metrics)
-	return mux
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"tally/model"
 	"tally/periods"
 	"tally/runner"
+	"tally/source/webex"
 	"tally/storage"
 )
 
@@ -110,18 +111,15 @@ func (a *app) gcPayloads(ctx context.Context, stores storage.Regional, tw io.Wri
 		if !p.Webhook() {
 			continue
 		}
-		places := []struct {
+		type place struct {
 			name   string
 			st     storage.Store
 			prefix string
-		}{{"control", stores.Control, "_webhooks/webex-cdr/partner=" + p.ID + "/day="}}
+		}
+		places := []place{{"control", stores.Control, webex.UnmappedDays(p.ID)}}
 		for _, region := range model.Regions {
 			if st, ok := stores.Regions[region]; ok {
-				places = append(places, struct {
-					name   string
-					st     storage.Store
-					prefix string
-				}{region, st, "raw/webex-cdr/partner=" + p.ID + "/day="})
+				places = append(places, place{region, st, webex.PayloadDays(p.ID)})
 			}
 		}
 		for _, pl := range places {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tally/runner"
+	"tally/serve"
 	"tally/source/webex/cdrhook"
 	"tally/storage"
 )
@@ -70,15 +70,7 @@ func (a *app) receiveOnly(ctx context.Context, listen string) error {
 	a.announce(rv)
 	mux := http.NewServeMux()
 	mux.Handle(cdrhook.Route, rv.Handler())
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		defer cancel()
-		if _, err := stores.Control.List(ctx, "_leases/"); err != nil {
-			http.Error(w, "storage: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
+	mux.Handle("/healthz", serve.StorageHealth(stores.Control))
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {

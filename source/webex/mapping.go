@@ -43,13 +43,10 @@ func UUIDOf(id, kind string) (string, error) {
 
 // decodeID is what follows /<kind>/ in a base64 ciscospark:// id.
 func decodeID(id, kind string) (string, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(id, "="))
+	s, err := unbase64(id)
 	if err != nil {
-		if raw, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(id, "=")); err != nil {
-			return "", fmt.Errorf("%s id %q is neither a UUID nor base64", strings.ToLower(kind), id)
-		}
+		return "", fmt.Errorf("%s id %q is neither a UUID nor base64", strings.ToLower(kind), id)
 	}
-	s := string(raw)
 	if strings.HasPrefix(s, "ciscospark://") {
 		// The reference spells some kinds both ways: /workspaces ids decode to
 		// …/PLACES/<uuid>, telephony owner ids to …/PLACE/<uuid>; both are the
@@ -78,17 +75,21 @@ func idUUID(id string) string {
 	if looksLikeUUID(id) {
 		return strings.ToLower(id)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(id, "="))
-	if err != nil {
-		if raw, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(id, "=")); err != nil {
-			return id
-		}
-	}
-	s := string(raw)
-	if i := strings.LastIndex(s, "/"); strings.HasPrefix(s, "ciscospark://") && looksLikeUUID(s[i+1:]) {
+	s, err := unbase64(id)
+	if i := strings.LastIndex(s, "/"); err == nil && strings.HasPrefix(s, "ciscospark://") && looksLikeUUID(s[i+1:]) {
 		return strings.ToLower(s[i+1:])
 	}
 	return id
+}
+
+// unbase64 decodes an id the API spells in URL-safe or standard base64, with
+// or without padding.
+func unbase64(id string) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(id, "="))
+	if err != nil {
+		raw, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(id, "="))
+	}
+	return string(raw), err
 }
 
 func looksLikeUUID(s string) bool {

@@ -16,6 +16,7 @@ import (
 	"tally/extsort"
 	"tally/model"
 	"tally/periods"
+	"tally/source"
 	"tally/storage"
 )
 
@@ -32,28 +33,36 @@ import (
 // The day of a record is the UTC day of its Start time: a day's legs are
 // those that started in it, whichever delivery brought them.
 
+// PayloadDays is the prefix of partner's stored records, a folder per day
+// (day=<YYYY-MM-DD>/) after it, in each region's store.
+func PayloadDays(partner string) string { return "raw/webex-cdr/partner=" + partner + "/day=" }
+
 // PayloadPrefix is where partner's stored records of day are, in each region's store.
 func PayloadPrefix(partner string, day periods.Period) string {
-	return "raw/webex-cdr/partner=" + partner + "/day=" + day.ID() + "/"
+	return PayloadDays(partner) + day.ID() + "/"
 }
 
 // PayloadKey is the content-addressed key of data, records of partner's day.
 func PayloadKey(partner, day string, data []byte) string {
 	sum := sha256.Sum256(data)
-	return "raw/webex-cdr/partner=" + partner + "/day=" + day + "/" + hex.EncodeToString(sum[:]) + ".jsonl"
+	return PayloadDays(partner) + day + "/" + hex.EncodeToString(sum[:]) + ".jsonl"
 }
 
 // UnmappedPrefix is where the counts of partner's day's records of unmapped
 // organisations are, in the control store.
 func UnmappedPrefix(partner string, day periods.Period) string {
-	return "_webhooks/webex-cdr/partner=" + partner + "/day=" + day.ID() + "/"
+	return UnmappedDays(partner) + day.ID() + "/"
 }
+
+// UnmappedDays is the prefix of partner's unmapped counts, a folder per day
+// after it, in the control store.
+func UnmappedDays(partner string) string { return "_webhooks/webex-cdr/partner=" + partner + "/day=" }
 
 // UnmappedKey is the key of a delivery's unmapped counts, addressed by the
 // records counted.
 func UnmappedKey(partner, day string, data []byte) string {
 	sum := sha256.Sum256(data)
-	return "_webhooks/webex-cdr/partner=" + partner + "/day=" + day + "/unmapped-" + hex.EncodeToString(sum[:]) + ".json"
+	return UnmappedDays(partner) + day + "/unmapped-" + hex.EncodeToString(sum[:]) + ".json"
 }
 
 // QuarantineKey is where a delivery whose shape is unknown is kept, whole.
@@ -261,11 +270,11 @@ func (pd *payloadDay) orgs() iter.Seq2[string, []CDR] {
 
 // legsOf maps an organisation's records to the day's legs: a record is the
 // day's when its Start time is in the day. Records it cannot map are rejected.
-func legsOf(recs []CDR, customerID string, day periods.Period, file string) (legs []model.CallLeg, rejected []rejectedRecord) {
+func legsOf(recs []CDR, customerID string, day periods.Period, file string) (legs []model.CallLeg, rejected []source.Rejected) {
 	for _, rec := range recs {
 		leg, err := CallLegOf(rec, customerID)
 		if err != nil {
-			rejected = append(rejected, rejectedRecord{rec: rec, err: err, file: file})
+			rejected = append(rejected, source.Rejected{Entity: "calls", File: file, Reason: err.Error(), Row: rec})
 			continue
 		}
 		if leg.StartTime.Before(day.Start) || !leg.StartTime.Before(day.End()) {
@@ -275,12 +284,6 @@ func legsOf(recs []CDR, customerID string, day periods.Period, file string) (leg
 	}
 	sortCalls(legs)
 	return legs, rejected
-}
-
-type rejectedRecord struct {
-	rec  CDR
-	err  error
-	file string
 }
 
 // payloadCursor hands out one partner's stored records of a day in one
@@ -299,25 +302,24 @@ type payloadCursor struct {
 
 func newCursor(pd *payloadDay) *payloadCursor {
 	next, stop := iter.Pull2(pd.orgs())
-	c := &payloadCursor{pd: pd, stop: stop, passed: map[string]int{}}
-	c.next = func() (string, []CDR, bool) {
-		org, recs, ok := next()
-		return org, recs, ok
+	return &payloadCursor{pd: pd, next: next, stop: stop, passed: map[string]int{}}
+}
+
+// advance moves to the next organisation, counting the one it leaves unasked.
+func (c *payloadCursor) advance() {
+	if c.org != "" {
+		c.passed[c.org] += len(c.recs)
 	}
-	return c
+	var ok bool
+	if c.org, c.recs, ok = c.next(); !ok {
+		c.done, c.org, c.recs = true, "", nil
+	}
 }
 
 // take is org's records (nil when none were stored).
 func (c *payloadCursor) take(org string) ([]CDR, error) {
 	for !c.done && (c.org == "" || c.org < org) {
-		if c.org != "" {
-			c.passed[c.org] += len(c.recs)
-		}
-		var ok bool
-		c.org, c.recs, ok = c.next()
-		if !ok {
-			c.done, c.org, c.recs = true, "", nil
-		}
+		c.advance()
 	}
 	if c.pd.err != nil {
 		return nil, c.pd.err
@@ -333,14 +335,7 @@ func (c *payloadCursor) take(org string) ([]CDR, error) {
 // close counts what was never asked for and releases the sort.
 func (c *payloadCursor) close() {
 	for !c.done {
-		if c.org != "" {
-			c.passed[c.org] += len(c.recs)
-		}
-		var ok bool
-		c.org, c.recs, ok = c.next()
-		if !ok {
-			c.done, c.org = true, ""
-		}
+		c.advance()
 	}
 	c.stop()
 	c.pd.sorter.Close()

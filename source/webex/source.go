@@ -720,10 +720,7 @@ func (s *Source) attachPushed(ctx context.Context, day periods.Period, r *Roster
 		return fmt.Errorf("partner %s, region %s: %w", partner, cd.Region, err)
 	}
 	legs, rejected := legsOf(recs, cd.Customer.CustomerID, day, PayloadPrefix(partner, day))
-	cd.Calls = legs
-	for _, rj := range rejected {
-		cd.Rejected = append(cd.Rejected, source.Rejected{Entity: "calls", File: rj.file, Reason: rj.err.Error(), Row: rj.rec})
-	}
+	cd.Calls, cd.Rejected = legs, append(cd.Rejected, rejected...)
 	return nil
 }
 

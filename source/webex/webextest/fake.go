@@ -202,6 +202,14 @@ func (f *Fake) partnerOf(r *http.Request) string {
 	return f.access[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
 }
 
+// authorized reports whether r carries a valid access token.
+func (f *Fake) authorized(r *http.Request) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.access[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+	return ok
+}
+
 // cdrFeed serves an org's records whose call ended in [startTime, endTime)
 // (the window selects by report time, "the time the call finished":
 // reports-detailed-call-history/get-detailed-call-history, startTime),
@@ -236,6 +244,7 @@ func (f *Fake) cdrFeed(w http.ResponseWriter, r *http.Request) {
 				f.CallsSoon.Add(1)
 			}
 			f.lastCalls[partner] = now
+			f.CallsFirst.Add(1)
 		} else {
 			recent := f.pages[partner][:0]
 			for _, t := range f.pages[partner] {
@@ -248,7 +257,6 @@ func (f *Fake) cdrFeed(w http.ResponseWriter, r *http.Request) {
 			}
 			f.pages[partner] = append(recent, now)
 		}
-		f.CallsFirst.Add(b2i(q.Get("start") == ""))
 		f.mu.Unlock()
 	}
 	if want := f.CallsRegion[org]; want != "" && want != r.PathValue("region") {
@@ -331,13 +339,6 @@ func FromFixtures(dir string) (Org, *Data, error) {
 	return org, d, nil
 }
 
-func b2i(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 func anyOf[T any](xs []T) []any {
 	out := make([]any, len(xs))
 	for i, x := range xs {
@@ -396,10 +397,7 @@ func (f *Fake) fail(w http.ResponseWriter, status int, msg string) {
 // one serves a single object (GET /v1/people/me) under the same checks as list.
 func (f *Fake) one(w http.ResponseWriter, r *http.Request, v any) {
 	f.Requests.Add(1)
-	f.mu.Lock()
-	_, authorized := f.access[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
-	f.mu.Unlock()
-	if !authorized {
+	if !f.authorized(r) {
 		f.fail(w, http.StatusUnauthorized, "The request requires a valid access token set in the Authorization request header.")
 		return
 	}
@@ -410,11 +408,8 @@ func (f *Fake) one(w http.ResponseWriter, r *http.Request, v any) {
 // list serves items a page at a time, with a Link: <…>; rel="next" header.
 func (f *Fake) list(w http.ResponseWriter, r *http.Request, key string, items []any) {
 	f.Requests.Add(1)
-	f.mu.Lock()
-	_, authorized := f.access[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
-	f.mu.Unlock()
 	switch {
-	case !authorized:
+	case !f.authorized(r):
 		f.fail(w, http.StatusUnauthorized, "The request requires a valid access token set in the Authorization request header.")
 		return
 	case f.Silent.Add(-1) >= 0:
