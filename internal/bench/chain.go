@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -123,6 +124,10 @@ func runJob(bin, dir string, env []string, args ...string) (cpu, wall, rss float
 
 // runJobTmp is runJob that also samples, every 100 ms, the temporary disk
 // the process holds open under tmp (its TMPDIR; unlinked files included).
+// Peak RSS is the child's own VmHWM, sampled every 10 ms until it exits: the
+// rusage Maxrss of a child started by this process also counts this
+// process's peak (Linux records the old memory map's high-water mark at exec,
+// and Go starts children sharing its memory map).
 func runJobTmp(bin, dir string, env []string, tmp string, args ...string) (cpu, wall, rss, tmpPeak float64, err error) {
 	cmd := exec.Command(bin, append(args, "--log-level", "error")...)
 	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
@@ -135,27 +140,50 @@ func runJobTmp(bin, dir string, env []string, tmp string, args ...string) (cpu, 
 		return 0, 0, 0, 0, fmt.Errorf("tally %v: %w", args, err)
 	}
 	done := make(chan struct{})
-	var peak int64
-	if tmp != "" {
-		go func() {
-			for {
-				select {
-				case <-done:
-					return
-				case <-time.After(100 * time.Millisecond):
-				}
-				peak = max(peak, openUnder(cmd.Process.Pid, tmp))
-			}
-		}()
+	type peaks struct {
+		hwm float64
+		tmp int64
 	}
+	result := make(chan peaks)
+	go func() {
+		var p peaks
+		for tick := 0; ; tick++ {
+			p.hwm = max(p.hwm, vmHWM(cmd.Process.Pid))
+			if tmp != "" && tick%10 == 0 {
+				p.tmp = max(p.tmp, openUnder(cmd.Process.Pid, tmp))
+			}
+			select {
+			case <-done:
+				result <- p
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
 	err = cmd.Wait()
 	close(done)
+	p := <-result
 	if err != nil {
 		return 0, 0, 0, 0, fmt.Errorf("tally %v: %w", args, err)
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(), clock.Real{}.Now().Sub(start).Seconds(), float64(ru.Maxrss) / 1024,
-		float64(peak) / (1 << 20), nil
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(), clock.Real{}.Now().Sub(start).Seconds(), p.hwm,
+		float64(p.tmp) / (1 << 20), nil
+}
+
+// vmHWM is a live process's peak resident set in MiB (/proc/<pid>/status).
+func vmHWM(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 // openUnder is the bytes of the files pid holds open under dir.

@@ -156,12 +156,13 @@ func webhookScale(bin string, n int) (WebhookFigure, error) {
 	if err := recv.Start(); err != nil {
 		return fig, err
 	}
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+	deadline := clock.Real{}.Now().Add(30 * time.Second)
+	for ; ; time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
 			resp.Body.Close()
 			break
 		}
-		if time.Since(start) > 30*time.Second {
+		if (clock.Real{}).Now().After(deadline) {
 			recv.Process.Kill()
 			return fig, fmt.Errorf("the receiver did not start")
 		}
@@ -208,7 +209,8 @@ func webhookScale(bin string, n int) (WebhookFigure, error) {
 	}
 
 	// Sync: login, then the day from the stored deliveries (inventory from
-	// the fake API), in its own process.
+	// the fake API), in its own process (runJob: the peak RSS is its own, not
+	// this process's, which holds the fake's estate).
 	tok := filepath.Join(dir, "refresh")
 	os.WriteFile(tok, []byte(fake.RefreshToken("P1")), 0o600)
 	if _, _, _, err := runJob(bin, dir, env, "source", "webex", "login", "--partner", "P1", "--refresh-token-file", tok); err != nil {
@@ -225,7 +227,7 @@ func webhookScale(bin string, n int) (WebhookFigure, error) {
 		if run > 1 {
 			a = append(slices.Clone(args), "--force")
 		}
-		cpu, wall, rss, err := runHWM(bin, dir, env, a...)
+		cpu, wall, rss, err := runJob(bin, dir, env, a...)
 		if err != nil {
 			return fig, err
 		}
@@ -244,21 +246,6 @@ func webhookScale(bin string, n int) (WebhookFigure, error) {
 	return fig, nil
 }
 
-// vmHWM is a live process's peak resident set in MiB (/proc/<pid>/status).
-func vmHWM(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
-
 // spread moves the people's calls across the whole day (the fake puts them
 // in two morning and afternoon bursts), so the webhook has a payload every 5
 // minutes as on a real day; the calls at the day's edges stay where they are.
@@ -274,40 +261,4 @@ func spread(recs []webex.CDR, org int, day time.Time) {
 		dur, _ := rec["Duration"].(float64)
 		rec["Report time"] = start.Add(time.Duration(dur) * time.Second).Format("2006-01-02T15:04:05.000Z")
 	}
-}
-
-// runHWM is runJob with the peak RSS read from the child's own VmHWM, sampled
-// every 10 ms until it exits. The rusage Maxrss of a child started by this
-// process counts this process's own peak (Linux records the old memory map's
-// high-water mark at exec, and Go starts children sharing its memory map),
-// and here this process holds the fake API's whole estate.
-func runHWM(bin, dir string, env []string, args ...string) (cpu, wall, rss float64, err error) {
-	cmd := exec.Command(bin, append(args, "--log-level", "error")...)
-	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	start := clock.Real{}.Now()
-	if err := cmd.Start(); err != nil {
-		return 0, 0, 0, err
-	}
-	done, peakc := make(chan struct{}), make(chan float64)
-	go func() {
-		var peak float64
-		for {
-			peak = max(peak, vmHWM(cmd.Process.Pid))
-			select {
-			case <-done:
-				peakc <- peak
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}()
-	err = cmd.Wait()
-	close(done)
-	peak := <-peakc
-	if err != nil {
-		return 0, 0, 0, fmt.Errorf("tally %v: %w", args, err)
-	}
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(), clock.Real{}.Now().Sub(start).Seconds(), peak, nil
 }
