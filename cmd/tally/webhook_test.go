@@ -292,3 +292,46 @@ func TestServeReceivesTheWebhookOnItsPublicListenerOutsideTheConsolesLogin(t *te
 		t.Fatalf("nothing stored from the delivery")
 	}
 }
+
+func TestGCRemovesStoredDeliveriesPastTheirRetentionOnlyOfCompleteDays(t *testing.T) {
+	cfg, data, f := webhookSetup(t)
+	store := must2(local.New(data))
+	rv := &cdrhook.Receiver{Partners: map[string]cdrhook.Partner{"P1": {ID: "P1", Secret: webhookSecret}}, Regions: map[string]string{},
+		Stores: storage.Single(store, model.Regions)}
+	for _, o := range f.Orgs {
+		rv.Regions[webextest.OrgUUID(o)] = strings.Fields(o.DisplayName)[1]
+	}
+	for _, body := range f.Deliveries("P1", webhookDay.Add(-time.Hour), webhookDay.Add(25*time.Hour)) {
+		if _, err := rv.Store(context.Background(), "P1", body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(day string) int {
+		objs, _ := store.List(context.Background(), webex.PayloadDays("P1")+day+"/")
+		return len(objs)
+	}
+	if count("2026-11-20") == 0 || count("2026-11-21") == 0 {
+		t.Fatalf("the deliveries hold records of the 20th (a call that started before midnight) and the 21st")
+	}
+	if code, stdout, stderr := run(t, "--config", cfg, "run", "sync-clusters", "--period", "2026-11-21"); code != 0 {
+		t.Fatalf("sync: exit %d\n%s%s", code, stdout, stderr)
+	}
+	inside := time.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC) // 29 days on: inside the 35 days
+	if code, stdout, _ := runAt(t, inside, "--config", cfg, "gc", "--apply"); code != 0 || count("2026-11-21") == 0 {
+		t.Fatalf("gc inside the retention removed the 21st's deliveries:\n%s", stdout)
+	}
+	past := time.Date(2027, 1, 5, 0, 0, 0, 0, time.UTC)
+	code, stdout, stderr := runAt(t, past, "--config", cfg, "gc")
+	if code != 0 || !strings.Contains(stdout, "would remove") || count("2026-11-21") == 0 {
+		t.Fatalf("gc without --apply lists, removes nothing: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := runAt(t, past, "--config", cfg, "gc", "--apply"); code != 0 || !strings.Contains(stdout, "webhook-delivery") {
+		t.Fatalf("gc --apply: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if n := count("2026-11-21"); n != 0 {
+		t.Errorf("%d deliveries of the complete 21st left past the retention", n)
+	}
+	if count("2026-11-20") == 0 {
+		t.Errorf("the 20th was never synced: its deliveries must stay, whatever their age")
+	}
+}
